@@ -1,0 +1,84 @@
+"""Similarity alignment of a face to a 256x256 crop (FFHQ/CelebA-HQ-like framing) and its exact inverse."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.transform import SimilarityTransform
+
+from anon_model.perception import landmarks68 as lm
+
+# Where the eye centres, nose tip and mouth corners sit in a 256-pixel crop: the face fills the middle ~60%
+# of the crop with hair, ears and chin inside, as in FFHQ / CelebA-HQ.
+_TEMPLATE_256 = np.array(
+    [[96.0, 118.0], [160.0, 118.0], [128.0, 152.0], [103.0, 182.0], [153.0, 182.0]], dtype=np.float64
+)
+
+
+def five_points(landmarks: np.ndarray) -> np.ndarray:
+    """Eye centres, nose tip and mouth corners (5, 2) from 68 landmarks."""
+    return np.stack(
+        [landmarks[lm.RIGHT_EYE].mean(0), landmarks[lm.LEFT_EYE].mean(0), landmarks[30], landmarks[48], landmarks[54]]
+    )
+
+
+def alignment_matrix(landmarks: np.ndarray, crop_size: int = 256) -> np.ndarray:
+    """The (2, 3) similarity transform taking the photo to the aligned crop (least squares on 5 points)."""
+    tform = SimilarityTransform.from_estimate(five_points(np.asarray(landmarks, np.float64)), _TEMPLATE_256 * crop_size / 256)
+    if not tform:
+        raise ValueError("degenerate landmarks: cannot estimate an alignment")
+    return tform.params[:2].copy()
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a (2, 3) affine matrix to (N, 2) points."""
+    return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) affine matrix."""
+    return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int = 256) -> np.ndarray:
+    """Cut the aligned crop out of `image`; pre-blurs when shrinking so the crop is not aliased."""
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    src = image
+    if scale < 0.8:
+        sigma = 0.45 / scale
+        src = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    return cv2.warpAffine(src, matrix, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+
+
+def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np.ndarray, *, feather: float = 0.04) -> np.ndarray:
+    """Blend `crop` back into a copy of `image` inside `mask` (crop coordinates) with a soft edge.
+
+    Pixels where the warped mask is zero keep their exact values, so the rest of the photo is untouched.
+    `feather` is the blur width as a fraction of the crop size.
+    """
+    h, w = image.shape[:2]
+    size = crop.shape[0]
+    soft = _feather(mask.astype(np.float32), feather * size)
+    inv = invert(matrix)
+    alpha = cv2.warpAffine(soft, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    ys, xs = np.nonzero(alpha > 1e-3)
+    out = image.copy()
+    if len(ys) == 0:
+        return out
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    shifted = inv.copy()
+    shifted[:, 2] -= (x0, y0)
+    region = cv2.warpAffine(crop, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    a = alpha[y0:y1, x0:x1, None]
+    a = np.where(a > 1e-3, a, 0.0)
+    blended = region.astype(np.float32) * a + image[y0:y1, x0:x1].astype(np.float32) * (1.0 - a)
+    out[y0:y1, x0:x1] = np.clip(blended.round(), 0, 255).astype(np.uint8)
+    return out
+
+
+def _feather(mask: np.ndarray, width: float) -> np.ndarray:
+    """Shrink the mask by half the feather width, then blur it, so the soft edge stays inside the face region."""
+    radius = max(1, int(round(width / 2)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    core = cv2.erode((mask > 0.5).astype(np.float32), kernel)
+    return np.clip(cv2.GaussianBlur(core, (0, 0), sigmaX=max(width / 3, 0.5)), 0.0, 1.0)

