@@ -8,14 +8,13 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
 from anon_model import __version__
 from anon_model.imageio import ImageLike, load_image
 from anon_model.output import AnonOutput
-from anon_model.perception.align import paste_back, transform_points, invert
+from anon_model.perception.align import invert, paste_back, transform_points
 
 INDEX_FILE = "model_index.json"
 COMPONENTS = ("preprocessor", "bank", "generator")
@@ -94,12 +93,15 @@ class AnonPipeline:
         return getattr(self.generator, "description", type(self.generator).__name__)
 
     def __call__(self, image: ImageLike, *, seed: int | None = 0, k_top: int | None = None,
-                 epsilon: float | None = None, k_neighbors: int | None = None) -> AnonOutput:
-        """Anonymize every face of `image`; the same seed gives the same output."""
+                 epsilon: float | None = None, k_neighbors: int | None = None, **options) -> AnonOutput:
+        """Anonymize every face of `image`; the same seed gives the same output.
+
+        `options` override `PreprocessorConfig` fields for this call only (e.g. use_ifa=False for an ablation).
+        """
         rgb = load_image(image)
         rng = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
         plans = self.preprocessor(rgb, bank=self.bank, k_top=k_top, epsilon=epsilon,
-                                  k_neighbors=k_neighbors, generator=rng)
+                                  k_neighbors=k_neighbors, generator=rng, **options)
         notes = [f"step 2: {self.step2_name}"]
         if not plans:
             notes.append("no face found: the photo is returned unchanged")
