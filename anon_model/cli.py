@@ -93,7 +93,11 @@ def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_
     import importlib
 
     p = sub.add_parser(name, help=help_text, description=help_text)
-    mod = importlib.import_module(module)
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:  # a partial install: say so when the command is used
+        p.set_defaults(run=lambda args: sys.exit(f"error: anon-model {name} is unavailable ({exc})"))
+        return
     getattr(mod, add_fn)(p)
     p.set_defaults(run=getattr(mod, run_fn))
 
