@@ -91,6 +91,7 @@ def test_generator_save_load_roundtrip_records_config(tmp_path):
     assert "`tiny`" in (tmp_path / "README.md").read_text() and "7 steps" in (tmp_path / "README.md").read_text()
     loaded = FaceAnonGenerator.from_pretrained(tmp_path)
     assert not loaded.training
+    assert "'tiny' for 7 steps" in loaded.description
     inputs = _inputs(batch=1)
     with torch.no_grad():
         assert torch.equal(model.eval()(*inputs), loaded(*inputs))

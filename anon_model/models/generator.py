@@ -121,6 +121,12 @@ class FaceAnonGenerator(
         self.fuse = nn.Linear(2 * z_id_dim, style_dim)
         self.translator = ConditionalTranslator(channels=translator_channels, n_middle=n_middle, style_dim=style_dim)
 
+    @property
+    def description(self) -> str:
+        """One line naming this step-2 model and its training (printed by the CLI and the app)."""
+        return (f"FaceAnonGenerator trained with config {self.training_config!r} for {self.trained_steps} steps "
+                f"({self.z_id_dim}-d {self.identity_backend} Z_id)")
+
     def condition(self, z_id: torch.Tensor, f_a: torch.Tensor) -> torch.Tensor:
         """Z_c = FC(Concat(Z_id, f_a)) (paper §3.3)."""
         return self.fuse(torch.cat([z_id, f_a], dim=1))
