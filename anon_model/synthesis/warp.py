@@ -1,0 +1,203 @@
+"""Training-free step 2: used whenever no trained generator G (§3.3) is configured, and announced as such.
+
+It is NOT the paper's generator. It consumes the same step-1 conditioning and does, per face:
+warp the appearance delegate Z_a's face onto the anonymized structure S-hat_x (piecewise-affine over
+the 68 points, the forehead and the crop border), match its colour and illumination to x, and
+blend it into x with a weight that follows IFA's identity attention (changed where attention was
+high, x kept where it was low, never outside x's face mask). The recast identity feature Z_id is
+not used: without a trained translator T there is nothing that could render it.
+
+``guarded_synthesis`` re-checks each result with the identity network and resynthesizes faces
+that still match their original (a bounded number of times, widening the blend each time).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from scipy.spatial import Delaunay
+
+from anon_model.conditioning import FaceConditioning
+from anon_model.perception.masks import face_mask, face_outline
+
+__all__ = ["TrainingFreeSynthesizer", "GuardReport", "guarded_synthesis", "piecewise_affine_warp"]
+
+DESCRIPTION = ("training-free synthesizer: no trained generator configured; the appearance delegate is warped "
+               "onto the anonymized landmarks and blended into the photo (Z_id unused)")
+
+
+#: How far above the brows the replaced region reaches (fraction of brow-to-chin height): less than the
+#: perception mask's 0.45, so the delegate's hairline does not come along.
+FOREHEAD = 0.3
+
+
+def _control_points(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """68 landmarks + the forehead outline + 8 crop-border anchors: the vertices of the warp's triangulation."""
+    forehead = face_outline(landmarks)[17:]  # the brows lifted over the forehead
+    s = size - 1
+    border = np.array([[0, 0], [s / 2, 0], [s, 0], [s, s / 2], [s, s], [s / 2, s], [0, s], [0, s / 2]], np.float64)
+    return np.concatenate([np.asarray(landmarks, np.float64), forehead, border])
+
+
+def piecewise_affine_warp(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Warp ``image`` so its points ``source`` land on ``target`` (one affine map per Delaunay triangle of ``target``).
+
+    Same map as skimage's ``PiecewiseAffineTransform`` (which is ~5x slower here): scipy's Delaunay gives
+    each output pixel's triangle and barycentric coordinates, cv2.remap samples the source there.
+    """
+    h, w = image.shape[:2]
+    tri = Delaunay(target)
+    ys, xs = np.mgrid[0:h, 0:w]
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+    simplex = tri.find_simplex(grid)
+    affine = tri.transform[simplex]
+    bary = np.einsum("nij,nj->ni", affine[:, :2], grid - affine[:, 2])
+    bary = np.concatenate([bary, 1.0 - bary.sum(axis=1, keepdims=True)], axis=1)
+    mapped = np.einsum("ni,nij->nj", bary, np.asarray(source, np.float64)[tri.simplices[simplex]])
+    mapped[simplex < 0] = grid[simplex < 0]  # outside the hull (not reached with border anchors): identity
+    maps = mapped.reshape(h, w, 2).astype(np.float32)
+    return cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+
+
+def _masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a one-channel ``image`` using only pixels where ``weight`` > 0 (normalized convolution)."""
+    num = cv2.GaussianBlur(image * weight, (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return num / np.maximum(den, 1e-6)
+
+
+def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndarray, *, sigma: float) -> np.ndarray:
+    """Give ``face`` the colour statistics (Lab mean/std) and the low-frequency lighting of ``target`` in ``region``.
+
+    Images are float32 RGB in [0, 1]; lighting is the luminance blurred with ``sigma`` pixels, so only
+    shading coarser than the facial features is taken from the target.
+    """
+    face_lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
+    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB)
+    inside = region > 0.5
+    mu_f, sd_f = face_lab[inside].mean(0), face_lab[inside].std(0) + 1e-3
+    mu_t, sd_t = target_lab[inside].mean(0), target_lab[inside].std(0)
+    out = (face_lab - mu_f) / sd_f * sd_t + mu_t
+    weight = inside.astype(np.float32)
+    light = _masked_blur(target_lab[..., 0], weight, sigma) - _masked_blur(out[..., 0], weight, sigma)
+    out[..., 0] = np.clip(out[..., 0] + light, 0.0, 100.0)
+    return np.clip(cv2.cvtColor(out, cv2.COLOR_LAB2RGB), 0.0, 1.0)
+
+
+def _soft(mask: np.ndarray, width: float) -> np.ndarray:
+    """Erode a {0,1} mask by ``width`` pixels and blur it by as much: a soft edge that stays inside the mask."""
+    radius = max(1, int(round(width)))
+    inside = (mask > 0.5).astype(np.float32)
+    core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return cv2.GaussianBlur(core, (2 * radius + 1, 2 * radius + 1), radius / 3) * inside
+
+
+def _region(cond: FaceConditioning) -> np.ndarray:
+    """The face region that may change: x's face mask within the outline of S-hat_x."""
+    size = cond.x.shape[-1]
+    return cond.mask.float().numpy() * face_mask(cond.landmarks_anon.numpy(), (size, size), forehead=FOREHEAD)
+
+
+class TrainingFreeSynthesizer:
+    """Step 2 without training: delegate face warped onto S-hat_x, colour/light-matched, attention-weighted blend."""
+
+    trained = False
+    description = DESCRIPTION
+
+    def __init__(self, *, attention_floor: float = 0.5, light_sigma: float = 0.05, feather: float = 0.04) -> None:
+        """``attention_floor``: blend weight where IFA's attention is 0 (1 where it is 1); sizes are fractions of the crop."""
+        self.attention_floor, self.light_sigma, self.feather = attention_floor, light_sigma, feather
+
+    def __repr__(self) -> str:
+        return f"TrainingFreeSynthesizer(attention_floor={self.attention_floor}, light_sigma={self.light_sigma}, feather={self.feather})"
+
+    def blend_weight(self, cond: FaceConditioning) -> np.ndarray:
+        """Where and how much the crop changes: x's face mask within the warped delegate face, scaled by attention."""
+        size = cond.x.shape[-1]
+        attention = cv2.GaussianBlur(cond.attention.float().numpy(), (0, 0), self.feather * size)
+        level = self.attention_floor + (1.0 - self.attention_floor) * np.clip(attention, 0.0, 1.0)
+        return _soft(_region(cond), self.feather * size) * level
+
+    def synthesize_one(self, cond: FaceConditioning) -> np.ndarray:
+        """One face: the anonymized crop as float32 (S, S, 3) in [0, 1]."""
+        size = cond.x.shape[-1]
+        x = cond.x.permute(1, 2, 0).float().numpy()
+        delegate = cond.delegate_crop.permute(1, 2, 0).float().numpy()
+        warped = piecewise_affine_warp(
+            delegate, _control_points(cond.delegate_landmarks.numpy(), size), _control_points(cond.landmarks_anon.numpy(), size)
+        )
+        face = match_colour_and_light(warped, x, _region(cond), sigma=self.light_sigma * size)
+        weight = self.blend_weight(cond)[..., None]
+        return face * weight + x * (1.0 - weight)
+
+    def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Anonymized crops (B, 3, S, S) in [0, 1]; deterministic, so ``generator`` is accepted and unused."""
+        return torch.stack([torch.from_numpy(self.synthesize_one(c)).permute(2, 0, 1) for c in conds])
+
+    __call__ = synthesize
+
+
+@dataclass
+class GuardReport:
+    """Per face: the identity distance of the kept result to the original, the attempts made, which one was kept, pass/fail."""
+
+    distances: torch.Tensor  # (B,)
+    attempts: torch.Tensor  # (B,) int, tries made
+    kept: torch.Tensor  # (B,) int, 1-based number of the try whose result is returned
+    passed: torch.Tensor  # (B,) bool, distance >= threshold + margin
+
+
+def guarded_synthesis(
+    synthesizer,
+    conds: list[FaceConditioning],
+    *,
+    identity,
+    resample: Callable[[int, int], FaceConditioning] | None = None,
+    originals: torch.Tensor | None = None,
+    max_attempts: int = 4,
+    margin: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, list[FaceConditioning], GuardReport]:
+    """Synthesize, then redo every face still within ``identity.threshold + margin`` of its original (at most ``max_attempts`` tries).
+
+    ``identity`` is an ``IdentityNetwork`` (``embed``, ``distance``, ``threshold``); ``originals`` are the
+    identity features of the x crops when already computed (e.g. by IFA), else they are embedded here.
+    On retry ``a`` a face's conditioning is replaced by ``resample(face_index, a)`` when given (new
+    delegates from step 1) and its attention is floored at a / (max_attempts - 1), so the last attempt
+    replaces the whole face region. Each face keeps its best attempt (farthest from the original).
+    Returns the crops, the conditionings that made them and a ``GuardReport``.
+    """
+    conds = list(conds)
+    limit = identity.threshold + margin
+
+    def embed(crops: torch.Tensor, landmarks: list[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            return identity.embed(crops.float(), landmarks=torch.stack(landmarks).float())
+
+    def distance(images: torch.Tensor, faces: list[FaceConditioning], reference: torch.Tensor) -> torch.Tensor:
+        """Distance to the original, the smaller of the result framed by S-hat_x and by S_x (conservative)."""
+        both = embed(torch.cat([images, images]), [c.landmarks_anon for c in faces] + [c.landmarks for c in faces])
+        return identity.distance(both, torch.cat([reference, reference])).reshape(2, -1).amin(0)
+
+    if originals is None:
+        originals = embed(torch.stack([c.x for c in conds]), [c.landmarks for c in conds])
+    images = synthesizer.synthesize(conds, generator=generator)
+    distances = distance(images, conds, originals)
+    used, attempts, best = list(conds), torch.ones(len(conds), dtype=torch.long), torch.ones(len(conds), dtype=torch.long)
+    for attempt in range(1, max_attempts):
+        redo = (distances < limit).nonzero().flatten().tolist()
+        if not redo:
+            break
+        for i in redo:
+            cond = resample(i, attempt) if resample is not None else conds[i]
+            conds[i] = replace(cond, attention=cond.attention.clamp_min(attempt / (max_attempts - 1)))
+        retried = synthesizer.synthesize([conds[i] for i in redo], generator=generator)
+        new = distance(retried, [conds[i] for i in redo], originals[redo])
+        for k, i in enumerate(redo):
+            if new[k] > distances[i]:  # keep each face's best attempt
+                images[i], distances[i], used[i], best[i] = retried[k], new[k], conds[i], attempt + 1
+        attempts[redo] += 1
+    return images, used, GuardReport(distances, attempts, best, distances >= limit)

@@ -1,0 +1,211 @@
+"""Visual clue anonymization (paper §3.2): VAA samples an appearance delegate Z_a, GSA a geometry S-hat_x.
+
+Both draw from a ``DelegateBank`` with IPD sampling (``anon_model.ipd``, Eq. 6-8).
+
+Our addition to the paper: bank faces within the verification threshold of x (the same person,
+e.g. x itself when its photo is in the bank) are never candidates, for VAA and GSA alike.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from skimage.transform import SimilarityTransform
+
+from anon_model.bank import DelegateBank
+from anon_model.conditioning import FaceConditioning
+from anon_model.errors import AnonModelError
+from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
+from anon_model.perception import landmarks68 as lm
+from anon_model.perception.face import Face
+from anon_model.perception.masks import face_mask
+from anon_model.perception.render import appearance_input, geometry_input
+
+__all__ = [
+    "DelegateSample",
+    "AppearanceDelegate",
+    "GeometryDelegate",
+    "visual_appearance_anonymization",
+    "geometry_structure_anonymization",
+    "recover_contour_and_mouth",
+    "face_conditioning",
+]
+
+
+@dataclass
+class DelegateSample:
+    """One IPD draw: the candidate set M_q (bank indices), its distances, utilities, Eq. 6 probabilities and the pick."""
+
+    candidates: torch.Tensor  # (m,) long, bank indices
+    distances: torch.Tensor  # (m,) d(q, X_i)
+    utilities: torch.Tensor  # (m,) u(q, X_i) in [0, 1]
+    probabilities: torch.Tensor  # (m,) P(X_i), sum 1
+    chosen: int  # bank index of the delegate
+
+    @property
+    def chosen_probability(self) -> float:
+        """P of the chosen candidate."""
+        return float(self.probabilities[int((self.candidates == self.chosen).nonzero()[0, 0])])
+
+
+@dataclass
+class AppearanceDelegate:
+    """VAA's result: the sampled appearance delegate Z_a (aligned crop and its landmarks) and how it was drawn."""
+
+    sample: DelegateSample
+    crop: np.ndarray  # (S, S, 3) uint8
+    landmarks: np.ndarray  # (68, 2) in crop pixels
+
+
+@dataclass
+class GeometryDelegate:
+    """GSA's result: the delegate structure S-bar (aligned onto S_x) and the anonymized structure S-hat_x."""
+
+    sample: DelegateSample
+    delegate_landmarks: np.ndarray  # (68, 2) S-bar, similarity-aligned to S_x, crop pixels
+    anonymized_landmarks: np.ndarray  # (68, 2) S-hat_x, crop pixels
+    pose_tolerance: tuple[float, float, float]  # the (yaw, pitch, roll) tolerance finally used
+
+
+def _eligible(bank: DelegateBank, embedding: torch.Tensor | None) -> torch.Tensor:
+    """Bool (N,): bank faces that may be delegates (all but x's own identity)."""
+    if embedding is None:
+        return torch.ones(len(bank), dtype=torch.bool)
+    eligible = ~bank.same_identity(embedding)
+    if not bool(eligible.any()):
+        raise AnonModelError("the delegate bank holds no face of another identity than this one")
+    return eligible
+
+
+def visual_appearance_anonymization(
+    embedding: torch.Tensor,
+    bank: DelegateBank,
+    *,
+    k: int = 10,
+    epsilon: float = 1.0,
+    generator: torch.Generator | None = None,
+    crop_size: int = 256,
+) -> AppearanceDelegate:
+    """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a."""
+    distances = bank.distances(embedding)
+    pool = _eligible(bank, embedding).nonzero().squeeze(1)
+    order = torch.argsort(distances[pool], stable=True)[:k]
+    candidates = pool[order]
+    d = distances[candidates]
+    utilities = utility_appearance(d)
+    pick, probs = sample_delegate(utilities, epsilon, generator=generator)
+    chosen = int(candidates[pick])
+    sample = DelegateSample(candidates, d, utilities, probs, chosen)
+    return AppearanceDelegate(sample, bank.crop(chosen, crop_size), bank.crop_landmarks(chosen, crop_size).numpy())
+
+
+def _same_pose(bank: DelegateBank, pool: torch.Tensor, pose: torch.Tensor, tolerance: torch.Tensor,
+               min_candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Faces of ``pool`` whose (yaw, pitch, roll) all lie within ``tolerance``, doubled until enough are found."""
+    gap = (bank.poses[pool] - pose).abs()
+    need = min(min_candidates, len(pool))
+    for _ in range(8):  # 8 doublings take 10 degrees past any angle; else every face qualifies
+        inside = (gap <= tolerance).all(dim=1)
+        if int(inside.sum()) >= need:
+            return pool[inside], tolerance
+        tolerance = tolerance * 2
+    return pool, torch.full_like(tolerance, float("inf"))
+
+
+def geometry_structure_anonymization(
+    landmarks: np.ndarray | torch.Tensor,
+    pose: Sequence[float] | np.ndarray,
+    bank: DelegateBank,
+    *,
+    embedding: torch.Tensor | None = None,
+    k: int = 10,
+    epsilon: float = 1.0,
+    pose_tolerance: tuple[float, float, float] = (10.0, 10.0, 10.0),
+    min_candidates: int = 3,
+    generator: torch.Generator | None = None,
+    crop_size: int = 256,
+) -> GeometryDelegate:
+    """GSA: sample S-bar among same-pose bank faces with u_g, then recover x's contour and mouth -> S-hat_x.
+
+    ``landmarks`` is S_x in pixels of x's aligned ``crop_size`` crop. The pose tolerance doubles until
+    ``min_candidates`` faces qualify (a small bank relaxes it gracefully); the k closest in pose are kept.
+    With ``embedding`` given, faces of x's own identity are excluded (our addition).
+    """
+    s_x = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
+    pose_x = torch.as_tensor(np.asarray(pose, np.float32))
+    pool = _eligible(bank, embedding).nonzero().squeeze(1)
+    same, tolerance = _same_pose(bank, pool, pose_x, torch.tensor(pose_tolerance, dtype=torch.float32), min_candidates)
+    closest = torch.argsort((bank.poses[same] - pose_x).abs().max(dim=1).values, stable=True)[:k]
+    candidates = same[closest]
+    d = geometry_distance(s_x, bank.crop_landmarks(candidates, crop_size))
+    utilities = utility_geometry(d)
+    pick, probs = sample_delegate(utilities, epsilon, generator=generator)
+    chosen = int(candidates[pick])
+    s_bar = _align_onto(bank.crop_landmarks(chosen, crop_size).numpy(), s_x.numpy())
+    return GeometryDelegate(
+        DelegateSample(candidates, d, utilities, probs, chosen), s_bar,
+        recover_contour_and_mouth(s_bar, s_x.numpy()), tuple(float(t) for t in tolerance),
+    )
+
+
+def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Similarity-align a landmark set onto a reference (least squares over all points)."""
+    tform = SimilarityTransform.from_estimate(np.asarray(points, np.float64), np.asarray(reference, np.float64))
+    if not tform:
+        raise AnonModelError("degenerate landmarks: cannot align the geometry delegate")
+    return tform(points)
+
+
+# Outer-lip chains from corner to corner and the inner-lip chains they enclose (iBUG-68 indices).
+_UPPER_OUTER, _UPPER_INNER = [48, 49, 50, 51, 52, 53, 54], [60, 61, 62, 63, 64]
+_LOWER_OUTER, _LOWER_INNER = [54, 55, 56, 57, 58, 59, 48], [64, 65, 66, 67, 60]
+
+
+def _along(chain: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Points at parameters t in [0, 1] of a polyline with evenly spaced vertices."""
+    s = np.linspace(0.0, 1.0, len(chain))
+    return np.stack([np.interp(t, s, chain[:, 0]), np.interp(t, s, chain[:, 1])], axis=1)
+
+
+def recover_contour_and_mouth(delegate: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """S-hat_x: S-bar with S_x's jaw contour and mouth opening (inner lips), keeping S-bar's lip thickness.
+
+    Each outer-lip point keeps its offset from the inner lip in S-bar and is re-attached to S_x's
+    inner lip at the same position along the lip, so the mouth's shape and opening follow x while
+    the thickness of the upper and lower lips stays the delegate's.
+    """
+    out = np.array(delegate, np.float64, copy=True)
+    original = np.asarray(original, np.float64)
+    out[lm.JAW] = original[lm.JAW]
+    out[lm.INNER_LIPS] = original[lm.INNER_LIPS]
+    t = np.linspace(0.0, 1.0, len(_UPPER_OUTER))
+    for outer, inner in ((_UPPER_OUTER, _UPPER_INNER), (_LOWER_OUTER, _LOWER_INNER)):
+        thickness = delegate[outer] - _along(delegate[inner], t)
+        out[outer] = _along(original[inner], t) + thickness
+    return out
+
+
+def _tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """float32 tensor of an array."""
+    return torch.as_tensor(array).detach().float()
+
+
+def face_conditioning(face: Face, appearance: AppearanceDelegate, geometry: GeometryDelegate, *,
+                      z_id: torch.Tensor, attention: torch.Tensor | np.ndarray) -> FaceConditioning:
+    """Assemble one face's step-1 output (Z_id from IFA, Z_a from VAA, Z_g from GSA) for a step-2 synthesizer."""
+    size = face.crop.shape[0]
+    delegate_mask = face_mask(appearance.landmarks, (size, size))
+    return FaceConditioning(
+        x=_tensor(face.crop).permute(2, 0, 1) / 255.0,
+        z_id=_tensor(z_id).reshape(-1),
+        z_a=_tensor(appearance_input(appearance.crop, delegate_mask)),
+        z_g=_tensor(geometry_input(face.crop, geometry.anonymized_landmarks, face.mask)),
+        landmarks=_tensor(face.crop_landmarks),
+        landmarks_anon=_tensor(geometry.anonymized_landmarks),
+        delegate_crop=_tensor(appearance.crop).permute(2, 0, 1) / 255.0,
+        delegate_landmarks=_tensor(appearance.landmarks),
+        mask=_tensor(face.mask),
+        attention=_tensor(attention),
+    )

@@ -1,0 +1,181 @@
+"""Delegate bank: the shipped default, build from a folder, save/load, the feature space, synthetic faces."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anon_model.bank import DEFAULT_BANK_DIR, DelegateBank, load_embedder
+from anon_model.errors import AnonModelError
+
+
+@pytest.fixture(scope="module")
+def dlib_embedder():
+    return load_embedder("dlib")
+
+
+@pytest.fixture(scope="module")
+def built(example_paths, analyzer, dlib_embedder):
+    """The bank rebuilt from the bundled photos, as the default one was."""
+    return DelegateBank.build(example_paths[0].parent, analyzer=analyzer, identity=dlib_embedder, jpeg_quality=90,
+                              progress=False)
+
+
+def test_default_bank_is_small_and_complete():
+    bank = DelegateBank.default()
+    assert sum(f.stat().st_size for f in DEFAULT_BANK_DIR.iterdir()) < 200_000
+    assert len(bank) == 5 and bank.embedder_name == "dlib" and bank.embeddings.shape == (5, 128)
+    assert bank.landmarks.shape == (5, 68, 2) and bool(((bank.landmarks > 0) & (bank.landmarks < 1)).all())
+    assert bank.poses.shape == (5, 3)
+    crop = bank.crop(0)
+    assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8 and crop.std() > 20
+    assert bank.crop(0, size=128).shape == (128, 128, 3)
+
+
+def test_rebuilding_reproduces_the_shipped_bank(built):
+    shipped = DelegateBank.default()
+    assert built.sources == shipped.sources
+    torch.testing.assert_close(built.landmarks, shipped.landmarks)
+    torch.testing.assert_close(built.poses, shipped.poses)
+    torch.testing.assert_close(built.embeddings, shipped.embeddings, atol=1e-4, rtol=0)
+    # the JPEG crops stay close to the originals
+    for i in range(len(built)):
+        assert np.abs(built.crop(i).astype(int) - shipped.crop(i).astype(int)).mean() < 3
+
+
+def test_feature_space_groups_the_same_person():
+    bank = DelegateBank.default()
+    is_obama = torch.tensor(["obama" in s for s in bank.sources])
+    for i in range(len(bank)):
+        same = bank.same_identity(bank.embeddings[i])
+        assert torch.equal(same, is_obama if is_obama[i] else torch.arange(len(bank)) == i), bank.sources[i]
+
+
+def test_embedding_a_crop_matches_the_bank_row(analyzer, example_paths):
+    bank = DelegateBank.default()
+    face = analyzer(example_paths[1])[0]  # biden
+    f = bank.embed(face.crop[None], face.crop_landmarks[None].astype(np.float32))[0]
+    d = bank.distances(f)
+    assert int(d.argmin()) == bank.sources.index("biden.jpg#0") and float(d.min()) < 1e-3
+
+
+def test_save_and_load_round_trip(built, tmp_path):
+    built.save_pretrained(tmp_path / "bank")
+    for loaded in (DelegateBank.load(tmp_path / "bank"), DelegateBank.from_pretrained(tmp_path / "bank"),
+                   DelegateBank.from_pretrained(tmp_path, subfolder="bank")):
+        assert loaded.sources == built.sources and loaded.crops == built.crops
+        assert torch.equal(loaded.embeddings, built.embeddings) and torch.equal(loaded.landmarks, built.landmarks)
+        assert loaded.embedder_name == "dlib" and loaded.threshold == pytest.approx(0.6)
+    assert len(DelegateBank.from_pretrained(None)) == 5
+
+
+def test_load_rejects_a_folder_without_a_bank(tmp_path):
+    with pytest.raises(AnonModelError, match="no delegate bank"):
+        DelegateBank.load(tmp_path)
+
+
+def test_build_skips_bad_files_and_refuses_empty_folders(tmp_path, example_paths, analyzer, dlib_embedder):
+    with pytest.raises(AnonModelError, match="no images"):
+        DelegateBank.build(tmp_path, analyzer=analyzer, identity=dlib_embedder, progress=False)
+    (tmp_path / "sub").mkdir()
+    shutil.copy(example_paths[1], tmp_path / "sub" / "b.jpg")
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        bank = DelegateBank.build(tmp_path, analyzer=analyzer, identity=dlib_embedder, progress=False)
+    assert bank.sources == ["sub/b.jpg#0"]
+
+
+@pytest.mark.slow
+def test_build_speed(example_paths, analyzer, dlib_embedder, tmp_path):
+    """>= 5 faces/s on the machine running the tests (models loaded: what a big folder sees)."""
+    for i in range(4):
+        for p in example_paths:
+            shutil.copy(p, tmp_path / f"{i}_{p.name}")
+    start = time.perf_counter()
+    bank = DelegateBank.build(tmp_path, analyzer=analyzer, identity=dlib_embedder, progress=False)
+    rate = len(bank) / (time.perf_counter() - start)
+    print(f"bank build: {rate:.1f} faces/s")
+    assert len(bank) == 20 and rate >= 5
+
+
+# ---- synthetic faces (diffusers) -----------------------------------------------------------------
+def test_synth_with_a_tiny_random_ddpm_runs_and_finds_no_face(tmp_path, analyzer, dlib_embedder):
+    """The real diffusers path (load, DDIM swap, sampling) with a random UNet: its noise holds no face."""
+    from diffusers import DDIMPipeline, DDPMPipeline, DDPMScheduler, UNet2DModel
+
+    from anon_model.bank import _unconditional_pipeline
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4)
+    DDPMPipeline(unet=unet, scheduler=DDPMScheduler(num_train_timesteps=100)).save_pretrained(tmp_path / "ddpm")
+    pipe = _unconditional_pipeline(str(tmp_path / "ddpm"), "cpu")
+    assert isinstance(pipe, DDIMPipeline)
+    images = pipe(batch_size=2, generator=torch.Generator().manual_seed(0), num_inference_steps=2, output_type="np").images
+    assert images.shape == (2, 32, 32, 3)
+    with pytest.warns(UserWarning, match="faces found in 0 of 3"), pytest.raises(AnonModelError, match="no face"):
+        DelegateBank.synthesize(2, model=str(tmp_path / "ddpm"), analyzer=analyzer, identity=dlib_embedder,
+                                steps=2, max_images=3, batch_size=2, progress=False)
+
+
+class _PhotoSampler:
+    """Stands in for a trained face diffusion model: returns the bundled photos as its 'samples'."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        from anon_model.imageio import load_image
+
+        self.images = [load_image(p) for p in paths]
+        self.calls = 0
+
+    def __call__(self, *, batch_size, generator, num_inference_steps, output_type):
+        assert output_type == "np" and isinstance(generator, torch.Generator)
+        picked = [self.images[(self.calls + i) % len(self.images)] for i in range(batch_size)]
+        self.calls += batch_size
+        size = min(min(im.shape[:2]) for im in picked)
+        batch = np.stack([im[:size, :size] for im in picked]).astype(np.float32) / 255.0
+
+        class Out:
+            images = batch
+
+        return Out()
+
+
+def test_synth_fills_the_bank_with_detected_faces(example_paths, analyzer, dlib_embedder):
+    """What happens after sampling (detect, align, embed, store), shown with real photos as the samples."""
+    sampler = _PhotoSampler([p for p in example_paths if "obama" not in p.name])
+    bank = DelegateBank.synthesize(2, model=sampler, analyzer=analyzer, identity=dlib_embedder, batch_size=1,
+                                   progress=False)
+    assert len(bank) == 2 and sampler.calls == 2
+    assert all(s.startswith("synth:_PhotoSampler#") for s in bank.sources)
+    assert bank.info["samples"] == 2
+
+
+# ---- ArcFace feature space (plumbing only: no ArcFace weights here) ------------------------------
+def test_arcface_embedder_plumbing_with_a_tiny_onnx(tmp_path, analyzer, example_paths):
+    """insightface's ArcFace wrapper around a tiny random ONNX net (same input/output shapes as w600k_r50)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, 512)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["data"], ["pooled"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["pooled", "w"], ["fc1"])],
+        "tiny_arcface",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("fc1", TensorProto.FLOAT, ["None", 512])],
+        initializer=[weight],
+    )
+    path = tmp_path / "tiny_arcface.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+    embedder = load_embedder(str(path))
+    assert embedder.name == "arcface:tiny_arcface.onnx" and embedder.threshold == pytest.approx(np.sqrt(1.4))
+    faces = [analyzer(p)[0] for p in example_paths[:2]]
+    bank = DelegateBank.from_faces(faces, ["a", "b"], identity=embedder)
+    assert bank.embeddings.shape == (2, 512)
+    torch.testing.assert_close(bank.embeddings.norm(dim=1), torch.ones(2))
+    assert not torch.allclose(bank.embeddings[0], bank.embeddings[1])
