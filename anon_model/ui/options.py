@@ -1,0 +1,37 @@
+"""Per-request settings of the app and how they reach the shared pipeline (as per-call overrides, never by mutation)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from anon_model.output import AnonOutput
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What a visitor sets: top-K distraction, privacy budget, neighbours, seed and the three step-1 switches."""
+
+    seed: int = 0
+    k_top: int = 3
+    epsilon: float = 1.0
+    k_neighbors: int = 10
+    use_ifa: bool = True
+    use_vaa: bool = True
+    use_gsa: bool = True
+
+    def key(self, image: np.ndarray) -> str:
+        """A digest of the photo and these settings: equal keys mean an equal pipeline output."""
+        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
+        digest.update(repr((image.shape, dataclasses.astuple(self))).encode())
+        return digest.hexdigest()
+
+
+def run_pipeline(pipe, image: np.ndarray, options: RunOptions) -> AnonOutput:
+    """Call ``pipe`` with ``options``; the IFA/VAA/GSA switches are per-call overrides, so requests never mix."""
+    return pipe(image, seed=int(options.seed), k_top=int(options.k_top), epsilon=float(options.epsilon),
+                k_neighbors=int(options.k_neighbors), use_ifa=bool(options.use_ifa), use_vaa=bool(options.use_vaa),
+                use_gsa=bool(options.use_gsa))

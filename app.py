@@ -1,0 +1,309 @@
+"""The anon_model Gradio app (the Hugging Face Space entry point): anonymize, explain, delegates, compare.
+
+Run ``python app.py``; it serves on $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (default 127.0.0.1:7860).
+$ANON_MODEL_ID (a Hub repo id or a local folder) selects a trained pipeline; unset, the offline default
+runs. Drawing and bookkeeping live in ``anon_model.ui``; this file only wires them to components.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, before gradio is imported
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import functools  # noqa: E402
+import secrets  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import anon_model  # noqa: E402
+from anon_model.errors import AnonModelError  # noqa: E402
+from anon_model.imageio import load_image  # noqa: E402
+from anon_model.ui import compare, study, views  # noqa: E402
+from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
+
+EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glob("*.jpg"))
+MAX_PIXELS = int(os.environ.get("ANON_APP_MAX_PIXELS", 16_000_000))
+MAX_FILE_SIZE = os.environ.get("ANON_APP_MAX_FILE_SIZE", "20mb")
+STUDY_CSV = Path(os.environ.get("ANON_STUDY_CSV", "user_study.csv"))
+#: gradio's temporary copies (uploads and shown results) are deleted this many seconds after creation.
+CACHE_SECONDS = int(os.environ.get("ANON_APP_CACHE_SECONDS", 300))
+#: A visitor's last result stays in memory (never on disk) this long, for the Explain/Delegates/Compare tabs.
+SESSION_SECONDS = 900
+_MINUTES = -(-(CACHE_SECONDS + min(60, CACHE_SECONDS)) // 60)  # creation age + one sweep, rounded up
+PRIVACY = (
+    "**Privacy.** Photos are processed in memory and never stored: the temporary copies the web framework "
+    f"makes to show images are deleted within {_MINUTES} minute{'s' * (_MINUTES > 1)} and when the app stops; "
+    "no analytics. The user study stores only your answers and anonymous question ids, never an image."
+)
+CSS = ".gallery-item .caption-label { white-space: normal; }"
+
+
+def expiring_upload(image: gr.Image) -> gr.Image:
+    """Make ``image`` say why when its upload is gone (gradio's copy is deleted after CACHE_SECONDS, for privacy).
+
+    Wraps the instance's preprocess rather than subclassing: gradio writes a .pyi stub beside any subclass.
+    """
+    preprocess = image.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except FileNotFoundError:
+            raise gr.Error("For privacy, uploads are deleted from the server after a few minutes: "
+                           "please upload the photo again.") from None
+
+    image.preprocess = checked
+    return image
+
+
+@functools.cache
+def pipeline():
+    """The shared pipeline: $ANON_MODEL_ID if set (trained generator), else the built-in offline default."""
+    import torch
+
+    return anon_model.AnonPipeline.from_pretrained(os.environ.get("ANON_MODEL_ID") or None,
+                                                  device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.cache
+def baselines() -> dict[str, compare.Method]:
+    """The Compare tab's other methods (blur, pixelation, ...) from the evaluation package."""
+    return compare.available_methods()
+
+
+@functools.cache
+def study_pool() -> study.StudyPool:
+    """User-study questions from the bundled public-domain photos (identity = file name without digits)."""
+    photos = {p.stem: (p.stem.rstrip("0123456789"), load_image(p)) for p in EXAMPLES}
+    return study.StudyPool(photos, anonymize=lambda rgb: run_pipeline(pipeline(), rgb, RunOptions()),
+                           methods=baselines(), bank=pipeline().bank)
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+def _result(photo, options: RunOptions, session: dict | None) -> dict:
+    """The pipeline's output for this photo and these settings (reused from the session when unchanged)."""
+    if photo is None:
+        raise gr.Error("Upload a photo first (or pick an example).")
+    try:
+        rgb = load_image(photo, max_pixels=MAX_PIXELS)
+        key = options.key(rgb)
+        if session and session.get("key") == key:
+            return session
+        return {"key": key, "rgb": rgb, "out": run_pipeline(pipeline(), rgb, options)}
+    except AnonModelError as err:
+        raise gr.Error(str(err)) from None
+
+
+def _face_index(session: dict, face: float | None) -> int:
+    """The 0-based index of face number ``face`` (1-based, as on the boxes)."""
+    count = len(session["out"].faces)
+    if not count:
+        raise gr.Error("No face was found in this photo, so there is nothing to show here.")
+    index = int(face or 1) - 1
+    if not 0 <= index < count:
+        raise gr.Error(f"There is no face {index + 1}: this photo has {count}.")
+    return index
+
+
+def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """Anonymize every face; returns the photo, the before/after pair, the boxed result and a summary."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+    out = session["out"]
+    if not out.faces:
+        gr.Warning("No face found in this photo: it is returned unchanged.")
+    return out.image, (Image.fromarray(session["rgb"]), out.image), views.boxed_result(out), views.summary(out), session
+
+
+def face_choice(session: dict | None):
+    """Reset the face number to 1 and bound it by the number of faces found."""
+    count = len(session["out"].faces) if session else 0
+    return gr.Number(value=1, maximum=max(1, count), interactive=count > 1)
+
+
+def explain_view(session: dict, face):
+    """Tab (b) for one face: CAM overlays H / H-hat, the landmark sets and Z_g, and the score table."""
+    if session is None or not session["out"].faces:
+        return [], [], "No face to explain."
+    record = session["out"].faces[_face_index(session, face)]
+    return views.cam_gallery(record), views.structure_gallery(record), views.explain_table(record)
+
+
+def explain(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """Explain one face of ``photo`` (runs the pipeline unless the session already holds this result)."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+    return (*explain_view(session, face), session)
+
+
+def delegates_view(session: dict, face):
+    """Tab (c) for one face: appearance and geometry candidates with their probabilities."""
+    if session is None or not session["out"].faces:
+        return [], [], "No face, so no delegates."
+    record, bank = session["out"].faces[_face_index(session, face)], pipeline().bank
+    appearance, geometry = views.appearance_gallery(record, bank), views.geometry_gallery(record, bank)
+    note = "" if appearance else "VAA is off: the face keeps its own appearance. "
+    note += "" if geometry else "GSA is off: the face keeps its own geometry."
+    return appearance, geometry, note or "The framed tile is the delegate the sampler drew (Eq. 6)."
+
+
+def delegates(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """Delegates of one face of ``photo`` (runs the pipeline unless the session already holds this result)."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+    return (*delegates_view(session, face), session)
+
+
+def compare_methods(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """Original, ours and the baselines side by side, with identity distances per face."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+    bank, out = pipeline().bank, session["out"]
+    results = compare.compare(bank, session["rgb"], out, baselines())
+    crops = compare.compare_gallery(results, threshold=bank.threshold, face=_face_index(session, face)) if out.faces else []
+    note = (f"Identity distance: l2 in the {bank.embedder_name} space between the original face and each "
+            f"method's face; below {bank.threshold:.2f} the recognizer still sees the same person (⚠).")
+    return compare.compare_gallery(results, threshold=bank.threshold), crops, note, session
+
+
+def next_question(participant):
+    """Draw a random user-study question."""
+    if study_pool.cache_info().currsize == 0:
+        gr.Info("Preparing the questions: the example photos are anonymized once by every method (about a minute).")
+    try:
+        item = study_pool().item(np.random.default_rng())
+    except (AnonModelError, ValueError) as err:
+        raise gr.Error(f"The user study cannot start: {err}") from None
+    prompt = ("**Q1. Are the two faces from the same person?**" if item.question == "Q1" else
+              "**Q2. Does the person on the left appear among the retrieved faces?** Pick its number, or "
+              "'Not appear'.")
+    refs = [(r, f"{i + 1}" if item.question == "Q2" else "another photo") for i, r in enumerate(item.references)]
+    return (item, participant or secrets.token_hex(6), item.query, refs, prompt,
+            gr.Radio(choices=item.choices, value=None, interactive=True))
+
+
+def submit_answer(item, participant, answer):
+    """Record the answer (no image) and refresh the rates."""
+    if item is None or not answer:
+        raise gr.Error("Draw a question and choose an answer first.")
+    outcome = study.StudyLog(STUDY_CSV).record(item, answer, participant=participant)
+    gr.Info(f"Recorded ({outcome}).")
+    return study.rates_markdown(study.StudyLog(STUDY_CSV).rates())
+
+
+def new_seed() -> int:
+    """A fresh seed for re-sampling the delegates."""
+    return secrets.randbelow(2**31)
+
+
+# ---------------------------------------------------------------------------------------------- layout
+def _gallery(label: str, *, columns: int, **kwargs) -> gr.Gallery:
+    """An output gallery with fixed-size tiles (captions under each image)."""
+    return gr.Gallery(label=label, columns=columns, fit_columns=False, height="auto", object_fit="contain",
+                      interactive=False, **kwargs)
+
+
+def build_demo() -> gr.Blocks:
+    """The four tabs and their events; every pipeline event shares one concurrency slot."""
+    with gr.Blocks(title="anon_model: face anonymization", delete_cache=(min(60, CACHE_SECONDS), CACHE_SECONDS)) as demo:
+        session = gr.State(None, time_to_live=SESSION_SECONDS)
+        gr.Markdown("# Face anonymization by identity attention distraction\n"
+                    "Every face in the photo is replaced by a face of no one, keeping pose, expression and "
+                    "background (IFA + VAA/GSA, paper §3). " + PRIVACY)
+        with gr.Row():
+            with gr.Column(scale=1):
+                photo = expiring_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
+                                                 sources=["upload", "webcam", "clipboard"]))
+                with gr.Accordion("Settings", open=False):
+                    k_top = gr.Slider(1, 5, value=3, step=1, label="K: top-K classes distracted (IFA, Eq. 5)")
+                    epsilon = gr.Slider(0.1, 10.0, value=1.0, step=0.1, label="ε: privacy budget of IPD (Eq. 6)")
+                    k_neighbors = gr.Slider(2, 50, value=10, step=1, label="k: neighbours in the delegate set M_q")
+                    seed = gr.Number(0, precision=0, label="Seed")
+                    with gr.Row():
+                        use_ifa = gr.Checkbox(True, label="IFA")
+                        use_vaa = gr.Checkbox(True, label="VAA")
+                        use_gsa = gr.Checkbox(True, label="GSA")
+                run = gr.Button("Anonymize", variant="primary", elem_id="run")
+                gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], cache_examples=False)
+            with gr.Column(scale=2):
+                face = gr.Number(1, precision=0, minimum=1, label="Face (its number on the boxes)")
+                with gr.Tabs():
+                    with gr.Tab("Anonymize"):
+                        result = gr.Image(label="Anonymized", type="pil", format="png", visible=False)
+                        slider = gr.ImageSlider(label="Before / after", type="pil", format="png",
+                                                buttons=["download", "fullscreen"], elem_id="slider")
+                        status = gr.Markdown(elem_id="status")
+                        boxed = gr.Image(label="Faces found", type="numpy", format="jpeg", interactive=False,
+                                         buttons=["fullscreen"], height=360)
+                    with gr.Tab("Explain"):
+                        explain_btn = gr.Button("Explain this face")
+                        cams = _gallery("CAM H of the top-K classes and Ĥ after distraction", columns=6)
+                        structure = _gallery("S_x, S̄, Ŝ_x and Z_g", columns=5)
+                        scores = gr.Markdown()
+                    with gr.Tab("Delegates"):
+                        with gr.Row():
+                            delegates_btn = gr.Button("Show delegates")
+                            resample = gr.Button("Re-sample (new seed)")
+                        appearance = _gallery("Appearance candidates (VAA, u_a)", columns=5)
+                        geometry = _gallery("Geometry candidates (GSA, u_g)", columns=5)
+                        delegate_note = gr.Markdown()
+                    with gr.Tab("Compare"):
+                        compare_btn = gr.Button("Compare methods")
+                        photos = _gallery("Whole photo per method", columns=3)
+                        face_crops = _gallery("The selected face per method", columns=5)
+                        compare_note = gr.Markdown()
+                        with gr.Accordion("User study (paper Fig. 10)", open=False):
+                            item, participant = gr.State(None), gr.State(None)
+                            question_btn = gr.Button("Next question")
+                            prompt = gr.Markdown()
+                            with gr.Row():
+                                query = gr.Image(label="Anonymized face", interactive=False, format="jpeg",
+                                                 buttons=[], height=256, scale=1)
+                                references = _gallery("Compared with", columns=5, scale=4)
+                            answer = gr.Radio([], label="Your answer", interactive=True)
+                            submit = gr.Button("Submit answer")
+                            rates = gr.Markdown()
+
+        options = [seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa]
+        shared = dict(concurrency_id="pipeline", concurrency_limit=1)
+        private = dict(api_visibility="private", queue=False)
+        anon_outputs = [result, slider, boxed, status, session]
+        explain_outputs, delegate_outputs = [cams, structure, scores], [appearance, geometry, delegate_note]
+
+        def views_of(event):
+            """After a new result or face choice, fill the explain and delegates tabs from the session."""
+            return (event.then(face_choice, session, face, **private)
+                    .then(explain_view, [session, face], explain_outputs, **private)
+                    .then(delegates_view, [session, face], delegate_outputs, **private))
+
+        views_of(run.click(anonymize, [photo, *options, session], anon_outputs, api_name="anonymize", **shared))
+        views_of(resample.click(new_seed, None, seed, **private)
+                 .then(anonymize, [photo, *options, session], anon_outputs, api_visibility="private", **shared))
+        face.input(explain_view, [session, face], explain_outputs, **private).then(
+            delegates_view, [session, face], delegate_outputs, **private)
+        explain_btn.click(explain, [photo, face, *options, session], [*explain_outputs, session],
+                          api_name="explain", **shared)
+        delegates_btn.click(delegates, [photo, face, *options, session], [*delegate_outputs, session],
+                            api_name="delegates", **shared)
+        compare_btn.click(compare_methods, [photo, face, *options, session],
+                          [photos, face_crops, compare_note, session], api_name="compare", **shared)
+        question_btn.click(next_question, participant, [item, participant, query, references, prompt, answer],
+                           api_visibility="private", **shared)
+        submit.click(submit_answer, [item, participant, answer], rates, api_visibility="private")
+        demo.load(lambda: study.rates_markdown(study.StudyLog(STUDY_CSV).rates()), None, rates, **private)
+    return demo
+
+
+def main() -> None:
+    """Load the pipeline, then serve with a queue (one pipeline run at a time)."""
+    print(f"anon_model app: step 2 = {pipeline().step2_name}", flush=True)
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("ANON_APP_QUEUE", 16)))
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), max_file_size=MAX_FILE_SIZE,
+                theme=gr.themes.Soft(), css=CSS, footer_links=["api"])
+
+
+if __name__ == "__main__":
+    main()

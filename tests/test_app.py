@@ -1,0 +1,112 @@
+"""The Gradio app end to end: app.py served on 127.0.0.1 (offline default pipeline), driven with gradio_client."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+from _app_server import serve_app  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "anon_model" / "assets" / "examples" / "obama.jpg"
+OPTIONS = (0, 3, 1.0, 10, True, True, True)  # seed, K, epsilon, k, IFA, VAA, GSA
+MAX_PIXELS = 2_000_000
+CACHE_SECONDS = 4
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app (short temp-file lifetime and a small pixel limit so both are testable) and its work folder."""
+    workdir = tmp_path_factory.mktemp("app")
+    with serve_app(workdir, ANON_APP_MAX_PIXELS=str(MAX_PIXELS), ANON_APP_CACHE_SECONDS=str(CACHE_SECONDS)) as url:
+        yield url, workdir
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return gradio_client.Client(served[0], verbose=False, download_files=str(served[1] / "downloads"))
+
+
+def _images(gallery) -> list[Image.Image]:
+    """The images of a gallery output (gradio_client gives dicts with a local path per item)."""
+    return [Image.open(item["image"] if isinstance(item["image"], str) else item["image"]["path"]) for item in gallery]
+
+
+def test_api_names(client):
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/anonymize", "/explain", "/delegates", "/compare"} <= names
+
+
+def test_anonymize_example_keeps_size_and_changes_the_face(client):
+    result, pair, boxed, status = client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS,
+                                                             api_name="/anonymize")
+    original = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    anonymized = np.asarray(Image.open(result).convert("RGB"))
+    assert anonymized.shape == original.shape
+    diff = np.abs(anonymized.astype(int) - original.astype(int)).max(axis=2)
+    assert (diff > 30).mean() > 0.01  # the face changed
+    assert (diff > 30).mean() < 0.5  # the rest of the photo did not
+    assert np.asarray(Image.open(pair[1]).convert("RGB")).shape == original.shape
+    assert Image.open(boxed).size == Image.open(EXAMPLE).size
+    assert "1 face anonymized" in status
+
+
+def test_explain_and_delegates_return_images(client):
+    photo, options = gradio_client.handle_file(str(EXAMPLE)), (1, *OPTIONS[1:])  # seed 1: a fresh pipeline run
+    cams, structure, scores = client.predict(photo, 1, *options, api_name="/explain")
+    assert len(cams) == 2 * OPTIONS[1]  # H and H-hat per top-K class
+    assert len(structure) >= 4 and all(im.size == (256, 256) for im in _images(cams + structure))
+    assert "score on Â" in scores
+    appearance, geometry, note = client.predict(photo, 1, *options, api_name="/delegates")  # reuses the session
+    assert appearance and geometry and all(im.size == (256, 256) for im in _images(appearance + geometry))
+    for gallery in (appearance, geometry):
+        assert sum("chosen" in item["caption"] for item in gallery) == 1
+        probs = [float(re.search(r"P = ([0-9.]+)", item["caption"]).group(1)) for item in gallery]
+        assert sum(probs) == pytest.approx(1.0, abs=0.01)  # Eq. 6 over the candidate set M_q
+
+
+def test_photo_without_face_and_too_large_photo(client, served):
+    blank = served[1] / "blank.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 320, dtype=np.uint8), (240, 1))).convert("RGB").save(blank)
+    result, _, _, status = client.predict(gradio_client.handle_file(str(blank)), *OPTIONS, api_name="/anonymize")
+    assert "No face found" in status
+    assert np.array_equal(np.asarray(Image.open(result).convert("RGB")), np.asarray(Image.open(blank).convert("RGB")))
+    big = served[1] / "big.png"
+    Image.new("RGB", (1600, 1600), (90, 120, 150)).save(big)
+    with pytest.raises(Exception, match="too large"):
+        client.predict(gradio_client.handle_file(str(big)), *OPTIONS, api_name="/anonymize")
+
+
+def test_uploads_and_results_do_not_stay_on_disk(client, served):
+    visitor = served[1] / "visitor.png"
+    Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)
+    client.predict(gradio_client.handle_file(str(visitor)), *OPTIONS, api_name="/anonymize")
+    examples = {p.name for p in EXAMPLE.parent.glob("*.jpg")}  # public photos gradio keeps for the Examples row
+    cache = served[1] / "gradio"
+
+    def kept() -> list[Path]:
+        return [p for p in cache.rglob("*") if p.is_file() and p.name not in examples]
+
+    uploaded = next((p for p in kept() if p.name == "visitor.png"), None)
+    assert uploaded, "the upload should be in gradio's cache while it is used"
+    deadline = time.monotonic() + 3 * CACHE_SECONDS + 10
+    while kept() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not kept(), f"still on disk: {kept()}"
+    # a browser still showing the photo sends the server path again: the visitor is told to upload it again
+    gone = {"path": str(uploaded), "meta": {"_type": "gradio.FileData"}}
+    request = urllib.request.Request(served[0] + "gradio_api/call/anonymize", method="POST",
+                                     data=json.dumps({"data": [gone, *OPTIONS]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{served[0]}gradio_api/call/anonymize/{event}", timeout=60) as response:
+        stream = response.read().decode()
+    assert "event: error" in stream and "upload the photo again" in stream, stream

@@ -1,0 +1,44 @@
+"""One real-browser run of the app: headless Debian Chromium uploads a photo, anonymizes it, sees the result."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from _app_server import serve_app
+
+CHROMIUM = Path(os.environ.get("ANON_CHROMIUM", "/usr/bin/chromium"))
+EXAMPLE = Path(__file__).resolve().parents[1] / "anon_model" / "assets" / "examples" / "biden.jpg"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.is_file(),
+                       reason=f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium); CI (.ci/run) does"),
+]
+
+
+def test_upload_anonymize_and_see_the_result(tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
+    with serve_app(tmp_path) as url, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="domcontentloaded")
+            page.locator("#photo input[type=file]").set_input_files(str(EXAMPLE))
+            page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload is shown
+            page.locator("#run").click()
+            page.get_by_text("1 face anonymized").wait_for(timeout=180_000)
+            slider_images = page.locator("#slider img")
+            slider_images.first.wait_for(timeout=30_000)
+            assert slider_images.count() >= 2  # before and after
+            sizes = [slider_images.nth(i).evaluate("img => [img.complete, img.naturalWidth]") for i in range(2)]
+            assert all(done and width > 0 for done, width in sizes), sizes
+            shot = tmp_path / "app_result.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()

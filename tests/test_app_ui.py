@@ -1,0 +1,257 @@
+"""Unit tests of anon_model.ui (what the app draws and records), on hand-built face records: no gradio, no server."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anon_model.bank import DelegateBank
+from anon_model.output import AnonOutput, FaceRecord
+from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
+from anon_model.ui import compare, render, study, views
+from anon_model.ui.options import RunOptions, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def bank() -> DelegateBank:
+    """The bundled delegate bank (crops and landmarks only; no embedder is loaded)."""
+    return DelegateBank.from_pretrained(None)
+
+
+def _record(bank: DelegateBank, *, k: int = 2, with_cam: bool = True) -> FaceRecord:
+    """A face record built from bank face 2 as if the pipeline had processed it."""
+    crop = bank.crop(2)
+    s_x = bank.crop_landmarks(2).numpy()
+    s_bar = bank.crop_landmarks(1).numpy()
+    yy, xx = np.mgrid[0:256, 0:256] / 255.0
+    cam = np.stack([np.exp(-((xx - 0.4) ** 2 + (yy - 0.45) ** 2) / 0.02), np.exp(-((xx - 0.6) ** 2 + (yy - 0.5) ** 2) / 0.03)])[:k]
+    return FaceRecord(
+        box=np.array([10.0, 20.0, 110.0, 140.0]), score=0.99, landmarks=s_x + 5, pose=np.zeros(3), crop=crop,
+        anonymized=bank.crop(1), landmarks_crop=s_x, landmarks_anon_crop=(s_x + s_bar) / 2,
+        classes=["proto 17", "proto 4"][:k] if with_cam else [],
+        scores_before=np.array([0.6, 0.3])[:k] if with_cam else None,
+        scores_after=np.array([0.1, 0.05])[:k] if with_cam else None,
+        cam=cam.astype(np.float32) if with_cam else None, cam_distracted=(cam * 0.1).astype(np.float32) if with_cam else None,
+        delegates=[0, 1, 3], delegate_probs=np.array([0.2, 0.5, 0.3]), delegate=1,
+        geometry_candidates=[1, 4], geometry_probs=np.array([0.7, 0.3]), geometry_delegate=4,
+        landmarks_delegate_crop=s_bar, identity_distance=0.82, identity_threshold=0.6,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ render
+def test_heatmap_overlay_follows_the_heat():
+    crop = np.full((64, 64, 3), 128, np.uint8)
+    heat = np.zeros((16, 16), np.float32)
+    heat[:8] = 1.0  # top half hot: JET red, bottom cold: JET blue
+    out = render.heatmap_overlay(crop, heat)
+    assert out.shape == crop.shape and out.dtype == np.uint8
+    assert out[5, 32, 0] > out[5, 32, 2] and out[60, 32, 2] > out[60, 32, 0]
+    assert (crop == 128).all()  # input untouched
+
+
+def test_draw_landmarks_marks_near_the_points_only(bank):
+    crop = np.zeros((256, 256, 3), np.uint8)
+    pts = bank.crop_landmarks(0).numpy()
+    out = render.draw_landmarks(crop, pts, color=(0, 255, 0))
+    x, y = np.round(pts[30]).astype(int)
+    assert out[y, x, 1] > 100 and out[..., 0].max() == 0
+    assert out[:5, :5].sum() == 0  # the corner is far from any landmark
+    with pytest.raises(ValueError):
+        render.draw_landmarks(crop, pts[:10])
+
+
+def test_geometry_map_image_both_shapes():
+    lines = np.zeros((32, 32), np.float32)
+    lines[10, 5:20] = 1.0
+    grey = render.geometry_map_image(lines)
+    assert grey.shape == (32, 32, 3) and grey[10, 10].tolist() == [255, 255, 255] and grey[0, 0].tolist() == [0, 0, 0]
+    z = np.concatenate([np.full((3, 32, 32), 0.5, np.float32), lines[None]])
+    fused = render.geometry_map_image(z)
+    assert fused[0, 0].tolist() == [128, 128, 128] and fused[10, 10].tolist() == [255, 255, 255]
+
+
+def test_draw_boxes_and_framed_keep_size():
+    image = np.zeros((120, 200, 3), np.uint8)
+    boxed = render.draw_boxes(image, [np.array([20, 30, 80, 100]), np.array([120, 30, 180, 100])])
+    assert boxed.shape == image.shape and boxed[60, 20].any() and boxed[60, 180].any() and not boxed[60, 100].any()
+    framed = render.framed(np.zeros((40, 40, 3), np.uint8), width=3)
+    assert framed[0, 20].tolist() == list(render.COLOR_CHOSEN) and not framed[20, 20].any()
+
+
+# ------------------------------------------------------------------------------------------------ views
+def test_cam_gallery_pairs_h_and_h_hat(bank):
+    record = _record(bank)
+    items = views.cam_gallery(record)
+    assert [c.split(" · ")[0] for _, c in items] == ["H", "Ĥ", "H", "Ĥ"]
+    assert "proto 17" in items[0][1] and "p=0.600" in items[0][1] and "p=0.100" in items[1][1]
+    assert all(img.shape == (256, 256, 3) for img, _ in items)
+    assert not np.array_equal(items[0][0], items[1][0])  # H-hat is weaker than H: a different overlay
+    assert views.cam_gallery(_record(bank, with_cam=False)) == []
+
+
+def test_structure_gallery_shows_three_sets_and_z_g(bank):
+    items = views.structure_gallery(_record(bank))
+    captions = [c for _, c in items]
+    assert captions[0].startswith("S_x") and captions[1].startswith("S̄") and captions[2].startswith("Ŝ_x")
+    assert captions[3].startswith("overlaid") and captions[4].startswith("Z_g")
+    z_g = items[4][0]
+    assert z_g.shape == (256, 256, 3) and 0 < (z_g > 0).mean() < 0.2  # thin contour lines on black
+
+
+def test_candidate_galleries_mark_the_chosen(bank):
+    record = _record(bank)
+    app_items = views.appearance_gallery(record, bank)
+    assert len(app_items) == 3 and "P = 0.500" in app_items[1][1] and "chosen" in app_items[1][1]
+    assert sum("chosen" in c for _, c in app_items) == 1 and "biden.jpg#0" in app_items[1][1]
+    assert app_items[1][0][0, 128].tolist() == list(render.COLOR_CHOSEN)
+    geo = views.geometry_gallery(record, bank)
+    assert "chosen" in geo[1][1] and "P = 0.300" in geo[1][1] and "chosen" not in geo[0][1]
+
+
+def test_tables_and_summary(bank):
+    record = _record(bank)
+    table = views.explain_table(record)
+    assert "| 1 | proto 17 | 0.6000 | 0.1000 |" in table and "not the same person" in table
+    assert "switched off" in views.explain_table(_record(bank, with_cam=False))
+    out = AnonOutput(image=Image.new("RGB", (200, 160)), faces=[record, record], notes=["step 2: test"])
+    text = views.summary(out)
+    assert "2 faces" in text and "face 2" in text and "step 2: test" in text
+    assert "No face found" in views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[]))
+    assert views.boxed_result(out).shape == (160, 200, 3)
+
+
+# ------------------------------------------------------------------------------------------------ options
+def test_run_pipeline_passes_every_setting_per_call():
+    seen = {}
+
+    def pipe(image, **kwargs):
+        seen.update(kwargs)
+        return "out"
+
+    assert run_pipeline(pipe, np.zeros((8, 8, 3), np.uint8), RunOptions(seed=4, k_top=2, epsilon=0.5, use_vaa=False)) == "out"
+    assert seen == dict(seed=4, k_top=2, epsilon=0.5, k_neighbors=10, use_ifa=True, use_vaa=False, use_gsa=True)
+
+
+def test_options_key_depends_on_photo_and_settings():
+    a, b = np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)
+    b[0, 0, 0] = 1
+    assert RunOptions().key(a) == RunOptions().key(a.copy())
+    assert len({RunOptions().key(a), RunOptions().key(b), RunOptions(seed=1).key(a), RunOptions(use_gsa=False).key(a)}) == 4
+
+
+# ------------------------------------------------------------------------------------------------ compare
+class _FakeBank:
+    """Identity space = mean colour of the crop's centre (enough to tell a changed face from an unchanged one)."""
+
+    threshold = 20.0
+    embedder_name = "fake"
+
+    def embed(self, crops, landmarks):
+        return torch.from_numpy(np.asarray(crops, np.float32)[:, 96:160, 96:160].mean(axis=(1, 2)))
+
+
+def _photo_and_output(bank) -> tuple[np.ndarray, AnonOutput]:
+    """A photo holding bank face 2 (aligned so its crop is known) and an 'anonymized' copy with the face darkened."""
+    s_x = bank.crop_landmarks(2).numpy()
+    matrix = alignment_matrix(s_x, 256)
+    photo = warp_to_crop(bank.crop(2), matrix, 256)  # a photo in which the face sits where S_x says
+    landmarks = transform_points(s_x, matrix)
+    crop = warp_to_crop(photo, alignment_matrix(landmarks, 256), 256)
+    record = dataclasses.replace(_record(bank), landmarks=landmarks, crop=crop, landmarks_crop=s_x)
+    anon = photo.copy()
+    anon[60:200, 60:200] //= 3
+    return photo, AnonOutput(image=Image.fromarray(anon), faces=[record])
+
+
+def test_compare_measures_every_method_alike(bank):
+    photo, out = _photo_and_output(bank)
+    methods = {"identity": lambda rgb, o: rgb, "grey": lambda rgb, o: np.full_like(rgb, 200)}
+    results = compare.compare(_FakeBank(), photo, out, methods)
+    assert [r.name for r in results] == ["original", "ours", "identity", "grey"]
+    d = {r.name: r.distances[0] for r in results}
+    assert d["identity"] < 1.0 < d["ours"] and d["grey"] > 20.0  # an untouched face stays at ~0
+    tiles = compare.compare_gallery(results, threshold=20.0, face=0)
+    assert tiles[0][1] == "original" and "⚠ same" in tiles[2][1] and "⚠" not in tiles[3][1]
+    assert all(t[0].shape == (256, 256, 3) for t in tiles)
+    assert compare.compare_gallery(results, threshold=20.0)[1][0].shape == photo.shape
+
+
+# ------------------------------------------------------------------------------------------------ study
+def test_study_outcomes_and_rates(tmp_path):
+    q1 = study.make_q1("Q1/ours/0/1", "ours", np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+    gallery = [np.full((4, 4, 3), i, np.uint8) for i in range(7)]
+    emb = np.arange(7, dtype=np.float32)[:, None]
+    q2 = study.make_q2("Q2/blur/3", "blur", np.zeros((4, 4, 3), np.uint8), np.array([2.2], np.float32), gallery, emb,
+                       [i == 3 for i in range(7)])
+    assert [int(r[0, 0, 0]) for r in q2.references] == [2, 3, 1, 4, 0]  # nearest first, top 5
+    assert q2.same == [False, True, False, False, False] and q2.choices[-1] == study.NOT_APPEAR
+    assert q1.outcome("Yes") == "reid" and q1.outcome("Not sure") == "none"
+    assert q2.outcome("2") == "reid" and q2.outcome("1") == "ids" and q2.outcome(study.NOT_APPEAR) == "none"
+    with pytest.raises(ValueError):
+        q2.outcome("6")
+    log = study.StudyLog(tmp_path / "answers.csv")
+    for item, answer in [(q1, "Yes"), (q1, "No"), (q1, "No"), (q1, "Not sure"), (q2, "1"), (q2, "2"), (q2, "Not appear")]:
+        log.record(item, answer, participant="p1")
+    rates = log.rates()
+    assert rates["ours"]["Q1 ReID %"] == pytest.approx(25.0)
+    assert rates["blur"]["Q2 ReID %"] == pytest.approx(100 / 3) and rates["blur"]["Q2 IDS %"] == pytest.approx(100 / 3)
+    with open(tmp_path / "answers.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert tuple(rows[0]) == study.FIELDS and len(rows) == 8
+    assert all(len(cell) < 40 for row in rows for cell in row)  # ids and answers only: no image data
+    table = study.rates_markdown(rates)
+    assert "| blur |" in table and "33.3" in table and "25.0" in table
+
+
+def test_study_pool_draws_valid_items(bank):
+    crops = {n: bank.crop(i) for i, n in enumerate(["astronaut", "biden", "obama", "obama2", "obama3"])}
+
+    def anonymize(rgb):
+        s_x = bank.crop_landmarks(0).numpy()
+        record = dataclasses.replace(_record(bank), crop=rgb, landmarks=s_x, landmarks_crop=s_x)
+        return AnonOutput(image=Image.fromarray(rgb // 2), faces=[record])
+
+    photos = {n: (n.rstrip("0123456789"), c) for n, c in crops.items()}
+    pool = study.StudyPool(photos, anonymize=anonymize, methods={"blur": lambda rgb, o: rgb // 3}, bank=_FakeBank())
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(30):
+        item = pool.item(rng)
+        seen.add((item.question, item.method))
+        assert item.query.shape == (256, 256, 3)
+        if item.question == "Q1":
+            assert item.item_id.startswith("Q1/") and item.same == [True]
+            a, b = (int(v) for v in item.item_id.split("/")[2:])
+            assert pool.photos()[a].identity == pool.photos()[b].identity == "obama" and a != b
+        else:
+            assert len(item.references) == 4 and len(item.choices) == 5  # the other four photos
+    assert seen == {(q, m) for q in ("Q1", "Q2") for m in ("ours", "blur")}
+
+
+def test_available_methods_are_the_evaluation_baselines(bank):
+    photo, out = _photo_and_output(bank)
+    methods = compare.available_methods()
+    assert {"blur", "pixelate"} <= set(methods) and "copy" not in methods
+    for name, fn in methods.items():
+        result = fn(photo, out)
+        assert result.shape == photo.shape and not np.array_equal(result, photo), name
+
+
+def test_space_front_matter_matches_the_app():
+    import gradio
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "space" / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__
+    assert (root / meta["app_file"]).is_file() and str(meta["python_version"]).startswith("3.")
+    assert meta["models"] and all("/" in m for m in meta["models"])
+    requirements = (root / "space" / "requirements.txt").read_text().lower()
+    assert "dlib" in requirements and "facenet-pytorch" in requirements and "\ngradio" not in requirements
