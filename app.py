@@ -184,12 +184,13 @@ def next_question(participant):
 
 
 def submit_answer(item, participant, answer):
-    """Record the answer (no image) and refresh the rates."""
+    """Record the answer (no image), close the question so it counts once, and refresh the rates."""
     if item is None or not answer:
         raise gr.Error("Draw a question and choose an answer first.")
-    outcome = study.StudyLog(STUDY_CSV).record(item, answer, participant=participant)
-    gr.Info(f"Recorded ({outcome}).")
-    return study.rates_markdown(study.StudyLog(STUDY_CSV).rates())
+    log = study.StudyLog(STUDY_CSV)
+    log.record(item, answer, participant=participant)
+    gr.Info("Answer recorded. Draw the next question.")
+    return None, gr.Radio(interactive=False), study.rates_markdown(log.rates())
 
 
 def new_seed() -> int:
@@ -290,7 +291,7 @@ def build_demo() -> gr.Blocks:
                           [photos, face_crops, compare_note, session], api_name="compare", **shared)
         question_btn.click(next_question, participant, [item, participant, query, references, prompt, answer],
                            api_visibility="private", **shared)
-        submit.click(submit_answer, [item, participant, answer], rates, api_visibility="private")
+        submit.click(submit_answer, [item, participant, answer], [item, answer, rates], api_visibility="private")
         demo.load(lambda: study.rates_markdown(study.StudyLog(STUDY_CSV).rates()), None, rates, **private)
     return demo
 
