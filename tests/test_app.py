@@ -110,3 +110,21 @@ def test_uploads_and_results_do_not_stay_on_disk(client, served):
     with urllib.request.urlopen(f"{served[0]}gradio_api/call/anonymize/{event}", timeout=60) as response:
         stream = response.read().decode()
     assert "event: error" in stream and "upload the photo again" in stream, stream
+
+
+def test_trained_pipeline_is_taken_from_anon_model_id(monkeypatch):
+    import app
+    from anon_model.pipeline import AnonPipeline
+
+    asked = []
+    def from_pretrained(cls, source, **kwargs):
+        asked.append(source)
+        return cls
+
+    monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(from_pretrained))
+    for value in ("someone/trained-anon-model", ""):
+        monkeypatch.setenv("ANON_MODEL_ID", value)
+        app.pipeline.cache_clear()
+        assert app.pipeline() is AnonPipeline
+    app.pipeline.cache_clear()
+    assert asked == ["someone/trained-anon-model", None]
