@@ -60,7 +60,7 @@ class Embedder:
 
 
 def load_embedder(name: str = "auto", *, device: str = "cpu") -> Embedder:
-    """The k-NN feature space: "arcface" (or an ArcFace .onnx file), "dlib" (or dlib's .dat), "auto" (ArcFace if on disk)."""
+    """The k-NN feature space: "arcface" / an ArcFace .onnx, "dlib" / dlib's .dat, or "auto" (ArcFace if on disk)."""
     if name == "auto":
         name = "arcface" if ARCFACE_FILE.is_file() else "dlib"
     if name == "dlib" or name.endswith(".dat"):
@@ -135,7 +135,8 @@ class DelegateBank:
         """The aligned crop of face ``index`` as RGB uint8 (size, size, 3)."""
         bgr = cv2.imdecode(np.frombuffer(self.crops[index], np.uint8), cv2.IMREAD_COLOR)
         if bgr.shape[0] != size:
-            bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA if bgr.shape[0] > size else cv2.INTER_CUBIC)
+            shrink = bgr.shape[0] > size
+            bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
         return np.ascontiguousarray(bgr[..., ::-1])
 
     def crop_landmarks(self, indices: int | Sequence[int] | torch.Tensor, size: int = 256) -> torch.Tensor:
@@ -150,7 +151,8 @@ class DelegateBank:
             name = self.embedder_name.split(":", 1)[0]
             self._embedder = load_embedder(name)
             if self._embedder.name != self.embedder_name:
-                raise MissingWeightsError(f"bank was built with {self.embedder_name!r}, only {self._embedder.name!r} found")
+                raise MissingWeightsError(
+                    f"bank was built with {self.embedder_name!r}, only {self._embedder.name!r} found")
         return self._embedder
 
     @embedder.setter
@@ -237,7 +239,8 @@ class DelegateBank:
                         bar.update(1)
                     drawn += 1
         if len(builder) < n:
-            warnings.warn(f"bank synth: faces found in {len(builder)} of {drawn} samples, fewer than the {n} asked", stacklevel=2)
+            warnings.warn(f"bank synth: faces found in {len(builder)} of {drawn} samples, fewer than the {n} asked",
+                          stacklevel=2)
         return builder.finish({"synthesized_with": label, "samples": drawn})
 
     # ---- files ----------------------------------------------------------------------------------
@@ -282,7 +285,8 @@ class DelegateBank:
         return cls.load(DEFAULT_BANK_DIR)
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike | None = None, *, subfolder: str | None = None) -> "DelegateBank":
+    def from_pretrained(cls, source: str | os.PathLike | None = None, *,
+                        subfolder: str | None = None) -> "DelegateBank":
         """Load a bank from a local folder or a Hub repo id (``subfolder`` inside it); None = the bundled default."""
         if source is None:
             return cls.default()
@@ -313,7 +317,8 @@ class _Builder:
         if self.crop_size not in (None, size):
             raise ValueError(f"all crops of a bank must have one size, got {size} and {self.crop_size}")
         self.crop_size = size
-        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(face.crop[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        bgr = np.ascontiguousarray(face.crop[..., ::-1])
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise AnonModelError(f"could not encode the crop of {source}")
         self.crops.append(jpeg.tobytes())
@@ -352,7 +357,7 @@ def _default_analyzer():
 
 
 def _unconditional_pipeline(model: str, device: str):
-    """Load a diffusers unconditional image pipeline; a DDPM is switched to a DDIM scheduler (same weights, fewer steps)."""
+    """Load a diffusers unconditional image pipeline; a DDPM gets a DDIM scheduler (same weights, fewer steps)."""
     from diffusers import DDIMPipeline, DDIMScheduler, DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(model)

@@ -36,7 +36,7 @@ __all__ = [
 
 @dataclass
 class DelegateSample:
-    """One IPD draw: the candidate set M_q (bank indices), its distances, utilities, Eq. 6 probabilities and the pick."""
+    """One IPD draw: candidate set M_q (bank indices), distances, utilities, Eq. 6 probabilities, the pick."""
 
     candidates: torch.Tensor  # (m,) long, bank indices
     distances: torch.Tensor  # (m,) d(q, X_i)
@@ -54,7 +54,7 @@ class DelegateSample:
 class AppearanceDelegate:
     """VAA's result: the sampled appearance delegate Z_a (aligned crop and its landmarks) and how it was drawn."""
 
-    sample: DelegateSample
+    sample: DelegateSample | None  # None when no draw was made (e.g. an ablation keeping x's own appearance)
     crop: np.ndarray  # (S, S, 3) uint8
     landmarks: np.ndarray  # (68, 2) in crop pixels
 
@@ -63,7 +63,7 @@ class AppearanceDelegate:
 class GeometryDelegate:
     """GSA's result: the delegate structure S-bar (aligned onto S_x) and the anonymized structure S-hat_x."""
 
-    sample: DelegateSample
+    sample: DelegateSample | None  # None when no draw was made (e.g. an ablation keeping S_x)
     delegate_landmarks: np.ndarray  # (68, 2) S-bar, similarity-aligned to S_x, crop pixels
     anonymized_landmarks: np.ndarray  # (68, 2) S-hat_x, crop pixels
     pose_tolerance: tuple[float, float, float]  # the (yaw, pitch, roll) tolerance finally used
