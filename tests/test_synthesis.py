@@ -87,6 +87,13 @@ def test_synthesizer_changes_only_the_face_region(conditionings):
         assert float(changed[~outside].float().mean()) > 0.5  # most of the face is new
 
 
+def test_synthesizer_settings_save_and_load(tmp_path, conditionings):
+    syn = TrainingFreeSynthesizer(attention_floor=0.3, light_sigma=0.08)
+    loaded = TrainingFreeSynthesizer.from_pretrained(syn.save_pretrained(tmp_path / "generator"))
+    assert repr(loaded) == repr(syn)
+    torch.testing.assert_close(loaded.synthesize(conditionings[:1]), syn.synthesize(conditionings[:1]))
+
+
 def test_attention_controls_where_the_face_changes(conditionings):
     cond = conditionings[1]
     attention = torch.zeros(256, 256)

@@ -12,7 +12,10 @@ that still match their original (a bounded number of times, widening the blend e
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import cv2
@@ -25,6 +28,7 @@ from anon_model.perception.masks import face_mask, face_outline
 
 __all__ = ["TrainingFreeSynthesizer", "GuardReport", "guarded_synthesis", "piecewise_affine_warp"]
 
+CONFIG_FILE = "config.json"
 DESCRIPTION = ("training-free synthesizer: no trained generator configured; the appearance delegate is warped "
                "onto the anonymized landmarks and blended into the photo (Z_id unused)")
 
@@ -117,6 +121,19 @@ class TrainingFreeSynthesizer:
     def __repr__(self) -> str:
         return (f"TrainingFreeSynthesizer(attention_floor={self.attention_floor}, light_sigma={self.light_sigma}, "
                 f"feather={self.feather})")
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write the settings as ``config.json`` (there are no weights), so pipelines save it like any component."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"attention_floor": self.attention_floor, "light_sigma": self.light_sigma, "feather": self.feather}
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> "TrainingFreeSynthesizer":
+        """Read the settings written by ``save_pretrained``."""
+        return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
 
     def blend_weight(self, cond: FaceConditioning) -> np.ndarray:
         """Where and how much the crop changes: x's face mask within the warped delegate face, scaled by attention."""
