@@ -1,9 +1,10 @@
 """Identity networks Psi (paper §3.1): FaceNet (paper's choice, online) and dlib's ResNet ported to torch (offline).
 
     net = load_identity_network("dlib" | "facenet" | local_path, device="cpu")
-    net.embed(crops)          # (B,3,256,256) in [0,1] -> (B,D), differentiable
-    net.distance(a, b)        # dlib: L2; facenet: L2 of L2-normalized embeddings
+    net.embed(crops, landmarks=None)  # (B,3,256,256) in [0,1] (+ (B,68,2) crop landmarks) -> (B,D), differentiable
+    net.distance(a, b)                # dlib: L2; facenet: L2 of L2-normalized embeddings
     net.threshold, net.name
+    IdentityCodebook(prototypes)      # identity prototypes as classes for a Psi without a class head (dlib)
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ from pathlib import Path
 import torch
 
 from anon_model.identity.base import IdentityNetwork
+from anon_model.identity.codebook import IdentityCodebook
 
-__all__ = ["IdentityNetwork", "load_identity_network"]
+__all__ = ["IdentityCodebook", "IdentityNetwork", "load_identity_network"]
 
 
 def load_identity_network(source: str | os.PathLike = "dlib", *, device: str | torch.device = "cpu") -> IdentityNetwork:
-    """Load Psi by name ("dlib", "facenet") or from a local path (dlib .dat, FaceNet .pt, or a saved model folder)."""
+    """Load Psi by name ("dlib", "facenet") or from a local path (dlib .dat, FaceNet .pt, or a saved DlibResNet folder)."""
     src = str(source)
     if src == "dlib" or src.endswith(".dat"):
         from anon_model.identity.dlib_resnet import DlibResNet
@@ -28,7 +30,7 @@ def load_identity_network(source: str | os.PathLike = "dlib", *, device: str | t
         from anon_model.identity.facenet import FaceNetIdentity
 
         net = FaceNetIdentity.load(None if src in ("facenet", "vggface2") else src)
-    elif Path(src).is_dir():
+    elif (Path(src) / "config.json").is_file():
         from anon_model.identity.dlib_resnet import DlibResNet
 
         net = DlibResNet.from_pretrained(src, strict=True)
