@@ -158,3 +158,30 @@ def test_ifa_removes_identity_on_real_photos(real_faces):
     # add the aligned distractions up, so f_x moves further away as K grows
     assert distances[6, "scores"].mean() <= distances[1, "scores"].mean() < 1.5 * distances[6, "scores"].mean()
     assert (distances[3, "ones"] > distances[1, "scores"]).all()
+
+
+def test_ifa_speed_and_memory_for_one_face(real_faces):
+    """Issue budget: <= 150 ms per 256 face on 2 cores, <= 1 GB extra RAM; measured as one thread's CPU time."""
+    import resource
+    import time
+
+    from _timing import one_thread
+
+    from anon_model.identity import load_identity_network
+
+    crops, landmarks = real_faces
+    net = load_identity_network("dlib")
+    with torch.inference_mode():
+        book = IdentityCodebook(net.embed(crops[1:], landmarks=landmarks[1:]))
+    ifa = IdentityFeatureAnonymizer(net, codebook=book, k_top=3)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with one_thread():
+        ifa(crops[:1], landmarks=landmarks[:1])  # warm-up
+        times = []
+        for _ in range(5):
+            start = time.process_time()
+            ifa(crops[:1], landmarks=landmarks[:1])
+            times.append(time.process_time() - start)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+    print(f"IFA, one face, K=3: {1000 * min(times):.0f} ms CPU (one thread); peak RSS grew {grown_mb:.0f} MB")
+    assert min(times) < 0.15 and grown_mb < 1024
