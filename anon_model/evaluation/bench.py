@@ -1,0 +1,195 @@
+"""``anon-model bench``: time each stage of the pipeline on a batch of photos, per device, with peak memory.
+
+The stages are the pipeline's own pieces called one after the other (nothing in the library is instrumented):
+detect (``analyzer.detector``), landmarks (``analyzer.landmarker``), IFA (``IdentityFeatureAnonymizer``),
+VCA (VAA + GSA draws and the conditioning, ``anon_model.vca``), synthesis (``generator.synthesize``, step 2 without the
+identity guard) and paste-back (``perception.align.paste_back``). The end-to-end time is one ``pipe(image)`` call per
+photo (alignment, the identity guard's re-embedding and any resampling included); ``seconds_per_face`` is taken from it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from anon_model.imageio import load_image
+
+__all__ = ["STAGES", "BenchResult", "bench", "add_bench_arguments", "run_bench"]
+
+STAGES = ("detect", "landmarks", "ifa", "vca", "synthesis", "paste_back")
+
+
+@dataclass
+class BenchResult:
+    """Timings of one device: seconds per stage (summed over the batch), end to end, and peak memory."""
+
+    device: str
+    photos: int
+    faces: int
+    repeats: int
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per repeat of the batch
+    end_to_end: float = 0.0  # seconds per repeat of the batch (pipe(image) for every photo)
+    peak_rss_mb: float = 0.0  # process peak resident memory (models included)
+    peak_cuda_mb: float | None = None  # torch.cuda.max_memory_allocated during the timed runs
+    step2: str = ""
+
+    @property
+    def seconds_per_face(self) -> float:
+        return self.end_to_end / max(self.faces, 1)
+
+    @property
+    def faces_per_second(self) -> float:
+        return self.faces / self.end_to_end if self.end_to_end > 0 else float("nan")
+
+    def as_dict(self) -> dict:
+        """JSON-ready, with the derived rates."""
+        return {**asdict(self), "seconds_per_face": self.seconds_per_face, "faces_per_second": self.faces_per_second,
+                "stage_seconds_per_face": {k: v / max(self.faces, 1) for k, v in self.stages.items()}}
+
+
+class _Clock:
+    """Adds up wall time per stage; synchronizes CUDA so asynchronous kernels are counted where they run."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self.totals = {s: 0.0 for s in STAGES}
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self._sync()
+        t0 = time.perf_counter()
+        yield
+        self._sync()
+        self.totals[name] += time.perf_counter() - t0
+
+
+def _run_stages(pipe, image: np.ndarray, clock: _Clock, rng: torch.Generator) -> int:
+    """One photo through the pipeline's pieces, each timed; returns its number of faces."""
+    from anon_model.ifa import IdentityFeatureAnonymizer
+    from anon_model.perception.align import paste_back
+    from anon_model.vca import (AppearanceDelegate, GeometryDelegate, face_conditioning,
+                                geometry_structure_anonymization, visual_appearance_anonymization)
+
+    pre, bank, cfg = pipe.preprocessor, pipe.bank, pipe.preprocessor.config
+    analyzer, device = pre.analyzer, pre.device
+    with clock.stage("detect"):
+        detections = analyzer.detector(image)[: analyzer.max_faces]
+    with clock.stage("landmarks"):
+        analyzer.landmarker(image, [d.box for d in detections])
+    faces = analyzer(image)  # the aligned faces for the next stages (alignment itself is cheap and untimed here)
+    if not faces:
+        return 0
+    crops = torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2).float().div(255.0).to(device)
+    landmarks = torch.from_numpy(np.stack([f.crop_landmarks for f in faces])).float().to(device)
+    codebook = pre._codebook(bank)  # built once per bank and cached by the preprocessor
+    with clock.stage("ifa"):
+        ifa = IdentityFeatureAnonymizer(pre.identity, codebook=codebook, k_top=cfg.k_top, weights=cfg.ifa_weights)
+        explained = ifa(crops, landmarks=landmarks)
+    with clock.stage("vca"):
+        if bank.embedder_name == pre.identity.name:
+            embeddings = [r.feature.detach().float().cpu() for r in explained]
+        else:
+            embeddings = list(bank.embed(np.stack([f.crop for f in faces]), np.stack([f.crop_landmarks for f in faces])))
+        conds = []
+        for face, res, emb in zip(faces, explained, embeddings):
+            appearance: AppearanceDelegate = visual_appearance_anonymization(
+                emb, bank, k=cfg.k_neighbors, epsilon=cfg.epsilon, generator=rng)
+            geometry: GeometryDelegate = geometry_structure_anonymization(
+                face.crop_landmarks, face.pose, bank, embedding=emb, k=cfg.k_neighbors, epsilon=cfg.epsilon,
+                pose_tolerance=(cfg.pose_tolerance,) * 3, generator=rng)
+            conds.append(face_conditioning(face, appearance, geometry, z_id=res.feature_distracted.detach().cpu(),
+                                           attention=res.attention.detach().cpu()))
+    with clock.stage("synthesis"):
+        with torch.inference_mode():
+            out = pipe.generator.synthesize(conds, generator=rng)
+        synthesized = (out.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    with clock.stage("paste_back"):
+        result = image
+        for face, crop in zip(faces, synthesized):
+            result = paste_back(result, crop, face.matrix, face.mask)
+    return len(faces)
+
+
+def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None, device: str = "cpu", repeats: int = 1,
+          seed: int = 0) -> BenchResult:
+    """Time every stage and the whole pipeline on `images` (after one untimed warm-up pass) on `device`."""
+    from anon_model import AnonPipeline
+
+    photos = [load_image(p) for p in images]
+    pipe = AnonPipeline.from_pretrained(model, device=device)
+    rng = torch.Generator().manual_seed(seed)
+    for image in photos:  # warm-up: lazy loads, codebook, allocator, cuDNN autotuning
+        pipe(image, seed=seed)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    clock = _Clock(device)
+    faces = 0
+    for _ in range(repeats):
+        faces = sum(_run_stages(pipe, image, clock, rng) for image in photos)
+    clock._sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for image in photos:
+            pipe(image, seed=seed)
+    clock._sync()
+    end_to_end = (time.perf_counter() - t0) / repeats
+    return BenchResult(
+        device=device, photos=len(photos), faces=faces, repeats=repeats,
+        stages={k: v / repeats for k, v in clock.totals.items()}, end_to_end=end_to_end,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        peak_cuda_mb=torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
+        step2=str(getattr(pipe, "step2_name", "")),
+    )
+
+
+def _devices(choice: str) -> list[str]:
+    """ "auto": the CPU, plus the GPU when there is one; otherwise the named device."""
+    if choice == "auto":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return [choice]
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``anon-model bench``."""
+    parser.add_argument("images", nargs="*", help="photos to time (default: the bundled example photos)")
+    parser.add_argument("--model", default=None, metavar="ID|DIR", help="pipeline (default: built-in offline)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (CPU, then GPU when present; default)")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N", help="timed passes over the batch (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (with seconds_per_face) instead of a table")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Run ``anon-model bench``; the JSON's top level is the last device's result, ``runs`` holds every device's."""
+    from anon_model.evaluation.dataset import EXAMPLES_DIR, IMAGE_SUFFIXES
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    images = args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    runs = [bench(images, model=args.model, device=d, repeats=args.repeat, seed=args.seed) for d in _devices(args.device)]
+    if args.json:
+        print(json.dumps({**runs[-1].as_dict(), "threads": torch.get_num_threads(),
+                          "runs": {r.device: r.as_dict() for r in runs}}))
+        return 0
+    for r in runs:
+        print(f"device {r.device} ({torch.get_num_threads()} CPU threads): {r.photos} photo(s), {r.faces} face(s); "
+              f"step 2: {r.step2}")
+        for stage in STAGES:
+            print(f"  {stage:<11} {r.stages[stage]:8.3f} s  ({r.stages[stage] / max(r.faces, 1):.3f} s/face)")
+        print(f"  end to end  {r.end_to_end:8.3f} s  -> {r.seconds_per_face:.3f} s/face, {r.faces_per_second:.2f} faces/s")
+        cuda = f", CUDA peak {r.peak_cuda_mb:.0f} MB" if r.peak_cuda_mb is not None else ""
+        print(f"  peak memory: RSS {r.peak_rss_mb:.0f} MB{cuda}")
+    return 0

@@ -1,0 +1,262 @@
+"""The anonymizers scored by the evaluation harness: baselines, our pipeline with its ablations, external outputs.
+
+Every method maps (photo, its faces) to a photo of the same size:
+
+* ``blur``, ``pixelate``, ``mask``: the classic obfuscations of §4.2 (Figure 3) over each face box widened by 20%;
+* ``copy``: the identity "anonymizer" (the photo unchanged): the upper bound of ReID, a sanity check;
+* ``ours``: ``AnonPipeline`` (training-free step 2 unless a trained model folder / Hub id is given);
+  ``ours-trained``: a second pipeline (e.g. the trained generator) scored in the same run;
+* ablations (Tables 4-6) and the K curve (Figure 6): ``ours`` with preprocessor switches (``VARIANTS``);
+* ``external``: another method's outputs read from a folder with the dataset's relative paths.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from anon_model.evaluation.attributes import Located
+from anon_model.evaluation.dataset import IMAGE_SUFFIXES, Sample
+from anon_model.imageio import load_image
+
+__all__ = ["Method", "Blur", "Pixelate", "SolidMask", "Copy", "External", "PipelineMethod", "PipelineProvider",
+           "Variant", "VARIANTS", "BASELINES", "make_methods", "k_curve_name"]
+
+
+class Method:
+    """An anonymizer under evaluation: ``method(image, faces, sample=..., seed=...) -> image`` (same size)."""
+
+    name: str
+
+    def describe(self) -> str:
+        """Everything that changes this method's outputs (part of the cache fingerprint)."""
+        return self.name
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        raise NotImplementedError
+
+
+def face_region(box: np.ndarray, shape: tuple[int, ...], expand: float) -> tuple[int, int, int, int]:
+    """The face box widened by `expand` of its size on each side, clipped to the photo: x0, y0, x1, y1 (ints)."""
+    x0, y0, x1, y1 = np.asarray(box, np.float64)
+    dx, dy = expand * (x1 - x0), expand * (y1 - y0)
+    h, w = shape[:2]
+    return (int(max(0, np.floor(x0 - dx))), int(max(0, np.floor(y0 - dy))),
+            int(min(w, np.ceil(x1 + dx))), int(min(h, np.ceil(y1 + dy))))
+
+
+@dataclass
+class _RegionMethod(Method):
+    """A baseline that rewrites each face region independently."""
+
+    expand: float = 0.2
+
+    def describe(self) -> str:
+        return repr(self)
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        out = image.copy()
+        for face in faces:
+            x0, y0, x1, y1 = face_region(face.box, image.shape, self.expand)
+            if x1 > x0 and y1 > y0:
+                out[y0:y1, x0:x1] = self.obfuscate(out[y0:y1, x0:x1])
+        return out
+
+    def obfuscate(self, region: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class Blur(_RegionMethod):
+    """Gaussian blur with sigma = `strength` x the face region's width."""
+
+    name: str = "blur"
+    strength: float = 0.15
+
+    def obfuscate(self, region: np.ndarray) -> np.ndarray:
+        sigma = self.strength * region.shape[1]
+        return cv2.GaussianBlur(region, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class Pixelate(_RegionMethod):
+    """Mosaic: the face region averaged into `blocks` x `blocks` cells."""
+
+    name: str = "pixelate"
+    blocks: int = 8
+
+    def obfuscate(self, region: np.ndarray) -> np.ndarray:
+        h, w = region.shape[:2]
+        small = cv2.resize(region, (self.blocks, self.blocks), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+@dataclass
+class SolidMask(_RegionMethod):
+    """The face region filled with one grey."""
+
+    name: str = "mask"
+    value: int = 128
+
+    def obfuscate(self, region: np.ndarray) -> np.ndarray:
+        return np.full_like(region, self.value)
+
+
+@dataclass
+class Copy(Method):
+    """The identity "anonymizer": returns the photo unchanged (ReID upper bound)."""
+
+    name: str = "copy"
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        return image.copy()
+
+
+@dataclass
+class External(Method):
+    """Another method's results: ``folder/<sample key>`` (any image suffix), resized back if only the scale differs."""
+
+    name: str
+    folder: Path
+
+    def describe(self) -> str:
+        return f"external:{self.folder.resolve()}"
+
+    def find(self, sample: Sample) -> Path:
+        """The output file of `sample` in the folder."""
+        exact = self.folder / sample.key
+        if exact.is_file():
+            return exact
+        stem = exact.with_suffix("")
+        for suffix in sorted(IMAGE_SUFFIXES):
+            for candidate in (stem.with_suffix(suffix), stem.with_suffix(suffix.upper())):
+                if candidate.is_file():
+                    return candidate
+        raise FileNotFoundError(f"{self.name}: no output for {sample.key} in {self.folder}")
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        out = load_image(self.find(sample))
+        if out.shape == image.shape:
+            return out
+        (h, w), (oh, ow) = image.shape[:2], out.shape[:2]
+        if abs(h / w - oh / ow) > 0.01 * h / w:
+            raise ValueError(f"{self.name}: output of {sample.key} is {ow}x{oh}, the photo {w}x{h} (not the same framing)")
+        return cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA if ow > w else cv2.INTER_CUBIC)
+
+
+class PipelineProvider:
+    """Loads ``AnonPipeline`` once (lazily) and shares it between ``ours`` and its variants."""
+
+    def __init__(self, model: str | os.PathLike | None = None, *, device: str = "cpu",
+                 factory: Callable[[], Any] | None = None) -> None:
+        self.model, self.device, self._factory, self._pipe = model, device, factory, None
+
+    @property
+    def loaded(self):
+        """The pipeline if it has been loaded, else None."""
+        return self._pipe
+
+    def get(self):
+        """The pipeline, loaded on first use."""
+        if self._pipe is None:
+            if self._factory is not None:
+                self._pipe = self._factory()
+            else:
+                from anon_model import AnonPipeline
+
+                self._pipe = AnonPipeline.from_pretrained(self.model, device=self.device)
+        return self._pipe
+
+
+@contextlib.contextmanager
+def configured(config: Any, overrides: dict[str, Any]) -> Iterator[None]:
+    """Set attributes of the preprocessor config for the duration of one call, then restore them."""
+    missing = [k for k in overrides if not hasattr(config, k)]
+    if missing:
+        raise AttributeError(f"the pipeline's preprocessor config has no switch {', '.join(missing)} (needed by this ablation)")
+    saved = {k: getattr(config, k) for k in overrides}
+    try:
+        for k, v in overrides.items():
+            setattr(config, k, v)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(config, k, v)
+
+
+@dataclass
+class PipelineMethod(Method):
+    """Our pipeline, optionally with preprocessor switches (an ablation) or call arguments (K of Eq. 5)."""
+
+    name: str
+    provider: PipelineProvider
+    overrides: dict[str, Any] = field(default_factory=dict)
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"pipeline:{self.provider.model}:{sorted(self.overrides.items())}:{sorted(self.call_kwargs.items())}"
+
+    def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        pipe = self.provider.get()
+        with configured(pipe.preprocessor.config, self.overrides):
+            out = pipe(image, seed=seed, **self.call_kwargs)
+        return np.asarray(out.image.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named ablation of the paper: which table it belongs to, its row label, and the preprocessor switches."""
+
+    name: str
+    table: int
+    label: str
+    overrides: dict[str, Any]
+
+
+#: Tables 4-6 of the paper as preprocessor switches; each table's reference row is ``ours``.
+VARIANTS = (
+    Variant("no-ifa", 4, "w./o. IFA", {"use_ifa": False}),
+    Variant("no-vaa", 4, "w./o. VAA", {"use_vaa": False}),
+    Variant("no-gsa", 4, "w./o. GSA", {"use_gsa": False}),
+    Variant("delegates-random", 5, "Rand (random delegates)", {"delegate_sampling": "random"}),
+    Variant("delegates-farthest", 5, "KFN (k-farthest delegates)", {"delegate_sampling": "farthest"}),
+    Variant("no-ua", 6, "w./o. u_a", {"use_u_a": False}),
+    Variant("no-ug", 6, "w./o. u_g", {"use_u_g": False}),
+)
+BASELINES: dict[str, Callable[[], Method]] = {"blur": Blur, "pixelate": Pixelate, "mask": SolidMask, "copy": Copy}
+
+
+def k_curve_name(k: int) -> str:
+    """The method name of ``ours`` with K = k (Figure 6)."""
+    return f"ours-k{k}"
+
+
+def make_methods(names: Sequence[str], *, provider: PipelineProvider | None = None,
+                 external: dict[str, str | os.PathLike] | None = None, ablations: bool = False,
+                 k_curve: Sequence[int] = (), trained: PipelineProvider | None = None) -> list[Method]:
+    """Methods by name ("ours", "blur", "pixelate", "mask", "copy", a variant name), plus external folders,
+    every ablation variant, one ``ours`` per K, and ``ours-trained`` (a second pipeline, e.g. with a trained
+    generator, next to the training-free default) when asked."""
+    provider = provider or PipelineProvider()
+    variants = {v.name: v for v in VARIANTS}
+    wanted = list(dict.fromkeys([*names, *(["ours", *variants] if ablations else []), *(["ours"] if k_curve else [])]))
+    methods: list[Method] = []
+    for name in wanted:
+        if name in BASELINES:
+            methods.append(BASELINES[name]())
+        elif name == "ours":
+            methods.append(PipelineMethod("ours", provider))
+        elif name in variants:
+            methods.append(PipelineMethod(name, provider, overrides=dict(variants[name].overrides)))
+        else:
+            raise ValueError(f"unknown method {name!r}: choose from ours, {', '.join(BASELINES)}, {', '.join(variants)}")
+    methods += [PipelineMethod(k_curve_name(k), provider, call_kwargs={"k_top": int(k)}) for k in k_curve]
+    if trained is not None:
+        methods.append(PipelineMethod("ours-trained", trained))
+    methods += [External(name, Path(folder)) for name, folder in (external or {}).items()]
+    return methods

