@@ -133,12 +133,13 @@ class Trainer:
 
     def generate(self, batch: dict, *, swap: bool) -> list[dict]:
         """The branch's generated images with their loss weights (see train/losses.py)."""
-        x_hat_or_y_hat = self.G(batch["z_id_y"] if swap else batch["z_id"], batch["z_a"], batch["z_g"])
-        if not swap:  # reconstruction: x-hat = G(f_x, Z_a(x), Z_g(x))
-            return [{"image": x_hat_or_y_hat, "id_target": batch["f_id"]}]
+        if not swap:
+            x_hat = self.G(batch["z_id"], batch["z_a"], batch["z_g"])  # x-hat = G(f_x, Z_a(x), Z_g(x))
+            return [{"image": x_hat, "id_target": batch["f_id"]}]
         beta1, beta2, beta3 = self.betas
-        y_hat, mask = x_hat_or_y_hat, batch["mask"]
-        # y-hat = G(f_y, Z_a(x), Z_g(x)) keeps S_x, so Z_g(y-hat) is its own background with S_x's map
+        y_hat = self.G(batch["z_id_y"], batch["z_a"], batch["z_g"])  # y-hat = G(f_y, Z_a(x), Z_g(x))
+        # x-bar = G(f_x, Z_a(y-hat), Z_g(y-hat)); y-hat was drawn on S_x, so Z_g(y-hat) = its background + S_x's map
+        mask = batch["mask"]
         x_bar = self.G(batch["z_id"], y_hat * mask, torch.cat([y_hat * (1 - mask), batch["structure"]], dim=1))
         return [
             {"image": y_hat, "id_target": batch["f_id_y"], "adv_weight": beta1, "id_weight": beta2,
@@ -159,7 +160,7 @@ class Trainer:
         }
         return [Views(**{k: _chunk(v, groups, i) for k, v in parts.items()}) for i in range(groups)]
 
-    def step(self, batch: dict, *, swap: bool) -> dict[str, float]:
+    def step(self, batch: dict, *, swap: bool) -> dict[str, torch.Tensor]:
         """One G update on L_All and one D update on the adversarial hinge; returns the losses."""
         acc = self.accelerator
         self.D.requires_grad_(False)
