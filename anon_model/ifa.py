@@ -105,7 +105,7 @@ class IdentityFeatureAnonymizer:
     def __init__(self, net: IdentityNetwork, *, codebook: IdentityCodebook | None = None, k_top: int = 3,
                  weights: str | Sequence[float] = "scores", include_self: bool = False) -> None:
         self.net, self.codebook, self.k_top, self.weights, self.include_self = net, codebook, k_top, weights, include_self
-        if codebook is None and not _has_class_head(net):
+        if codebook is None and not has_class_head(net):
             raise ValueError(f"{net.name} has no class head: pass an IdentityCodebook (e.g. of the delegate bank)")
         if isinstance(weights, str) and weights not in WEIGHTINGS:
             raise ValueError(f"weights must be one of {WEIGHTINGS} or a sequence of K numbers, got {weights!r}")
@@ -164,6 +164,6 @@ class IdentityFeatureAnonymizer:
         return torch.full_like(probs, 1.0 / k if self.weights == "uniform" else 1.0)
 
 
-def _has_class_head(net: IdentityNetwork) -> bool:
+def has_class_head(net: IdentityNetwork) -> bool:
     """Whether Psi has its own classes (FaceNet's VGGFace2 head) rather than needing a codebook."""
     return type(net).class_logits is not IdentityNetwork.class_logits

@@ -20,7 +20,7 @@ from anon_model.bank import DelegateBank
 from anon_model.conditioning import FaceConditioning
 from anon_model.identity import load_identity_network
 from anon_model.identity.codebook import IdentityCodebook
-from anon_model.ifa import IdentityFeatureAnonymizer, IFAResult
+from anon_model.ifa import IdentityFeatureAnonymizer, IFAResult, has_class_head
 from anon_model.output import FaceRecord
 from anon_model.perception import Face, FaceAnalyzer
 from anon_model.perception.render import landmark_map
@@ -29,6 +29,7 @@ from anon_model.vca import (AppearanceDelegate, GeometryDelegate, face_condition
                             geometry_structure_anonymization, visual_appearance_anonymization)
 
 CONFIG_FILE = "config.json"
+DELEGATE_SAMPLING = ("ipd", "random", "farthest")
 
 
 @dataclass
@@ -46,10 +47,20 @@ class PreprocessorConfig:
     use_ifa: bool = True  # ablation switches (paper Table 4)
     use_vaa: bool = True
     use_gsa: bool = True
-    delegate_sampling: str = "ipd"  # ipd | random (uniform over every eligible bank face) (paper Table 5)
+    delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
     guard_attempts: int = 4  # identity guard: resynthesize a face still recognized, at most this many tries
+
+    def validate(self) -> None:
+        """Reject values no stage understands (a typo would otherwise silently run the default)."""
+        if self.delegate_sampling not in DELEGATE_SAMPLING:
+            raise ValueError(f"delegate_sampling must be one of {', '.join(DELEGATE_SAMPLING)}, "
+                             f"not {self.delegate_sampling!r}")
+        if self.k_top < 1 or self.k_neighbors < 1 or self.guard_attempts < 1:
+            raise ValueError("k_top, k_neighbors and guard_attempts must be at least 1")
+        if self.epsilon < 0:
+            raise ValueError(f"epsilon (the privacy budget) must be >= 0, not {self.epsilon}")
 
 
 class AnonPreprocessor:
@@ -57,6 +68,7 @@ class AnonPreprocessor:
 
     def __init__(self, config: PreprocessorConfig | None = None, *, device: str = "cpu", **overrides) -> None:
         self.config = dataclasses.replace(config or PreprocessorConfig(), **overrides)
+        self.config.validate()
         self.device = device
         self.analyzer = FaceAnalyzer(detector=self.config.detector, landmarks=self.config.landmarks, device=device)
         self.identity = load_identity_network(self.config.identity, device=device)
@@ -80,78 +92,100 @@ class AnonPreprocessor:
     def __call__(self, image: np.ndarray, *, bank: DelegateBank, generator: torch.Generator,
                  **overrides) -> list["FacePlan"]:
         """Every face of an RGB uint8 photo with its conditioning and explanation; `overrides` set config fields."""
-        cfg = dataclasses.replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
+        cfg = self.resolve(**overrides)
         faces = self.analyzer(image)
         if not faces:
             return []
+        explained = self.explain(faces, bank=bank, config=cfg)
+        return self.plan(faces, explained, bank=bank, generator=generator, config=cfg)
+
+    def resolve(self, **overrides) -> PreprocessorConfig:
+        """This preprocessor's config with the given fields replaced (None keeps the saved value)."""
+        cfg = dataclasses.replace(self.config, **{k: v for k, v in overrides.items() if v is not None})
+        cfg.validate()
+        return cfg
+
+    def explain(self, faces: list[Face], *, bank: DelegateBank, config: PreprocessorConfig) -> list[IFAResult]:
+        """IFA (§3.1) for a batch of faces: top-K classes, H and H-hat, f_x and the recast Z_id."""
         crops = torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2).float().div(255.0)
         landmarks = torch.from_numpy(np.stack([f.crop_landmarks for f in faces])).float()
-        ifa = IdentityFeatureAnonymizer(self.identity, codebook=self._codebook(bank), k_top=cfg.k_top,
-                                        weights=cfg.ifa_weights)
-        explained = ifa(crops.to(self.device), landmarks=landmarks.to(self.device))
-        embeddings = self._bank_embeddings(bank, faces, explained)
+        ifa = IdentityFeatureAnonymizer(self.identity, codebook=self.codebook(bank), k_top=config.k_top,
+                                        weights=config.ifa_weights)
+        return ifa(crops.to(self.device), landmarks=landmarks.to(self.device))
+
+    def plan(self, faces: list[Face], explained: list[IFAResult], *, bank: DelegateBank,
+             generator: torch.Generator, config: PreprocessorConfig) -> list["FacePlan"]:
+        """VCA (§3.2) for a batch of explained faces: delegate draws, conditioning and record of each."""
         plans = []
-        for face, res, emb in zip(faces, explained, embeddings):
-            plan = FacePlan(face=face, ifa=res, embedding=emb, config=cfg)
-            self._draw_delegates(plan, bank, generator)
+        for face, res, emb in zip(faces, explained, self.bank_embeddings(bank, faces, explained)):
+            plan = FacePlan(face=face, ifa=res, embedding=emb, config=config)
+            self.draw_delegates(plan, bank, generator)
             plans.append(plan)
         return plans
 
     def synthesize_guarded(self, plans: list["FacePlan"], synthesizer, *, bank: DelegateBank,
                            generator: torch.Generator) -> list[np.ndarray]:
-        """Step 2 for every face at once, redrawing delegates for faces the identity network still recognizes."""
+        """Step 2 for every face at once, redrawing delegates for faces the identity network still recognizes.
+
+        Each face keeps the try farthest from its original identity; its record describes that try's delegates.
+        """
+        records = [[p.record] for p in plans]  # records[i][a]: face i's record at try a + 1
 
         def resample(i: int, attempt: int) -> FaceConditioning:
-            self._draw_delegates(plans[i], bank, generator)
+            self.draw_delegates(plans[i], bank, generator)
+            records[i].append(plans[i].record)
             return plans[i].cond
 
+        originals = torch.stack([p.ifa.feature.detach() for p in plans]).float()
         images, conds, report = guarded_synthesis(
-            synthesizer, [p.cond for p in plans], identity=self.identity, resample=resample,
+            synthesizer, [p.cond for p in plans], identity=self.identity, resample=resample, originals=originals,
             max_attempts=plans[0].config.guard_attempts, generator=generator)
         crops = []
         for i, plan in enumerate(plans):
-            plan.cond = conds[i]
+            plan.cond, plan.record = conds[i], records[i][int(report.kept[i]) - 1]
             plan.record.identity_distance = float(report.distances[i])
             plan.record.identity_threshold = float(self.identity.threshold)
             plan.record.attempts = int(report.attempts[i])
             crops.append((images[i].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy())
         return crops
 
-    # ------------------------------------------------------------------ helpers
-    def _codebook(self, bank: DelegateBank) -> IdentityCodebook:
-        """IFA's classes: the bank's identities as prototypes in Psi's space (computed once per bank)."""
+    # ------------------------------------------------------------------ stages
+    def codebook(self, bank: DelegateBank) -> IdentityCodebook | None:
+        """IFA's classes: None when Psi has its own (FaceNet's VGGFace2 head, as in training); else the bank's
+        identities as prototypes in Psi's space (computed once per bank)."""
+        if has_class_head(self.identity):
+            return None
         key = id(bank)
         if key not in self._codebooks:
             if bank.embedder_name == self.identity.name:
                 self._codebooks[key] = IdentityCodebook(bank.embeddings, names=bank.sources)
             else:
-                crops = torch.from_numpy(np.stack([bank.crop(i) for i in range(len(bank))])).permute(0, 3, 1, 2)
-                self._codebooks[key] = IdentityCodebook.from_crops(
-                    self.identity, crops.float().div(255.0).to(self.device),
-                    landmarks=bank.crop_landmarks(list(range(len(bank)))).to(self.device), names=bank.sources)
+                self._codebooks[key] = IdentityCodebook.from_bank(self.identity, bank)
         return self._codebooks[key]
 
-    def _bank_embeddings(self, bank: DelegateBank, faces: list[Face], explained: list[IFAResult]) -> torch.Tensor:
+    def bank_embeddings(self, bank: DelegateBank, faces: list[Face], explained: list[IFAResult]) -> torch.Tensor:
         """x's features in the bank's k-NN space (reusing Psi's when the bank was built with the same network)."""
         if bank.embedder_name == self.identity.name:
             return torch.stack([r.feature.detach().float().cpu() for r in explained])
         return bank.embed(np.stack([f.crop for f in faces]), np.stack([f.crop_landmarks for f in faces]))
 
-    def _draw_delegates(self, plan: "FacePlan", bank: DelegateBank, generator: torch.Generator) -> None:
+    def draw_delegates(self, plan: "FacePlan", bank: DelegateBank, generator: torch.Generator) -> None:
         """VAA and GSA draws (or their ablations) for one face, then its conditioning and record."""
         cfg, face = plan.config, plan.face
         uniform_pool = cfg.delegate_sampling == "random"
+        farthest = cfg.delegate_sampling == "farthest"
         k = len(bank) if uniform_pool else cfg.k_neighbors
+        ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
             appearance = visual_appearance_anonymization(
-                plan.embedding, bank, k=k, epsilon=0.0 if (uniform_pool or not cfg.use_u_a) else cfg.epsilon,
-                generator=generator)
+                plan.embedding, bank, k=k, farthest=farthest,
+                epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0, generator=generator)
         else:  # keep x's own appearance (paper §3.3: "use the facial region of x")
             appearance = AppearanceDelegate(sample=None, crop=face.crop, landmarks=face.crop_landmarks)
         if cfg.use_gsa:
             geometry = geometry_structure_anonymization(
-                face.crop_landmarks, face.pose, bank, embedding=plan.embedding, k=k,
-                epsilon=0.0 if (uniform_pool or not cfg.use_u_g) else cfg.epsilon,
+                face.crop_landmarks, face.pose, bank, embedding=plan.embedding, k=k, farthest=farthest,
+                epsilon=cfg.epsilon if (ipd and cfg.use_u_g) else 0.0,
                 pose_tolerance=(cfg.pose_tolerance,) * 3, generator=generator)
         else:
             geometry = GeometryDelegate(sample=None, delegate_landmarks=face.crop_landmarks,

@@ -85,13 +85,17 @@ def visual_appearance_anonymization(
     *,
     k: int = 10,
     epsilon: float = 1.0,
+    farthest: bool = False,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> AppearanceDelegate:
-    """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a."""
+    """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a.
+
+    ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline of the paper's Table 5).
+    """
     distances = bank.distances(embedding)
     pool = _eligible(bank, embedding).nonzero().squeeze(1)
-    order = torch.argsort(distances[pool], stable=True)[:k]
+    order = torch.argsort(distances[pool], descending=farthest, stable=True)[:k]
     candidates = pool[order]
     d = distances[candidates]
     utilities = utility_appearance(d)
@@ -124,6 +128,7 @@ def geometry_structure_anonymization(
     epsilon: float = 1.0,
     pose_tolerance: tuple[float, float, float] = (10.0, 10.0, 10.0),
     min_candidates: int = 3,
+    farthest: bool = False,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> GeometryDelegate:
@@ -131,14 +136,18 @@ def geometry_structure_anonymization(
 
     ``landmarks`` is S_x in pixels of x's aligned ``crop_size`` crop. The pose tolerance doubles until
     ``min_candidates`` faces qualify (a small bank relaxes it gracefully); the k closest in pose are kept.
-    With ``embedding`` given, faces of x's own identity are excluded (our addition).
+    With ``embedding`` given, faces of x's own identity are excluded (our addition). ``farthest`` keeps the k
+    same-pose faces whose landmarks are farthest from S_x instead (the paper's Table 5 baseline).
     """
     s_x = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
     pose_x = torch.as_tensor(np.asarray(pose, np.float32))
     pool = _eligible(bank, embedding).nonzero().squeeze(1)
     same, tolerance = _same_pose(bank, pool, pose_x, torch.tensor(pose_tolerance, dtype=torch.float32), min_candidates)
-    closest = torch.argsort((bank.poses[same] - pose_x).abs().max(dim=1).values, stable=True)[:k]
-    candidates = same[closest]
+    if farthest:
+        order = torch.argsort(geometry_distance(s_x, bank.crop_landmarks(same, crop_size)), descending=True, stable=True)
+    else:
+        order = torch.argsort((bank.poses[same] - pose_x).abs().max(dim=1).values, stable=True)
+    candidates = same[order[:k]]
     d = geometry_distance(s_x, bank.crop_landmarks(candidates, crop_size))
     utilities = utility_geometry(d)
     pick, probs = sample_delegate(utilities, epsilon, generator=generator)

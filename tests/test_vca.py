@@ -163,3 +163,16 @@ def test_face_conditioning_follows_the_contract(bank, faces):
         assert value.shape == shape and value.dtype == torch.float32, name
     assert float(c.x.max()) <= 1 and float(c.delegate_crop.max()) <= 1
     torch.testing.assert_close(c.landmarks_anon, torch.as_tensor(geo.anonymized_landmarks, dtype=torch.float32))
+
+
+def test_farthest_baseline_takes_the_k_farthest_faces(bank, faces):
+    """Paper Table 5's k-farthest-neighbour delegates: VAA by identity distance, GSA by landmark distance."""
+    face, f = faces["astronaut"]
+    a = visual_appearance_anonymization(f, bank, k=2, epsilon=0.0, farthest=True)
+    d_all = appearance_distance(f, bank.embeddings)
+    others = [i for i in range(len(bank)) if "astronaut" not in bank.sources[i]]
+    assert a.sample.candidates.tolist() == sorted(others, key=lambda i: -float(d_all[i]))[:2]
+    g = geometry_structure_anonymization(face.crop_landmarks, face.pose, bank, embedding=f, k=2, farthest=True)
+    near = geometry_structure_anonymization(face.crop_landmarks, face.pose, bank, embedding=f, k=len(bank))
+    assert set(g.sample.candidates.tolist()) <= set(near.sample.candidates.tolist())
+    assert float(g.sample.distances.min()) >= float(near.sample.distances.sort(descending=True).values[1]) - 1e-6

@@ -91,27 +91,16 @@ def _load_ifa(identity, spec: CacheSpec):
     ``spec.ifa`` holds IdentityFeatureAnonymizer's options plus ``codebook``: a delegate-bank folder or Hub id
     (None: the bank bundled with anon_model). Ignored for networks with their own classes (FaceNet's VGGFace2).
     """
-    from anon_model.identity.base import IdentityNetwork
-    from anon_model.ifa import IdentityFeatureAnonymizer
+    from anon_model.ifa import IdentityFeatureAnonymizer, has_class_head
 
     options = dict(spec.ifa)
     bank_source = options.pop("codebook", None)
-    if type(identity).class_logits is IdentityNetwork.class_logits:
-        options["codebook"] = _bank_codebook(identity, bank_source)
+    if not has_class_head(identity):
+        from anon_model.bank import DelegateBank
+        from anon_model.identity.codebook import IdentityCodebook
+
+        options["codebook"] = IdentityCodebook.from_bank(identity, DelegateBank.from_pretrained(bank_source))
     return IdentityFeatureAnonymizer(identity, **options)
-
-
-def _bank_codebook(identity, source: str | None):
-    """Identity prototypes: ``identity``'s features of a delegate bank's faces."""
-    from anon_model.bank import DelegateBank
-    from anon_model.identity.codebook import IdentityCodebook
-
-    bank = DelegateBank.from_pretrained(source)
-    param = next(identity.parameters())
-    crops = torch.from_numpy(np.stack([bank.crop(i) for i in range(len(bank))])).permute(0, 3, 1, 2) / 255
-    landmarks = bank.crop_landmarks(list(range(len(bank))))
-    return IdentityCodebook.from_crops(identity, crops.to(param.device), landmarks=landmarks.to(param.device).float(),
-                                       names=bank.sources)
 
 
 def _item_name(root: Path, path: Path) -> str:

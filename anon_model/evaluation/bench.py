@@ -77,13 +77,10 @@ class _Clock:
 
 def _run_stages(pipe, image: np.ndarray, clock: _Clock, rng: torch.Generator) -> int:
     """One photo through the pipeline's pieces, each timed; returns its number of faces."""
-    from anon_model.ifa import IdentityFeatureAnonymizer
     from anon_model.perception.align import paste_back
-    from anon_model.vca import (AppearanceDelegate, GeometryDelegate, face_conditioning,
-                                geometry_structure_anonymization, visual_appearance_anonymization)
 
-    pre, bank, cfg = pipe.preprocessor, pipe.bank, pipe.preprocessor.config
-    analyzer, device = pre.analyzer, pre.device
+    pre, bank = pipe.preprocessor, pipe.bank
+    cfg, analyzer = pre.resolve(), pre.analyzer
     with clock.stage("detect"):
         detections = analyzer.detector(image)[: analyzer.max_faces]
     with clock.stage("landmarks"):
@@ -91,29 +88,14 @@ def _run_stages(pipe, image: np.ndarray, clock: _Clock, rng: torch.Generator) ->
     faces = analyzer(image)  # the aligned faces for the next stages (alignment itself is cheap and untimed here)
     if not faces:
         return 0
-    crops = torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2).float().div(255.0).to(device)
-    landmarks = torch.from_numpy(np.stack([f.crop_landmarks for f in faces])).float().to(device)
-    codebook = pre._codebook(bank)  # built once per bank and cached by the preprocessor
+    pre.codebook(bank)  # built once per bank and cached by the preprocessor (the warm-up already did)
     with clock.stage("ifa"):
-        ifa = IdentityFeatureAnonymizer(pre.identity, codebook=codebook, k_top=cfg.k_top, weights=cfg.ifa_weights)
-        explained = ifa(crops, landmarks=landmarks)
+        explained = pre.explain(faces, bank=bank, config=cfg)
     with clock.stage("vca"):
-        if bank.embedder_name == pre.identity.name:
-            embeddings = [r.feature.detach().float().cpu() for r in explained]
-        else:
-            embeddings = list(bank.embed(np.stack([f.crop for f in faces]), np.stack([f.crop_landmarks for f in faces])))
-        conds = []
-        for face, res, emb in zip(faces, explained, embeddings):
-            appearance: AppearanceDelegate = visual_appearance_anonymization(
-                emb, bank, k=cfg.k_neighbors, epsilon=cfg.epsilon, generator=rng)
-            geometry: GeometryDelegate = geometry_structure_anonymization(
-                face.crop_landmarks, face.pose, bank, embedding=emb, k=cfg.k_neighbors, epsilon=cfg.epsilon,
-                pose_tolerance=(cfg.pose_tolerance,) * 3, generator=rng)
-            conds.append(face_conditioning(face, appearance, geometry, z_id=res.feature_distracted.detach().cpu(),
-                                           attention=res.attention.detach().cpu()))
+        plans = pre.plan(faces, explained, bank=bank, generator=rng, config=cfg)
     with clock.stage("synthesis"):
         with torch.inference_mode():
-            out = pipe.generator.synthesize(conds, generator=rng)
+            out = pipe.generator.synthesize([p.cond for p in plans], generator=rng)
         synthesized = (out.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     with clock.stage("paste_back"):
         result = image

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,3 +61,12 @@ class IdentityCodebook(nn.Module):
                 lm = None if landmarks is None else landmarks[i : i + batch_size]
                 parts.append(net.embed(crops[i : i + batch_size], landmarks=lm).float())
         return cls(torch.cat(parts), names=names, **kwargs)
+
+    @classmethod
+    def from_bank(cls, net: nn.Module, bank, **kwargs) -> IdentityCodebook:
+        """Prototypes = ``net``'s features of a ``DelegateBank``'s faces, named after their source photos."""
+        device = next(net.parameters()).device
+        crops = torch.from_numpy(np.stack([bank.crop(i) for i in range(len(bank))])).permute(0, 3, 1, 2)
+        landmarks = bank.crop_landmarks(list(range(len(bank)))).float()
+        return cls.from_crops(net, crops.float().div(255.0).to(device), landmarks=landmarks.to(device),
+                              names=bank.sources, **kwargs)
