@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -81,12 +84,34 @@ def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) 
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    with atomic_write(path) as fh:
+        pil.save(fh, format=fmt)
+    return path
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path` and move it into place only when the block succeeds.
+
+    The file gets the permissions a plain ``open`` would give (the process umask), not mkstemp's private 0600.
+    """
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            pil.save(fh, format=fmt)
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        with os.fdopen(fd, mode) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def _current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from anon_model import __version__
-from anon_model.imageio import ImageLike, load_image
+from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.output import AnonOutput
 from anon_model.perception.align import invert, paste_back, transform_points
 
@@ -66,10 +66,8 @@ class AnonPipeline:
             component = getattr(self, name)
             component.save_pretrained(out / name)
             index[name] = [type(component).__module__, type(component).__name__]
-        fd, tmp = tempfile.mkstemp(dir=out, suffix=".part")
-        with os.fdopen(fd, "w") as fh:
+        with atomic_write(out / INDEX_FILE, "w") as fh:
             json.dump(index, fh, indent=2)
-        os.replace(tmp, out / INDEX_FILE)
         return out
 
     def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,

@@ -70,3 +70,16 @@ def test_help_explains_every_option():
                          capture_output=True, text=True, check=True).stdout
     for flag in ["--output", "--recursive", "--model", "--seed", "--k-top", "--epsilon", "--neighbors", "--overwrite"]:
         assert flag in out
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+    """Atomic writes must not leave results private to the writer (mkstemp's 0600): a plain open's umask applies."""
+    import os
+
+    from anon_model.imageio import save_image_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = save_image_atomic(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.png")
+    assert (out.stat().st_mode & 0o777) == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left behind

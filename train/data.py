@@ -143,6 +143,7 @@ def prepare_cache(
     if not todo:
         return out
     from anon_model.errors import ImageError
+    from anon_model.imageio import atomic_write
 
     prep = FacePreprocessor(spec, device=device)
     for path in progress(todo) if progress else todo:
@@ -152,9 +153,8 @@ def prepare_cache(
             warnings.warn(f"skipping {path}: {err}", stacklevel=2)
             record = None
         item = out / "items" / _item_name(root, path)
-        tmp = item.with_suffix(".part.npz")
-        np.savez_compressed(tmp, stamp=_stamp(path), has_face=record is not None, **(record or {}))
-        os.replace(tmp, item)
+        with atomic_write(item) as fh:
+            np.savez_compressed(fh, stamp=_stamp(path), has_face=record is not None, **(record or {}))
     return out
 
 
