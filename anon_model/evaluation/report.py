@@ -178,12 +178,7 @@ def plot_privacy_utility(result: EvaluationResult, path: str | Path) -> Path | N
             ax.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(f"ReID % ({_TITLES[rec]} {summary_label(rec)}) ↓")
         ax.set_ylabel(f"{title} ↑")
-        ax.grid(alpha=0.3)
-    fig.suptitle("privacy-utility trade-off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(fig, axes, "privacy-utility trade-off", path)
 
 
 def plot_k_curve(result: EvaluationResult, path: str | Path) -> Path | None:
@@ -212,9 +207,16 @@ def plot_k_curve(result: EvaluationResult, path: str | Path) -> Path | None:
             right.plot(ks, [math.nan if y is None else y for y in ys], marker="o", label=name)
     right.set_xlabel("K")
     right.legend()
-    for ax in (left, right):
+    return _save_figure(fig, (left, right), "influence of K (identity attention distraction, Eq. 5)", path)
+
+
+def _save_figure(fig, axes, title: str, path: str | Path) -> Path:
+    """Grid on every panel, the title, then the PNG at `path` (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle("influence of K (identity attention distraction, Eq. 5)")
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
