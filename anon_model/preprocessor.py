@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,7 @@ class AnonPreprocessor:
         self.device = device
         self.analyzer = FaceAnalyzer(detector=self.config.detector, landmarks=self.config.landmarks, device=device)
         self.identity = load_identity_network(self.config.identity, device=device)
-        self._codebooks: dict[int, IdentityCodebook] = {}
+        self._codebooks: weakref.WeakKeyDictionary[DelegateBank, IdentityCodebook] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -155,13 +156,12 @@ class AnonPreprocessor:
         identities as prototypes in Psi's space (computed once per bank)."""
         if has_class_head(self.identity):
             return None
-        key = id(bank)
-        if key not in self._codebooks:
+        if bank not in self._codebooks:
             if bank.embedder_name == self.identity.name:
-                self._codebooks[key] = IdentityCodebook(bank.embeddings, names=bank.sources)
+                self._codebooks[bank] = IdentityCodebook(bank.embeddings, names=bank.sources)
             else:
-                self._codebooks[key] = IdentityCodebook.from_bank(self.identity, bank)
-        return self._codebooks[key]
+                self._codebooks[bank] = IdentityCodebook.from_bank(self.identity, bank)
+        return self._codebooks[bank]
 
     def bank_embeddings(self, bank: DelegateBank, faces: list[Face], explained: list[IFAResult]) -> torch.Tensor:
         """x's features in the bank's k-NN space (reusing Psi's when the bank was built with the same network)."""
