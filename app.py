@@ -12,7 +12,9 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, before gradio is imported
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import contextlib  # noqa: E402
 import functools  # noqa: E402
+import hashlib  # noqa: E402
 import secrets  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -30,35 +32,62 @@ EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glo
 MAX_PIXELS = int(os.environ.get("ANON_APP_MAX_PIXELS", 16_000_000))
 MAX_FILE_SIZE = os.environ.get("ANON_APP_MAX_FILE_SIZE", "20mb")
 STUDY_CSV = Path(os.environ.get("ANON_STUDY_CSV", "user_study.csv"))
-#: gradio's temporary copies (uploads and shown results) are deleted this many seconds after creation.
+#: gradio's temporary copies of shown results are deleted this many seconds after creation (uploads at once).
 CACHE_SECONDS = int(os.environ.get("ANON_APP_CACHE_SECONDS", 300))
 #: A visitor's last result stays in memory (never on disk) this long, for the Explain/Delegates/Compare tabs.
 SESSION_SECONDS = 900
 _MINUTES = -(-(CACHE_SECONDS + min(60, CACHE_SECONDS)) // 60)  # creation age + one sweep, rounded up
 PRIVACY = (
-    "**Privacy.** Photos are processed in memory and never stored: the temporary copies the web framework "
-    f"makes to show images are deleted within {_MINUTES} minute{'s' * (_MINUTES > 1)} and when the app stops; "
+    "**Privacy.** Photos are processed in memory and never stored: an upload is deleted from the server as soon as "
+    "it has been read, and the temporary copies the web framework makes to show results are deleted within "
+    f"{_MINUTES} minute{'s' * (_MINUTES > 1)} and when the app stops; "
     "no analytics. The user study stores only your answers and anonymous question ids, never an image."
 )
 CSS = ".gallery-item .caption-label { white-space: normal; }"
 
 
-def expiring_upload(image: gr.Image) -> gr.Image:
-    """Make ``image`` say why when its upload is gone (gradio's copy is deleted after CACHE_SECONDS, for privacy).
+class _UploadGone:
+    """What the photo input gives when a browser re-sends an upload the server has already deleted."""
 
-    Wraps the instance's preprocess rather than subclassing: gradio writes a .pyi stub beside any subclass.
+
+UPLOAD_GONE = _UploadGone()
+#: Contents of the bundled example photos: gradio's copies of them are public and stay for the Examples row.
+_EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES}
+
+
+def private_upload(image: gr.Image) -> gr.Image:
+    """Delete each upload from gradio's cache as soon as it has been read: no upload outlives its response.
+
+    A browser still showing the photo re-sends the deleted path on its next click; the input then gives
+    ``UPLOAD_GONE`` and the handlers reuse the visitor's in-memory result. Wraps the instance's preprocess
+    rather than subclassing (gradio writes a .pyi stub beside any subclass).
     """
     preprocess = image.preprocess
 
-    def checked(payload):
+    def read_then_delete(payload):
         try:
-            return preprocess(payload)
+            value = preprocess(payload)
         except FileNotFoundError:
-            raise gr.Error("For privacy, uploads are deleted from the server after a few minutes: "
-                           "please upload the photo again.") from None
+            return UPLOAD_GONE
+        if payload is not None:
+            _delete_upload(Path(payload.path))
+        return value
 
-    image.preprocess = checked
+    image.preprocess = read_then_delete
     return image
+
+
+def _delete_upload(path: Path) -> None:
+    """Remove an uploaded file (and its folder, if now empty) when it lies in gradio's cache and is no example."""
+    cache = Path(gr.utils.get_upload_folder()).resolve()
+    path = path.resolve()
+    if cache not in path.parents or not path.is_file():
+        return
+    if hashlib.sha256(path.read_bytes()).hexdigest() in _EXAMPLE_DIGESTS:
+        return
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.rmdir()
 
 
 @functools.cache
@@ -89,8 +118,10 @@ def _result(photo, options: RunOptions, session: dict | None) -> dict:
     """The pipeline's output for this photo and these settings (reused from the session when unchanged)."""
     if photo is None:
         raise gr.Error("Upload a photo first (or pick an example).")
+    if photo is UPLOAD_GONE and not session:
+        raise gr.Error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
     try:
-        rgb = load_image(photo, max_pixels=MAX_PIXELS)
+        rgb = session["rgb"] if photo is UPLOAD_GONE else load_image(photo, max_pixels=MAX_PIXELS)
         key = options.key(rgb)
         if session and session.get("key") == key:
             return session
@@ -214,7 +245,7 @@ def build_demo() -> gr.Blocks:
                     "background (IFA + VAA/GSA, paper §3). " + PRIVACY)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = expiring_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
+                photo = private_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
                                                  sources=["upload", "webcam", "clipboard"]))
                 with gr.Accordion("Settings", open=False):
                     k_top = gr.Slider(1, 5, value=3, step=1, label="K: top-K classes distracted (IFA, Eq. 5)")

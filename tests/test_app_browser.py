@@ -22,13 +22,18 @@ pytestmark = [
 
 
 def test_upload_anonymize_and_see_the_result(tmp_path):
+    """Also: the upload is deleted from the server once read, and a second run on the still-shown photo works."""
+    from PIL import Image
+
+    visitor = tmp_path / "visitor.png"  # not a bundled example, so the app treats it as a private upload
+    Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
     with serve_app(tmp_path) as url, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="domcontentloaded")
-            page.locator("#photo input[type=file]").set_input_files(str(EXAMPLE))
+            page.locator("#photo input[type=file]").set_input_files(str(visitor))
             page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload is shown
             page.locator("#run").click()
             page.get_by_text("1 face anonymized").wait_for(timeout=180_000)
@@ -40,5 +45,16 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             shot = tmp_path / "app_result.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
+            assert not list((tmp_path / "gradio").rglob("visitor.png")), "the upload outlived its response"
+            status = page.locator("#status")
+            first = status.inner_text()
+            page.get_by_text("Settings").click()
+            page.get_by_label("VAA").uncheck()
+            page.locator("#run").click()  # the browser re-sends the deleted upload; the visitor's result is reused
+            distance = "s => (s.match(/identity distance ([0-9.]+)/) || [])[1]"
+            page.wait_for_function(  # the new result's distance (VAA off keeps x's appearance), not an error
+                f"t => {{ const d = {distance}; const now = d(document.querySelector('#status').innerText);"
+                f" return now !== undefined && now !== d(t); }}", arg=first, timeout=120_000)
+            assert "1 face anonymized" in status.inner_text()
         finally:
             browser.close()
