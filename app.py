@@ -51,8 +51,11 @@ class _UploadGone:
 
 
 UPLOAD_GONE = _UploadGone()
-#: Contents of the bundled example photos: gradio's copies of them are public and stay for the Examples row.
-_EXAMPLE_DIGESTS = {hashlib.sha256(p.read_bytes()).hexdigest() for p in EXAMPLES}
+#: Size -> content digests of the bundled example photos: gradio's copies of them are public and stay for the
+#: Examples row (an upload is hashed only when its size matches one, so most uploads are read once).
+_EXAMPLE_DIGESTS: dict[int, set[str]] = {}
+for _example in EXAMPLES:
+    _EXAMPLE_DIGESTS.setdefault(_example.stat().st_size, set()).add(hashlib.sha256(_example.read_bytes()).hexdigest())
 
 
 def private_upload(image: gr.Image) -> gr.Image:
@@ -83,7 +86,8 @@ def _delete_upload(path: Path) -> None:
     path = path.resolve()
     if cache not in path.parents or not path.is_file():
         return
-    if hashlib.sha256(path.read_bytes()).hexdigest() in _EXAMPLE_DIGESTS:
+    digests = _EXAMPLE_DIGESTS.get(path.stat().st_size)
+    if digests and hashlib.sha256(path.read_bytes()).hexdigest() in digests:
         return
     path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):

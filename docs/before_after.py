@@ -17,8 +17,9 @@ TILE, GAP = 192, 6
 
 def face_square(faces, size: tuple[int, int], zoom: float = 2.4) -> tuple[int, int, int, int]:
     """A square around all faces' boxes, `zoom` times their extent, kept inside the photo."""
-    x0 = min(f.box[0] for f in faces); y0 = min(f.box[1] for f in faces)
-    x1 = max(f.box[2] for f in faces); y1 = max(f.box[3] for f in faces)
+    boxes = [f.box for f in faces]
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     side = min(zoom * max(x1 - x0, y1 - y0), *size)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     left = min(max(cx - side / 2, 0), size[0] - side)

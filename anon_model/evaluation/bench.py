@@ -88,7 +88,6 @@ def _run_stages(pipe, image: np.ndarray, clock: _Clock, rng: torch.Generator) ->
     faces = analyzer(image)  # the aligned faces for the next stages (alignment itself is cheap and untimed here)
     if not faces:
         return 0
-    pre.codebook(bank)  # built once per bank and cached by the preprocessor (the warm-up already did)
     with clock.stage("ifa"):
         explained = pre.explain(faces, bank=bank, config=cfg)
     with clock.stage("vca"):
