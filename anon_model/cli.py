@@ -10,7 +10,6 @@ from pathlib import Path
 
 from anon_model import __version__
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +104,8 @@ def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_
 # ---------------------------------------------------------------------- anonymize
 def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(file, output name relative to OUTDIR) for each input image, plus one error line per missing input."""
+    from anon_model.imageio import IMAGE_SUFFIXES
+
     found: list[tuple[Path, Path]] = []
     errors: list[str] = []
     for raw in inputs:

@@ -14,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from anon_model.errors import ImageError
 
+#: File suffixes read as images when a folder is searched (one list for the CLI, bank building, evaluation, training).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 #: Largest image we accept (pixels); bigger inputs are refused rather than exhausting memory.
 MAX_PIXELS = 60_000_000
 

@@ -1,11 +1,24 @@
-"""What AnonPipeline returns: the anonymized photo and, per face, everything needed to show why."""
+"""What AnonPipeline returns: the anonymized photo and, per face, everything needed to show why.
+
+``face_record`` builds a face's record once, after paste-back, from what the stages returned.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+from anon_model.conditioning import landmark_map
+from anon_model.perception.align import invert, transform_points
+
+if TYPE_CHECKING:
+    from anon_model.guard import GuardOutcome
+    from anon_model.ifa import IFAResult
+    from anon_model.perception.face import Face
+    from anon_model.vca import DelegateDraw
 
 
 @dataclass
@@ -44,6 +57,7 @@ class FaceRecord:
     identity_distance: float | None = None  # distance(original, anonymized) in the identity network's metric
     identity_threshold: float | None = None
     attempts: int = 1
+    guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
 
 
 @dataclass
@@ -53,3 +67,32 @@ class AnonOutput:
     image: Image.Image
     faces: list[FaceRecord]
     notes: list[str] = field(default_factory=list)
+
+
+def face_record(face: Face, explained: IFAResult, delegates: DelegateDraw, anonymized: np.ndarray,
+                guard: GuardOutcome, *, use_ifa: bool) -> FaceRecord:
+    """The record of one face: perception, IFA's explanation, the kept try's delegates, its crop and the guard's word."""
+    appearance, geometry = delegates.appearance, delegates.geometry
+    drawn: dict = {}
+    if appearance.sample is not None:  # VAA drew (not an ablation keeping x's appearance)
+        drawn |= {"delegates": appearance.sample.candidates.tolist(), "delegate": appearance.sample.chosen,
+                  "delegate_probs": appearance.sample.probabilities.numpy()}
+    if geometry.sample is not None:
+        drawn |= {"geometry_candidates": geometry.sample.candidates.tolist(), "geometry_delegate": geometry.sample.chosen,
+                  "geometry_probs": geometry.sample.probabilities.numpy()}
+    cams = explained.cams.detach().cpu()
+    scale = cams.amax().clamp_min(1e-12)  # one scale for H and H-hat so they compare
+    anon_crop = np.asarray(geometry.anonymized_landmarks)
+    return FaceRecord(
+        box=face.box, score=face.score, landmarks=face.landmarks, pose=face.pose, crop=face.crop,
+        anonymized=anonymized, landmarks_crop=face.crop_landmarks, landmarks_anon_crop=anon_crop,
+        landmarks_anon=transform_points(anon_crop, invert(face.matrix)),
+        classes=list(explained.class_names), scores_before=explained.scores.detach().cpu().numpy(),
+        scores_after=explained.scores_distracted.detach().cpu().numpy(),
+        cam=(cams / scale).clamp(0, 1).numpy(),
+        cam_distracted=(explained.cams_distracted.detach().cpu() / scale).clamp(0, 1).numpy() if use_ifa else None,
+        landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
+        z_g=landmark_map(anon_crop, face.crop.shape[0]),
+        identity_distance=guard.distance, identity_threshold=guard.threshold, attempts=guard.attempts,
+        guard_passed=guard.passed, **drawn,
+    )

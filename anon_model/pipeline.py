@@ -1,30 +1,47 @@
-"""AnonPipeline: step 1 (AnonPreprocessor: IFA + VCA) -> step 2 (a synthesizer) -> paste-back, loadable as one folder."""
+"""AnonPipeline: step 1 (AnonPreprocessor: IFA + VCA) -> step 2 (a synthesizer) -> identity guard -> paste-back.
+
+Loadable as one folder (``model_index.json`` naming each component and its subfolder), like a diffusers pipeline.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import os
+import secrets
 import tempfile
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 
 from anon_model import __version__
+from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
-from anon_model.output import AnonOutput
-from anon_model.perception.align import invert, paste_back, transform_points
+from anon_model.output import AnonOutput, face_record
+from anon_model.perception.align import paste_back
 
 INDEX_FILE = "model_index.json"
-COMPONENTS = ("preprocessor", "bank", "generator")
+COMPONENTS = ("preprocessor", "bank", "synthesizer")
+#: Index keys written by earlier versions, still read: the step-2 slot was called "generator".
+LEGACY_KEYS = {"synthesizer": "generator"}
+#: ``__call__``'s stages in order, as a ``timer`` sees them (``anon-model bench`` times each).
+STAGES = ("detect", "landmarks", "align", "ifa", "vca", "synthesis", "guard", "paste_back")
+Timer = Callable[[str], AbstractContextManager]
 
 
 class AnonPipeline:
-    """Anonymize every face of a photo; see DESIGN.md for the data path and `__call__` for one readable pass."""
+    """Anonymize every face of a photo; see DESIGN.md for the data path and `__call__` for one readable pass.
 
-    def __init__(self, *, preprocessor, bank, generator) -> None:
-        self.preprocessor, self.bank, self.generator = preprocessor, bank, generator
+    Components: ``preprocessor`` (step 1, ``AnonPreprocessor``), ``bank`` (``DelegateBank``) and ``synthesizer``
+    (step 2: a trained ``FaceAnonGenerator`` or the ``TrainingFreeSynthesizer``).
+    """
+
+    def __init__(self, *, preprocessor, bank, synthesizer) -> None:
+        self.preprocessor, self.bank, self.synthesizer = preprocessor, bank, synthesizer
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -44,7 +61,12 @@ class AnonPipeline:
         if not index_path.is_file():
             raise FileNotFoundError(f"{path} has no {INDEX_FILE}: not an AnonPipeline folder")
         index = json.loads(index_path.read_text())
-        parts = {name: _load_component(index[name], path / name, device) for name in COMPONENTS}
+        parts = {}
+        for name in COMPONENTS:
+            key = name if name in index else LEGACY_KEYS.get(name, name)
+            if key not in index:
+                raise FileNotFoundError(f"{index_path} names no {name!r} component")
+            parts[name] = _load_component(index[key], path / key, device)
         return cls(**parts)
 
     @classmethod
@@ -55,7 +77,7 @@ class AnonPipeline:
         from anon_model.synthesis import TrainingFreeSynthesizer
 
         return cls(preprocessor=AnonPreprocessor(device=device), bank=DelegateBank.default(),
-                   generator=TrainingFreeSynthesizer())
+                   synthesizer=TrainingFreeSynthesizer())
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write each component to its own subfolder plus `model_index.json` naming their classes."""
@@ -88,33 +110,72 @@ class AnonPipeline:
     @property
     def step2_name(self) -> str:
         """A one-line description of the step-2 synthesizer in use (the CLI and app print it)."""
-        return getattr(self.generator, "description", type(self.generator).__name__)
+        return getattr(self.synthesizer, "description", type(self.synthesizer).__name__)
 
     def __call__(self, image: ImageLike, *, seed: int | None = 0, k_top: int | None = None,
-                 epsilon: float | None = None, k_neighbors: int | None = None, **options) -> AnonOutput:
+                 epsilon: float | None = None, k_neighbors: int | None = None, timer: Timer | None = None,
+                 **options) -> AnonOutput:
         """Anonymize every face of `image`; the same seed gives the same output.
 
         `options` override `PreprocessorConfig` fields for this call only (e.g. use_ifa=False for an ablation).
+        `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``).
         """
+        stage = timer or _untimed
+        pre, bank = self.preprocessor, self.bank
+        cfg = pre.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         rgb = load_image(image)
-        rng = torch.Generator().manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
-        plans = self.preprocessor(rgb, bank=self.bank, k_top=k_top, epsilon=epsilon,
-                                  k_neighbors=k_neighbors, generator=rng, **options)
+        rng = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))  # global RNG untouched
         notes = [f"step 2: {self.step2_name}"]
-        if not plans:
+        # perceive: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
+        with stage("detect"):
+            detections = pre.analyzer.detect(rgb)
+        with stage("landmarks"):
+            points = pre.analyzer.landmark(rgb, detections)
+        with stage("align"):
+            faces = pre.analyzer.align(rgb, detections, points)
+        if not faces:
             notes.append("no face found: the photo is returned unchanged")
             return AnonOutput(image=Image.fromarray(rgb), faces=[], notes=notes)
-        crops = self.preprocessor.synthesize_guarded(plans, self.generator, bank=self.bank, generator=rng)
-        out = rgb
-        records = []
-        for plan, crop in zip(plans, crops):
-            face, record = plan.face, plan.record
-            out = paste_back(out, crop, face.matrix, face.mask)
-            record.anonymized = crop
-            if record.landmarks_anon_crop is not None:
-                record.landmarks_anon = transform_points(record.landmarks_anon_crop, invert(face.matrix))
-            records.append(record)
+        with stage("ifa"):  # explain (§3.1): H, H-hat and the recast Z_id of every face
+            explained = pre.explain(faces, bank=bank, config=cfg)
+        with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
+            queries = pre.bank_queries(faces, explained, bank=bank)
+            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=rng, config=cfg)
+                                               for f, e, q in zip(faces, explained, queries)]))
+        guard = IdentityGuard(pre.identity)
+        originals = torch.stack([e.feature.detach() for e in explained]).float()
+        tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
+        for attempt in range(1, cfg.guard_attempts + 1):
+            with stage("synthesis"):  # synthesize (§3.3)
+                crops = self.synthesizer.synthesize([conds[i] for i in todo], generator=rng, effort=effort)
+            with stage("guard"):  # verify: is each result far enough from its original identity?
+                tries.add(todo, crops, delegates, guard.distances(crops, [conds[i] for i in todo], originals[todo]))
+            todo = tries.failing(guard.limit)
+            if not todo or attempt == cfg.guard_attempts:
+                break
+            with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
+                for i in todo:
+                    conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
+                                                                generator=rng, config=cfg)
+            effort = attempt / (cfg.guard_attempts - 1)
+        with stage("paste_back"):
+            out = rgb
+            anonymized = [_to_uint8(t.crop) for t in tries.best]
+            for face, crop in zip(faces, anonymized):
+                out = paste_back(out, crop, face.matrix, face.mask)
+        records = [face_record(face, e, t.delegates, crop, tries.outcome(i, guard), use_ifa=cfg.use_ifa)
+                   for i, (face, e, t, crop) in enumerate(zip(faces, explained, tries.best, anonymized))]
         return AnonOutput(image=Image.fromarray(out), faces=records, notes=notes)
+
+
+def _untimed(stage: str) -> AbstractContextManager:
+    """The default timer: nothing."""
+    return nullcontext()
+
+
+def _to_uint8(crop: torch.Tensor) -> np.ndarray:
+    """A synthesized crop (3,S,S) in [0,1] as (S,S,3) uint8."""
+    return (crop.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 def _load_component(entry: list[str], folder: Path, device: str):

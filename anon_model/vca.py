@@ -15,22 +15,18 @@ import torch
 from skimage.transform import SimilarityTransform
 
 from anon_model.bank import DelegateBank
-from anon_model.conditioning import FaceConditioning
 from anon_model.errors import AnonModelError
 from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
 from anon_model.perception import landmarks68 as lm
-from anon_model.perception.face import Face
-from anon_model.perception.masks import face_mask
-from anon_model.perception.render import appearance_input, geometry_input
 
 __all__ = [
     "DelegateSample",
     "AppearanceDelegate",
     "GeometryDelegate",
+    "DelegateDraw",
     "visual_appearance_anonymization",
     "geometry_structure_anonymization",
     "recover_contour_and_mouth",
-    "face_conditioning",
 ]
 
 
@@ -67,6 +63,14 @@ class GeometryDelegate:
     delegate_landmarks: np.ndarray  # (68, 2) S-bar, similarity-aligned to S_x, crop pixels
     anonymized_landmarks: np.ndarray  # (68, 2) S-hat_x, crop pixels
     pose_tolerance: tuple[float, float, float]  # the (yaw, pitch, roll) tolerance finally used
+
+
+@dataclass
+class DelegateDraw:
+    """Everything VCA drew for one face: the appearance delegate (VAA) and the geometry delegate (GSA)."""
+
+    appearance: AppearanceDelegate
+    geometry: GeometryDelegate
 
 
 def _eligible(bank: DelegateBank, embedding: torch.Tensor | None) -> torch.Tensor:
@@ -194,27 +198,3 @@ def recover_contour_and_mouth(delegate: np.ndarray, original: np.ndarray) -> np.
         thickness = delegate[outer] - _along(delegate[inner], t)
         out[outer] = _along(original[inner], t) + thickness
     return out
-
-
-def _tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """float32 tensor of an array."""
-    return torch.as_tensor(array).detach().float()
-
-
-def face_conditioning(face: Face, appearance: AppearanceDelegate, geometry: GeometryDelegate, *,
-                      z_id: torch.Tensor, attention: torch.Tensor | np.ndarray) -> FaceConditioning:
-    """Assemble one face's step-1 output (Z_id from IFA, Z_a from VAA, Z_g from GSA) for a step-2 synthesizer."""
-    size = face.crop.shape[0]
-    delegate_mask = face_mask(appearance.landmarks, (size, size))
-    return FaceConditioning(
-        x=_tensor(face.crop).permute(2, 0, 1) / 255.0,
-        z_id=_tensor(z_id).reshape(-1),
-        z_a=_tensor(appearance_input(appearance.crop, delegate_mask)),
-        z_g=_tensor(geometry_input(face.crop, geometry.anonymized_landmarks, face.mask)),
-        landmarks=_tensor(face.crop_landmarks),
-        landmarks_anon=_tensor(geometry.anonymized_landmarks),
-        delegate_crop=_tensor(appearance.crop).permute(2, 0, 1) / 255.0,
-        delegate_landmarks=_tensor(appearance.landmarks),
-        mask=_tensor(face.mask),
-        attention=_tensor(attention),
-    )

@@ -9,7 +9,8 @@ from pathlib import Path
 from PIL import Image
 
 from anon_model import AnonPipeline
-from anon_model.evaluation.dataset import EXAMPLES_DIR, IMAGE_SUFFIXES
+from anon_model.evaluation.dataset import EXAMPLES_DIR
+from anon_model.imageio import IMAGE_SUFFIXES
 from anon_model.imageio import save_image_atomic
 
 TILE, GAP = 192, 6

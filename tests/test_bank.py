@@ -108,7 +108,7 @@ def test_synth_with_a_tiny_random_ddpm_runs_and_finds_no_face(tmp_path, analyzer
     """The real diffusers path (load, DDIM swap, sampling) with a random UNet: its noise holds no face."""
     from diffusers import DDIMPipeline, DDPMPipeline, DDPMScheduler, UNet2DModel
 
-    from anon_model.bank import _unconditional_pipeline
+    from anon_model.bank.synth import _unconditional_pipeline
 
     torch.manual_seed(0)
     unet = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,

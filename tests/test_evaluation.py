@@ -196,36 +196,27 @@ def test_external_outputs_are_found_by_relative_name(tmp_path):
         method(image, [], sample=Sample(EXAMPLES_DIR / "obama.jpg", "obama.jpg", "x"), seed=0)
 
 
-@dataclass
-class _Config:
-    use_ifa: bool = True
-    k_top: int = 3
-
-
 class _FakePipeline:
-    """Stands in for AnonPipeline: records the switches it saw."""
+    """Stands in for AnonPipeline: records the per-call options it was given."""
 
     def __init__(self):
-        self.preprocessor = type("P", (), {"config": _Config()})()
         self.seen = []
 
     def __call__(self, image, *, seed, **kwargs):
         from PIL import Image
 
-        self.seen.append((self.preprocessor.config.use_ifa, kwargs))
+        self.seen.append(kwargs)
         return type("O", (), {"image": Image.fromarray(image)})()
 
 
-def test_pipeline_variants_set_and_restore_switches():
+def test_pipeline_variants_pass_their_switches_per_call():
     fake = _FakePipeline()
     provider = PipelineProvider(factory=lambda: fake)
     image = np.zeros((32, 32, 3), np.uint8)
     sample = Sample(EXAMPLES_DIR / "x.jpg", "x.jpg", "x")
     PipelineMethod("no-ifa", provider, overrides={"use_ifa": False})(image, [], sample=sample, seed=0)
     PipelineMethod(k_curve_name(5), provider, call_kwargs={"k_top": 5})(image, [], sample=sample, seed=0)
-    assert fake.seen == [(False, {}), (True, {"k_top": 5})] and fake.preprocessor.config.use_ifa is True
-    with pytest.raises(AttributeError, match="use_gsa"):
-        PipelineMethod("no-gsa", provider, overrides={"use_gsa": False})(image, [], sample=sample, seed=0)
+    assert fake.seen == [{"use_ifa": False}, {"k_top": 5}]
     names = [m.name for m in make_methods(["blur"], provider=provider, ablations=True, k_curve=[1, 2], trained=provider)]
     assert names == ["blur", "ours", *[v.name for v in VARIANTS], "ours-k1", "ours-k2", "ours-trained"]
     with pytest.raises(ValueError, match="unknown method"):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from anon_model import AnonPipeline
@@ -37,7 +38,7 @@ def test_same_seed_same_output(pipe, example_paths):
 def test_save_then_load_gives_identical_output(pipe, example_paths, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
-    assert {"preprocessor", "bank", "generator"} <= set(index)
+    assert {"preprocessor", "bank", "synthesizer"} <= set(index)
     loaded = AnonPipeline.from_pretrained(tmp_path / "pipe")
     a = np.asarray(pipe(example_paths[1], seed=7).image)
     b = np.asarray(loaded(example_paths[1], seed=7).image)
@@ -56,29 +57,57 @@ def test_unknown_delegate_sampling_is_rejected(pipe, example_paths):
         pipe(example_paths[0], delegate_sampling="nearest-ish")
 
 
+def test_unknown_option_is_rejected_by_name(pipe, example_paths):
+    with pytest.raises(TypeError, match="use_gsaa"):
+        pipe(example_paths[0], use_gsaa=False)
+
+
+def test_folder_of_an_earlier_version_with_a_generator_entry_loads(pipe, example_paths, tmp_path):
+    """Folders written before the step-2 slot was renamed name it "generator": they load the same."""
+    folder = pipe.save_pretrained(tmp_path / "old")
+    (folder / "synthesizer").rename(folder / "generator")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["generator"] = index.pop("synthesizer")
+    (folder / "model_index.json").write_text(json.dumps(index))
+    loaded = AnonPipeline.from_pretrained(folder)
+    assert np.array_equal(np.asarray(loaded(example_paths[1], seed=7).image), np.asarray(pipe(example_paths[1], seed=7).image))
+
+
+class _Recorder:
+    """A step 2 that returns x itself (always recognized) except on call ``delegate_on``, where it returns the
+    appearance delegate's face; it remembers each call's S-hat_x and effort."""
+
+    description = "test synthesizer"
+
+    def __init__(self, delegate_on: int | None = None) -> None:
+        self.calls, self.delegate_on = [], delegate_on
+
+    def synthesize(self, conds, *, generator=None, effort=0.0):
+        self.calls.append(([c.landmarks_anon.clone() for c in conds], effort))
+        use_delegate = len(self.calls) == self.delegate_on
+        return torch.stack([(c.delegate_crop if use_delegate else c.x).float() for c in conds])
+
+
+def test_guard_retries_a_bounded_number_of_times_and_reports_failure(pipe, example_paths):
+    """A step 2 that changes nothing: every try fails, the face is reported as failed, the tries are bounded."""
+    step2 = _Recorder()
+    out = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
+        example_paths[0], seed=0, guard_attempts=3)
+    (record,) = out.faces
+    assert record.attempts == 3 and len(step2.calls) == 3 and record.guard_passed is False
+    assert [effort for _, effort in step2.calls] == [0.0, 0.5, 1.0]  # the synthesizer is asked to change more
+    assert record.identity_distance < 1e-3  # x vs x: the kept try is still the original
+
+
 def test_guard_record_describes_the_kept_try(pipe, example_paths, monkeypatch):
     """The guard keeps the try farthest from x; the face's record must show that try's delegates, not the last."""
-    import torch
-
-    from anon_model.imageio import load_image
-
-    calls = []
-
-    class ThirdTryOnly:
-        """Returns x itself (recognized) except on the third call, where it returns the delegate's face."""
-
-        def synthesize(self, conds, generator=None):
-            calls.append([c.landmarks_anon.clone() for c in conds])
-            third = len(calls) == 3
-            return torch.stack([(c.delegate_crop if third else c.x).float() for c in conds])
-
-    pre, bank = pipe.preprocessor, pipe.bank
-    monkeypatch.setattr(pre.identity, "threshold", 10.0)  # nothing passes: all four tries run
-    rng = torch.Generator().manual_seed(0)
-    plans = pre(load_image(example_paths[0]), bank=bank, generator=rng, epsilon=0.0)
-    pre.synthesize_guarded(plans, ThirdTryOnly(), bank=bank, generator=rng)
-    record = plans[0].record
-    assert record.attempts == 4 and len(calls) == 4
-    np.testing.assert_allclose(record.landmarks_anon_crop, calls[2][0].numpy(), atol=1e-4)
-    np.testing.assert_allclose(plans[0].cond.landmarks_anon.numpy(), calls[2][0].numpy(), atol=1e-4)
+    monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # nothing passes: all four tries run
+    step2 = _Recorder(delegate_on=3)
+    out = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
+        example_paths[0], seed=0, epsilon=0.0)
+    record = out.faces[0]
+    assert record.attempts == 4 and len(step2.calls) == 4 and record.guard_passed is False
+    np.testing.assert_allclose(record.landmarks_anon_crop, step2.calls[2][0][0].numpy(), atol=1e-4)
     assert record.identity_distance > 0.6  # dlib's real threshold: the delegate's face is someone else
+    # the kept crop is what was pasted back, and the record's crop is the anonymized one, not the original
+    assert not np.array_equal(record.anonymized, record.crop)

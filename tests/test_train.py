@@ -190,18 +190,18 @@ def _log_steps(output: Path) -> list[int]:
 
 
 def _training_record(pipeline: Path) -> dict:
-    return json.loads((pipeline / "generator" / "training.json").read_text())
+    return json.loads((pipeline / "synthesizer" / "training.json").read_text())
 
 
 def _exported_generator(pipeline: Path) -> FaceAnonGenerator:
     from anon_model.pipeline import AnonPipeline
 
-    generator = AnonPipeline.from_pretrained(pipeline).generator
+    generator = AnonPipeline.from_pretrained(pipeline).synthesizer
     assert isinstance(generator, FaceAnonGenerator)
     return generator
 
 
-def test_train_checkpoints_exports_and_resumes(faces, cache_dir, tmp_path, capsys):
+def test_train_checkpoints_exports_and_resumes(faces, cache_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     args = ["--config", "tiny", "--data", str(faces), "--cache", str(cache_dir), "--output", str(out)]
     exported = main([*args, "--max-steps", "2"])
@@ -212,12 +212,20 @@ def test_train_checkpoints_exports_and_resumes(faces, cache_dir, tmp_path, capsy
     from anon_model.pipeline import AnonPipeline
 
     pipe = AnonPipeline.from_pretrained(exported)  # the trained generator is the pipeline's step 2
-    first = pipe.generator
+    first = pipe.synthesizer
     assert isinstance(first, FaceAnonGenerator) and first.trained_steps == 2 and first.training_config == "tiny"
     photo = ROOT / "anon_model" / "assets" / "examples" / "biden.jpg"
     result = pipe(photo, seed=0)
     assert result.image.size == Image.open(photo).size and len(result.faces) == 1
     assert "FaceAnonGenerator trained with config 'tiny'" in result.notes[0]
+    config = pipe.preprocessor.config  # step 1 as in training: Psi, IFA's K and weights (train/configs/tiny.json)
+    assert (config.identity, config.k_top, config.ifa_weights, config.use_ifa) == ("dlib", 3, "scores", True)
+    # the identity guard retries with the trained generator too (whose results are inference tensors)
+    monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # no result can pass: every try runs
+    retried = pipe(photo, seed=0, guard_attempts=3)
+    assert retried.faces[0].attempts == 3 and retried.faces[0].guard_passed is False
+    assert retried.image.size == result.image.size
+    monkeypatch.undo()
 
     exported = main([*args, "--max-steps", "4", "--resume", "--export-checkpoints"])
     assert "resumed from" in capsys.readouterr().out

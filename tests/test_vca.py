@@ -7,6 +7,7 @@ import torch
 from scipy import stats
 
 from anon_model.bank import DelegateBank
+from anon_model.conditioning import face_conditioning
 from anon_model.ipd import appearance_distance, exponential_mechanism, geometry_distance, utility_appearance
 from anon_model.perception import landmarks68 as lm
 from anon_model.vca import (
@@ -15,7 +16,6 @@ from anon_model.vca import (
     _UPPER_INNER,
     _UPPER_OUTER,
     _along,
-    face_conditioning,
     geometry_structure_anonymization,
     recover_contour_and_mouth,
     visual_appearance_anonymization,

@@ -1,7 +1,8 @@
 """Training data (paper §3.4, §4.1): faces from any image folder, preprocessed once into a cache.
 
-``prepare_cache`` runs step 1's perception on every photo (largest face: crop, 68 landmarks, mask) and the
-identity network (raw feature f and Z_id = the IFA-recast f_x) and stores them per photo; ``FaceDataset`` then
+``prepare_cache`` runs step 1 (``step1``: the same ``AnonPreprocessor`` and bank an exported pipeline runs) on every
+photo (largest face: crop, 68 landmarks, mask, Psi's raw feature f and Z_id = the IFA-recast f_x) and stores them
+per photo; ``FaceDataset`` then
 builds Z_a(x) (x's own foreground) and Z_g(x) (x's own landmarks + background) on the fly and pairs every x with
 a random identity provider y. Any folder works: CelebA-HQ's flat ``CelebA-HQ-img/``, FFHQ's numbered subfolders,
 or a plain folder of photos. The cache holds face crops: it lives where the user points ``--cache`` (default
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-CACHE_FORMAT = 1
+from anon_model.imageio import IMAGE_SUFFIXES
+
+CACHE_FORMAT = 2  # 2: features from AnonPreprocessor (codebook = the bank's own embeddings, as at inference)
 MANIFEST = "manifest.json"
 FEATURES = "features.npz"
 
@@ -50,57 +52,50 @@ class CacheSpec:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
+def step1(spec: CacheSpec, *, device: str | torch.device = "cpu"):
+    """The ``AnonPreprocessor`` and delegate bank of ``spec``: what makes Z_id in training and in the exported pipeline.
+
+    ``spec.ifa`` holds ``k_top``, ``weights`` (Eq. 5's w_i) and ``codebook``: the delegate bank (folder or Hub id;
+    None: the bundled one) whose faces are IFA's classes for a Psi without its own (dlib).
+    """
+    from anon_model.bank import DelegateBank
+    from anon_model.preprocessor import AnonPreprocessor
+
+    options = dict(spec.ifa)
+    bank = DelegateBank.from_pretrained(options.pop("codebook", None))
+    fields = {"k_top": "k_top", "weights": "ifa_weights"}
+    unknown = sorted(set(options) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown IFA option(s) {', '.join(unknown)} in the data config (known: codebook, "
+                         f"{', '.join(fields)})")
+    pre = AnonPreprocessor(identity=spec.identity_backend, use_ifa=spec.z_id_source == "ifa", device=str(device),
+                           **{fields[k]: v for k, v in options.items()})
+    if pre.analyzer.crop_size != spec.crop_size:
+        raise ValueError(f"crop_size {spec.crop_size}: the pipeline aligns faces to {pre.analyzer.crop_size} pixels")
+    return pre, bank
+
+
 class FacePreprocessor:
     """One photo -> its largest face's crop, landmarks, mask, raw identity feature f and Z_id, or None (no face)."""
 
     def __init__(self, spec: CacheSpec, *, device: str | torch.device = "cpu") -> None:
-        from anon_model.identity import load_identity_network
-        from anon_model.perception import FaceAnalyzer
-
-        self.spec = spec
-        self.analyzer = FaceAnalyzer(crop_size=spec.crop_size, device=str(device))
-        self.identity = load_identity_network(spec.identity_backend, device=device)
-        self.anonymizer = _load_ifa(self.identity, spec) if spec.z_id_source == "ifa" else None
+        self.pre, self.bank = step1(spec, device=device)
 
     def __call__(self, path: Path) -> dict[str, np.ndarray] | None:
-        faces = self.analyzer(path)
+        faces = self.pre.analyzer(path)
         if not faces:
             return None
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        param = next(self.identity.parameters())
-        crop = torch.from_numpy(face.crop).permute(2, 0, 1)[None].to(param.device, torch.float32) / 255
-        landmarks = torch.from_numpy(face.crop_landmarks)[None].to(param.device, torch.float32)
-        if self.anonymizer is None:
-            with torch.no_grad():
-                f_id = z_id = self.identity.embed(crop, landmarks=landmarks)[0]
-        else:  # IFA gives both Psi's feature f and the recast f_x
-            result = self.anonymizer(crop, landmarks=landmarks)[0]
-            f_id, z_id = result.feature, result.feature_distracted
+        config = self.pre.config
+        explained = self.pre.explain([face], bank=self.bank, config=config)[0]  # IFA gives f and the recast f_x
+        z_id = explained.feature_distracted if config.use_ifa else explained.feature
         return {
             "crop": face.crop,
             "landmarks": face.crop_landmarks.astype(np.float32),
             "mask": face.mask.astype(np.float16),
-            "f_id": f_id.detach().float().cpu().numpy(),
+            "f_id": explained.feature.detach().float().cpu().numpy(),
             "z_id": z_id.detach().float().cpu().numpy(),
         }
-
-
-def _load_ifa(identity, spec: CacheSpec):
-    """IFA around ``identity``; a network without classes (dlib) gets a codebook of a delegate bank's faces.
-
-    ``spec.ifa`` holds IdentityFeatureAnonymizer's options plus ``codebook``: a delegate-bank folder or Hub id
-    (None: the bank bundled with anon_model). Ignored for networks with their own classes (FaceNet's VGGFace2).
-    """
-    from anon_model.ifa import IdentityFeatureAnonymizer, has_class_head
-
-    options = dict(spec.ifa)
-    bank_source = options.pop("codebook", None)
-    if not has_class_head(identity):
-        from anon_model.bank import DelegateBank
-        from anon_model.identity.codebook import IdentityCodebook
-
-        options["codebook"] = IdentityCodebook.from_bank(identity, DelegateBank.from_pretrained(bank_source))
-    return IdentityFeatureAnonymizer(identity, **options)
 
 
 def _item_name(root: Path, path: Path) -> str:
@@ -199,7 +194,7 @@ class FaceDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from anon_model.perception.render import appearance_input, geometry_input
+        from anon_model.conditioning import appearance_input, geometry_input
 
         with np.load(self.files[i]) as rec:
             crop, landmarks, mask = rec["crop"], rec["landmarks"], rec["mask"].astype(np.float32)

@@ -51,7 +51,8 @@ def reconstruction_ssim(exported: str | Path, cache: str | Path) -> float:
     from anon_model.models import FaceAnonGenerator
 
     folder = Path(exported)
-    generator = FaceAnonGenerator.from_pretrained(folder / "generator" if (folder / "generator").is_dir() else folder)
+    step2 = next((folder / name for name in ("synthesizer", "generator") if (folder / name).is_dir()), folder)
+    generator = FaceAnonGenerator.from_pretrained(step2)
     dataset = FaceDataset(cache)
     scores = []
     for i in range(len(dataset)):

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch.utils.data import DataLoader
 if __package__ in (None, ""):  # run as a script (accelerate launch train/train.py): make `train` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train.data import CacheSpec, FaceDataset, prepare_cache, write_manifest  # noqa: E402
+from train.data import CacheSpec, FaceDataset, prepare_cache, step1, write_manifest  # noqa: E402
 from train.losses import (  # noqa: E402
     Generated,
     Views,
@@ -195,42 +194,22 @@ class Trainer:
         return {**{k: v.detach() for k, v in terms.items()}, "L_All": loss_g.detach(), "D": loss_d.detach()}
 
     def export(self, folder: Path, *, step: int) -> Path:
-        """Write the generator as step 2 of an AnonPipeline folder (or alone when no pipeline can be built)."""
+        """Write the generator as step 2 (``synthesizer/``) of an AnonPipeline folder; return that folder."""
         from anon_model.models import FaceAnonGenerator
+        from anon_model.pipeline import AnonPipeline
 
         generator = FaceAnonGenerator(**self.generator_kwargs, training_config=self.cfg["name"], trained_steps=step)
         generator.load_state_dict(self.generator.state_dict())
         generator.eval()
-        try:
-            from anon_model.pipeline import AnonPipeline
-
-            pipe = AnonPipeline.from_pretrained(None)
-        except ImportError as err:  # the pipeline's other parts are missing: save the generator on its own
-            warnings.warn(f"AnonPipeline unavailable ({err}); writing the generator alone", stacklevel=2)
-            target = generator_dir = folder / "generator"
-            generator.save_pretrained(target)
-        else:
-            self._match_step1(pipe)
-            pipe.generator = generator
-            target, generator_dir = folder / "pipeline", folder / "pipeline" / "generator"
-            pipe.save_pretrained(target)
+        # step 1 exactly as in training (same Psi, IFA settings and codebook bank), the trained G as step 2
+        preprocessor, bank = step1(CacheSpec(**self.cfg["data"]))
+        pipe = AnonPipeline(preprocessor=preprocessor, bank=bank, synthesizer=generator)
+        target = pipe.save_pretrained(folder / "pipeline")
+        generator_dir = target / "synthesizer"
         training = {"config": self.cfg, "step": step, "num_processes": self.accelerator.num_processes,
                     "notes": self.notes}
         (generator_dir / "training.json").write_text(json.dumps(training, indent=2))
         return target
-
-    def _match_step1(self, pipe) -> None:
-        """Give the pipeline the step 1 that produced Z_id in training: same Psi, IFA settings and codebook bank."""
-        data = self.cfg["data"]
-        ifa = data.get("ifa", {})
-        wanted = {"identity": data["identity_backend"], "use_ifa": data["z_id_source"] == "ifa"}
-        wanted |= {key: ifa[name] for name, key in (("k_top", "k_top"), ("weights", "ifa_weights")) if name in ifa}
-        config = pipe.preprocessor.config
-        changes = {k: v for k, v in wanted.items() if getattr(config, k) != v}
-        if changes:
-            pipe.preprocessor = type(pipe.preprocessor)(config, **changes)
-        if ifa.get("codebook"):
-            pipe.bank = type(pipe.bank).from_pretrained(ifa["codebook"])
 
 
 def _repeat(t: torch.Tensor, groups: int) -> torch.Tensor:

@@ -1,10 +1,9 @@
 """``anon-model bench``: time each stage of the pipeline on a batch of photos, per device, with peak memory.
 
-The stages are the pipeline's own pieces called one after the other (nothing in the library is instrumented):
-detect (``analyzer.detector``), landmarks (``analyzer.landmarker``), IFA (``IdentityFeatureAnonymizer``),
-VCA (VAA + GSA draws and the conditioning, ``anon_model.vca``), synthesis (``generator.synthesize``, step 2 without the
-identity guard) and paste-back (``perception.align.paste_back``). The end-to-end time is one ``pipe(image)`` call per
-photo (alignment, the identity guard's re-embedding and any resampling included); ``seconds_per_face`` is taken from it.
+The stages are those of ``AnonPipeline.__call__`` itself (``anon_model.pipeline.STAGES``), timed through its ``timer``
+hook: detect, landmarks, align, IFA, VCA (delegate draws, redraws included), synthesis (every try), the identity
+guard's verification, paste-back. The end-to-end time is a second, untimed pass of one ``pipe(image)`` call per
+photo; ``seconds_per_face`` is taken from it.
 """
 from __future__ import annotations
 
@@ -20,11 +19,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from anon_model.imageio import load_image
+from anon_model.imageio import IMAGE_SUFFIXES, load_image
+from anon_model.pipeline import STAGES
 
 __all__ = ["STAGES", "BenchResult", "bench", "add_bench_arguments", "run_bench"]
-
-STAGES = ("detect", "landmarks", "ifa", "vca", "synthesis", "paste_back")
 
 
 @dataclass
@@ -75,34 +73,6 @@ class _Clock:
         self.totals[name] += time.perf_counter() - t0
 
 
-def _run_stages(pipe, image: np.ndarray, clock: _Clock, rng: torch.Generator) -> int:
-    """One photo through the pipeline's pieces, each timed; returns its number of faces."""
-    from anon_model.perception.align import paste_back
-
-    pre, bank = pipe.preprocessor, pipe.bank
-    cfg, analyzer = pre.resolve(), pre.analyzer
-    with clock.stage("detect"):
-        detections = analyzer.detector(image)[: analyzer.max_faces]
-    with clock.stage("landmarks"):
-        analyzer.landmarker(image, [d.box for d in detections])
-    faces = analyzer(image)  # the aligned faces for the next stages (alignment itself is cheap and untimed here)
-    if not faces:
-        return 0
-    with clock.stage("ifa"):
-        explained = pre.explain(faces, bank=bank, config=cfg)
-    with clock.stage("vca"):
-        plans = pre.plan(faces, explained, bank=bank, generator=rng, config=cfg)
-    with clock.stage("synthesis"):
-        with torch.inference_mode():
-            out = pipe.generator.synthesize([p.cond for p in plans], generator=rng)
-        synthesized = (out.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    with clock.stage("paste_back"):
-        result = image
-        for face, crop in zip(faces, synthesized):
-            result = paste_back(result, crop, face.matrix, face.mask)
-    return len(faces)
-
-
 def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None, device: str = "cpu", repeats: int = 1,
           seed: int = 0) -> BenchResult:
     """Time every stage and the whole pipeline on `images` (after one untimed warm-up pass) on `device`."""
@@ -110,7 +80,6 @@ def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None
 
     photos = [load_image(p) for p in images]
     pipe = AnonPipeline.from_pretrained(model, device=device)
-    rng = torch.Generator().manual_seed(seed)
     for image in photos:  # warm-up: lazy loads, codebook, allocator, cuDNN autotuning
         pipe(image, seed=seed)
     if device.startswith("cuda"):
@@ -118,7 +87,7 @@ def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None
     clock = _Clock(device)
     faces = 0
     for _ in range(repeats):
-        faces = sum(_run_stages(pipe, image, clock, rng) for image in photos)
+        faces = sum(len(pipe(image, seed=seed, timer=clock.stage).faces) for image in photos)
     clock._sync()
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -155,7 +124,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``anon-model bench``; the JSON's top level is the last device's result, ``runs`` holds every device's."""
-    from anon_model.evaluation.dataset import EXAMPLES_DIR, IMAGE_SUFFIXES
+    from anon_model.evaluation.dataset import EXAMPLES_DIR
 
     if args.threads:
         torch.set_num_threads(args.threads)

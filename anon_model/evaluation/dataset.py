@@ -16,9 +16,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Sample", "load_dataset", "IMAGE_SUFFIXES", "EXAMPLES_DIR"]
+from anon_model.imageio import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+__all__ = ["Sample", "load_dataset", "EXAMPLES_DIR"]
+
 #: The bundled public-domain photos (with ``identities.json``: obama*, biden, astronaut = 3 identities).
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 _ID_FILES = ("identities.json", "identity_CelebA.txt")

@@ -11,18 +11,17 @@ Every method maps (photo, its faces) to a photo of the same size:
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
 
 from anon_model.evaluation.attributes import Located
-from anon_model.evaluation.dataset import IMAGE_SUFFIXES, Sample
-from anon_model.imageio import load_image
+from anon_model.evaluation.dataset import Sample
+from anon_model.imageio import IMAGE_SUFFIXES, load_image
 
 __all__ = ["Method", "Blur", "Pixelate", "SolidMask", "Copy", "External", "PipelineMethod", "PipelineProvider",
            "Variant", "VARIANTS", "BASELINES", "make_methods", "k_curve_name"]
@@ -173,25 +172,10 @@ class PipelineProvider:
         return self._pipe
 
 
-@contextlib.contextmanager
-def configured(config: Any, overrides: dict[str, Any]) -> Iterator[None]:
-    """Set attributes of the preprocessor config for the duration of one call, then restore them."""
-    missing = [k for k in overrides if not hasattr(config, k)]
-    if missing:
-        raise AttributeError(f"the pipeline's preprocessor config has no switch {', '.join(missing)} (needed by this ablation)")
-    saved = {k: getattr(config, k) for k in overrides}
-    try:
-        for k, v in overrides.items():
-            setattr(config, k, v)
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(config, k, v)
-
-
 @dataclass
 class PipelineMethod(Method):
-    """Our pipeline, optionally with preprocessor switches (an ablation) or call arguments (K of Eq. 5)."""
+    """Our pipeline, optionally with preprocessor switches (an ablation) or call arguments (K of Eq. 5), both passed
+    as per-call options (validated like any call's)."""
 
     name: str
     provider: PipelineProvider
@@ -202,9 +186,7 @@ class PipelineMethod(Method):
         return f"pipeline:{self.provider.model}:{sorted(self.overrides.items())}:{sorted(self.call_kwargs.items())}"
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
-        pipe = self.provider.get()
-        with configured(pipe.preprocessor.config, self.overrides):
-            out = pipe(image, seed=seed, **self.call_kwargs)
+        out = self.provider.get()(image, seed=seed, **self.overrides, **self.call_kwargs)
         return np.asarray(out.image.convert("RGB"))
 
 

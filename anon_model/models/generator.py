@@ -29,7 +29,7 @@ and a U-Net translator T with AdaIN, mapping (Z_id, Z_a, Z_g) to a 256x256 face.
 * Training config: `{{ training_config }}` (see `train/configs/{{ training_config }}.json`), {{ trained_steps }} steps.
 * Identity features Z_id: {{ z_id_dim }}-d from the `{{ identity_backend }}` identity network.
 
-Load it with `FaceAnonGenerator.from_pretrained(...)` or as the `generator/` folder of an `AnonPipeline`.
+Load it with `FaceAnonGenerator.from_pretrained(...)` or as the `synthesizer/` folder of an `AnonPipeline`.
 """
 
 
@@ -141,9 +141,13 @@ class FaceAnonGenerator(
         return self.translator(z_g, self.condition(z_id, self.encoder(z_a)))
 
     def synthesize(
-        self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None
+        self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None, effort: float = 0.0
     ) -> torch.Tensor:
-        """Step 2 on a batch of conditionings -> (B,3,256,256) in [0,1]; ``generator`` is unused (G is deterministic)."""
+        """Step 2 on a batch of conditionings -> (B,3,256,256) in [0,1].
+
+        G is deterministic and has no retry knob: ``generator`` and the guard's ``effort`` are accepted and unused
+        (a retry differs through the new delegates the pipeline draws).
+        """
         param = next(self.parameters())
         z_id, z_a, z_g = (
             torch.stack([getattr(c, name) for c in conds]).to(param.device, param.dtype) for name in ("z_id", "z_a", "z_g")

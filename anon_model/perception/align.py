@@ -7,6 +7,7 @@ import numpy as np
 from skimage.transform import SimilarityTransform
 
 from anon_model.perception import landmarks68 as lm
+from anon_model.perception.masks import feather as soft_edge
 
 # Where the eye centres, nose tip and mouth corners sit in a 256-pixel crop: the face fills the middle ~60%
 # of the crop with hair, ears and chin inside, as in FFHQ / CelebA-HQ.
@@ -58,7 +59,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     """
     h, w = image.shape[:2]
     size = crop.shape[0]
-    soft = _feather(mask.astype(np.float32), feather * size)
+    width = feather * size  # shrink by half the width, then blur, so the soft edge stays inside the face region
+    soft = np.clip(soft_edge(mask.astype(np.float32), max(1, int(round(width / 2))), sigma=max(width / 3, 0.5)), 0.0, 1.0)
     inv = invert(matrix)
     alpha = cv2.warpAffine(soft, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     ys, xs = np.nonzero(alpha > 1e-3)
@@ -75,10 +77,3 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     out[y0:y1, x0:x1] = np.clip(blended.round(), 0, 255).astype(np.uint8)
     return out
 
-
-def _feather(mask: np.ndarray, width: float) -> np.ndarray:
-    """Shrink the mask by half the feather width, then blur it, so the soft edge stays inside the face region."""
-    radius = max(1, int(round(width / 2)))
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    core = cv2.erode((mask > 0.5).astype(np.float32), kernel)
-    return np.clip(cv2.GaussianBlur(core, (0, 0), sigmaX=max(width / 3, 0.5)), 0.0, 1.0)

@@ -6,7 +6,7 @@ import numpy as np
 
 from anon_model.imageio import ImageLike, load_image
 from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
-from anon_model.perception.detect import FaceDetector
+from anon_model.perception.detect import Detection, FaceDetector
 from anon_model.perception.face import Face
 from anon_model.perception.landmarks import LandmarkPredictor
 from anon_model.perception.masks import face_mask
@@ -28,10 +28,21 @@ class FaceAnalyzer:
         return {"detector": self.detector.backend, "landmarks": self.landmarker.backend}
 
     def __call__(self, image: ImageLike) -> list[Face]:
-        """All faces of `image` (path, PIL or array), ordered left to right."""
+        """All faces of `image` (path, PIL or array), ordered left to right: ``detect``, ``landmark``, ``align``."""
         image = load_image(image)
-        detections = self.detector(image)[: self.max_faces]
-        points = self.landmarker(image, [d.box for d in detections])
+        detections = self.detect(image)
+        return self.align(image, detections, self.landmark(image, detections))
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Face boxes and scores of an RGB uint8 photo, largest first (at most ``max_faces``)."""
+        return self.detector(image)[: self.max_faces]
+
+    def landmark(self, image: np.ndarray, detections: list[Detection]) -> list[np.ndarray]:
+        """The 68 landmarks S_x (photo pixels) of each detected face."""
+        return self.landmarker(image, [d.box for d in detections])
+
+    def align(self, image: np.ndarray, detections: list[Detection], points: list[np.ndarray]) -> list[Face]:
+        """Pose, aligned crop and mask of each face, ordered left to right."""
         faces = [self._face(image, det.box, det.score, pts) for det, pts in zip(detections, points)]
         return sorted(faces, key=lambda f: f.box[0])
 

@@ -23,3 +23,13 @@ def face_mask(landmarks: np.ndarray, shape: tuple[int, int], *, forehead: float 
     hull = cv2.convexHull(np.round(face_outline(landmarks, forehead=forehead)).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8)
     return mask.astype(np.float32)
+
+
+def feather(mask: np.ndarray, radius: int, *, sigma: float, ksize: int = 0) -> np.ndarray:
+    """Erode a {0, 1} mask by ``radius`` pixels, then Gaussian-blur it: a soft edge that stays inside the mask.
+
+    ``ksize`` 0 lets cv2 size the kernel from ``sigma``.
+    """
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    core = cv2.erode((mask > 0.5).astype(np.float32), kernel)
+    return cv2.GaussianBlur(core, (ksize, ksize), sigma)

@@ -7,16 +7,14 @@ blend it into x with a weight that follows IFA's identity attention (changed whe
 high, x kept where it was low, never outside x's face mask). The recast identity feature Z_id is
 not used: without a trained translator T there is nothing that could render it.
 
-``guarded_synthesis`` re-checks each result with the identity network and resynthesizes faces
-that still match their original (a bounded number of times, widening the blend each time).
+When the pipeline's identity guard asks for another try (``effort`` > 0), the blend weight is floored at
+``effort`` everywhere in the face region, so the last try (effort 1) replaces the whole region.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -24,9 +22,9 @@ import torch
 from scipy.spatial import Delaunay
 
 from anon_model.conditioning import FaceConditioning
-from anon_model.perception.masks import face_mask, face_outline
+from anon_model.perception.masks import face_mask, face_outline, feather
 
-__all__ = ["TrainingFreeSynthesizer", "GuardReport", "guarded_synthesis", "piecewise_affine_warp"]
+__all__ = ["TrainingFreeSynthesizer", "piecewise_affine_warp"]
 
 CONFIG_FILE = "config.json"
 DESCRIPTION = ("training-free synthesizer: no trained generator configured; the appearance delegate is warped "
@@ -94,14 +92,6 @@ def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndar
     return np.clip(cv2.cvtColor(out, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
-def _soft(mask: np.ndarray, width: float) -> np.ndarray:
-    """Erode a {0,1} mask by ``width`` pixels and blur it by as much: a soft edge that stays inside the mask."""
-    radius = max(1, int(round(width)))
-    inside = (mask > 0.5).astype(np.float32)
-    core = cv2.erode(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    return cv2.GaussianBlur(core, (2 * radius + 1, 2 * radius + 1), radius / 3) * inside
-
-
 def _region(cond: FaceConditioning, *, forehead: float = FOREHEAD) -> np.ndarray:
     """The face region that may change: x's face mask within the outline of S-hat_x (brows lifted by ``forehead``)."""
     size = cond.x.shape[-1]
@@ -135,14 +125,18 @@ class TrainingFreeSynthesizer:
         """Read the settings written by ``save_pretrained``."""
         return cls(**json.loads((Path(directory) / CONFIG_FILE).read_text()))
 
-    def blend_weight(self, cond: FaceConditioning) -> np.ndarray:
-        """Where and how much the crop changes: x's face mask within the warped delegate face, scaled by attention."""
+    def blend_weight(self, cond: FaceConditioning, *, effort: float = 0.0) -> np.ndarray:
+        """Where and how much the crop changes: x's face mask within the warped delegate face, scaled by attention
+        (floored at ``effort``)."""
         size = cond.x.shape[-1]
-        attention = cv2.GaussianBlur(cond.attention.float().numpy(), (0, 0), self.feather * size)
+        attention = cond.attention.clamp_min(effort) if effort > 0 else cond.attention
+        attention = cv2.GaussianBlur(attention.float().numpy(), (0, 0), self.feather * size)
         level = self.attention_floor + (1.0 - self.attention_floor) * np.clip(attention, 0.0, 1.0)
-        return _soft(_region(cond), self.feather * size) * level
+        region = _region(cond)
+        radius = max(1, int(round(self.feather * size)))  # eroded and blurred by as much: the edge stays inside
+        return feather(region, radius, sigma=radius / 3, ksize=2 * radius + 1) * (region > 0.5) * level
 
-    def synthesize_one(self, cond: FaceConditioning) -> np.ndarray:
+    def synthesize_one(self, cond: FaceConditioning, *, effort: float = 0.0) -> np.ndarray:
         """One face: the anonymized crop as float32 (S, S, 3) in [0, 1]."""
         size = cond.x.shape[-1]
         x = cond.x.permute(1, 2, 0).float().numpy()
@@ -151,75 +145,15 @@ class TrainingFreeSynthesizer:
         warped = piecewise_affine_warp(delegate, source, _control_points(cond.landmarks_anon.numpy(), size))
         # colour and light statistics from jaw to brows only: skin and features, no hair on either side
         face = match_colour_and_light(warped, x, _region(cond, forehead=0.0), sigma=self.light_sigma * size)
-        weight = self.blend_weight(cond)[..., None]
+        weight = self.blend_weight(cond, effort=effort)[..., None]
         return face * weight + x * (1.0 - weight)
 
-    def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Anonymized crops (B, 3, S, S) in [0, 1]; deterministic, so ``generator`` is accepted and unused."""
-        return torch.stack([torch.from_numpy(self.synthesize_one(c)).permute(2, 0, 1) for c in conds])
+    def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None,
+                   effort: float = 0.0) -> torch.Tensor:
+        """Anonymized crops (B, 3, S, S) in [0, 1]; deterministic, so ``generator`` is accepted and unused.
+
+        ``effort`` in [0, 1]: the guard's retry level, the least blend weight anywhere in the face region.
+        """
+        return torch.stack([torch.from_numpy(self.synthesize_one(c, effort=effort)).permute(2, 0, 1) for c in conds])
 
     __call__ = synthesize
-
-
-@dataclass
-class GuardReport:
-    """Per face: identity distance of the kept result to the original, tries made, which try was kept, pass/fail."""
-
-    distances: torch.Tensor  # (B,)
-    attempts: torch.Tensor  # (B,) int, tries made
-    kept: torch.Tensor  # (B,) int, 1-based number of the try whose result is returned
-    passed: torch.Tensor  # (B,) bool, distance >= threshold + margin
-
-
-def guarded_synthesis(
-    synthesizer,
-    conds: list[FaceConditioning],
-    *,
-    identity,
-    resample: Callable[[int, int], FaceConditioning] | None = None,
-    originals: torch.Tensor | None = None,
-    max_attempts: int = 4,
-    margin: float = 0.05,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, list[FaceConditioning], GuardReport]:
-    """Synthesize, then redo faces still within ``identity.threshold + margin`` of their original (bounded tries).
-
-    ``identity`` is an ``IdentityNetwork`` (``embed``, ``distance``, ``threshold``); ``originals`` are the
-    identity features of the x crops when already computed (e.g. by IFA), else they are embedded here.
-    On retry ``a`` a face's conditioning is replaced by ``resample(face_index, a)`` when given (new
-    delegates from step 1) and its attention is floored at a / (max_attempts - 1), so the last attempt
-    replaces the whole face region. Each face keeps its best attempt (farthest from the original).
-    Returns the crops, the conditionings that made them and a ``GuardReport``.
-    """
-    conds = list(conds)
-    limit = identity.threshold + margin
-
-    def embed(crops: torch.Tensor, landmarks: list[torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
-            return identity.embed(crops.float(), landmarks=torch.stack(landmarks).float())
-
-    def distance(images: torch.Tensor, faces: list[FaceConditioning], reference: torch.Tensor) -> torch.Tensor:
-        """Distance to the original, the smaller of the result framed by S-hat_x and by S_x (conservative)."""
-        both = embed(torch.cat([images, images]), [c.landmarks_anon for c in faces] + [c.landmarks for c in faces])
-        return identity.distance(both, torch.cat([reference, reference])).reshape(2, -1).amin(0)
-
-    if originals is None:
-        originals = embed(torch.stack([c.x for c in conds]), [c.landmarks for c in conds])
-    images = synthesizer.synthesize(conds, generator=generator)
-    distances = distance(images, conds, originals)
-    used = list(conds)
-    attempts, best = torch.ones(len(conds), dtype=torch.long), torch.ones(len(conds), dtype=torch.long)
-    for attempt in range(1, max_attempts):
-        redo = (distances < limit).nonzero().flatten().tolist()
-        if not redo:
-            break
-        for i in redo:
-            cond = resample(i, attempt) if resample is not None else conds[i]
-            conds[i] = replace(cond, attention=cond.attention.clamp_min(attempt / (max_attempts - 1)))
-        retried = synthesizer.synthesize([conds[i] for i in redo], generator=generator)
-        new = distance(retried, [conds[i] for i in redo], originals[redo])
-        for k, i in enumerate(redo):
-            if new[k] > distances[i]:  # keep each face's best attempt
-                images[i], distances[i], used[i], best[i] = retried[k], new[k], conds[i], attempt + 1
-        attempts[redo] += 1
-    return images, used, GuardReport(distances, attempts, best, distances >= limit)

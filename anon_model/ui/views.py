@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from anon_model.output import AnonOutput, FaceRecord
-from anon_model.perception.render import landmark_map
+from anon_model.conditioning import landmark_map
 from anon_model.ui import render
 
 #: One gallery tile: an RGB uint8 image and its caption.

@@ -1,0 +1,113 @@
+"""Building a delegate bank from photos: detect, align and embed every face, in bounded batches."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from anon_model.bank.embedder import Embedder, load_embedder
+from anon_model.bank.store import DelegateBank
+from anon_model.errors import AnonModelError, ImageError
+from anon_model.imageio import IMAGE_SUFFIXES, load_image
+from anon_model.perception.face import Face
+
+__all__ = ["BankBuilder", "from_faces", "from_folder"]
+
+
+def from_faces(faces: Iterable[Face], sources: Iterable[str], *, identity: Embedder | str = "auto",
+               jpeg_quality: int = 95, batch_size: int = 32, info: dict[str, Any] | None = None) -> DelegateBank:
+    """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each."""
+    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
+    for face, source in zip(faces, sources):
+        builder.add(face, source)
+    return builder.finish(info)
+
+
+def from_folder(folder: str | os.PathLike, *, analyzer=None, identity: Embedder | str = "auto",
+                jpeg_quality: int = 95, min_size: float = 48.0, batch_size: int = 32,
+                progress: bool = True) -> DelegateBank:
+    """Detect, align and embed every face (box side >= ``min_size`` px) of every photo under ``folder``."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise AnonModelError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    analyzer = analyzer or default_analyzer()
+    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
+    skipped = []
+    for path in tqdm(files, desc="bank build", unit="photo", disable=not progress):
+        try:
+            faces = analyzer(load_image(path))
+        except ImageError as err:
+            skipped.append(f"{path.name}: {err}")
+            continue
+        for j, face in enumerate(faces):
+            if min(face.box[2] - face.box[0], face.box[3] - face.box[1]) >= min_size:
+                builder.add(face, f"{path.relative_to(folder).as_posix()}#{j}")
+    for line in skipped:
+        warnings.warn(f"bank build skipped {line}", stacklevel=2)
+    return builder.finish({"built_from": folder.name, "photos": len(files), "skipped": len(skipped)})
+
+
+class BankBuilder:
+    """Accumulates faces, embedding them in batches so memory stays bounded for large folders."""
+
+    def __init__(self, embedder: Embedder, jpeg_quality: int, batch_size: int) -> None:
+        self.embedder, self.quality, self.batch_size = embedder, jpeg_quality, batch_size
+        self.crops, self.sources, self.landmarks, self.poses, self.embeddings = [], [], [], [], []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.crop_size: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def add(self, face: Face, source: str) -> None:
+        """Store one face's crop (JPEG), landmarks and pose; its embedding is computed with its batch."""
+        size = face.crop.shape[0]
+        if self.crop_size not in (None, size):
+            raise ValueError(f"all crops of a bank must have one size, got {size} and {self.crop_size}")
+        self.crop_size = size
+        bgr = np.ascontiguousarray(face.crop[..., ::-1])
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise AnonModelError(f"could not encode the crop of {source}")
+        self.crops.append(jpeg.tobytes())
+        self.sources.append(source)
+        self.landmarks.append(np.asarray(face.crop_landmarks, np.float32) / size)
+        self.poses.append(np.asarray(face.pose, np.float32))
+        self._pending.append((face.crop, np.asarray(face.crop_landmarks, np.float32)))
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            crops, landmarks = map(np.stack, zip(*self._pending))
+            self.embeddings.append(self.embedder(crops, landmarks))
+            self._pending = []
+
+    def finish(self, info: dict[str, Any] | None) -> DelegateBank:
+        self._flush()
+        if not self.crops:
+            raise AnonModelError("no face found: the delegate bank would be empty")
+        return DelegateBank(
+            embeddings=torch.cat(self.embeddings), landmarks=torch.from_numpy(np.stack(self.landmarks)),
+            poses=torch.from_numpy(np.stack(self.poses)), crops=self.crops, sources=self.sources,
+            embedder=self.embedder.name, threshold=self.embedder.threshold, crop_size=self.crop_size, info=info,
+        )
+
+
+def as_embedder(identity: Embedder | str) -> Embedder:
+    """An embedder given as such or by name (``load_embedder``)."""
+    return identity if isinstance(identity, Embedder) else loadas_embedder(identity)
+
+
+def default_analyzer():
+    """The default perception stack (imported late: building a bank from given faces needs none)."""
+    from anon_model.perception import FaceAnalyzer
+
+    return FaceAnalyzer()

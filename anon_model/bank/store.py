@@ -1,0 +1,180 @@
+"""The delegate bank of paper §3.2: the faces VAA and GSA draw appearance and geometry delegates from.
+
+Per face it stores the aligned crop (JPEG bytes, decoded only when a face is chosen), the identity embedding in the
+k-NN feature space, the 68 landmarks normalized to the crop and the head pose, as ``bank.safetensors`` plus
+``bank.json`` (metadata) in one folder. A query must be embedded in the bank's own feature space (``bank.embed``,
+or the identity network's own features when ``bank.shares_space(network)``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from anon_model.bank.embedder import Embedder, load_embedder
+from anon_model.errors import AnonModelError, MissingWeightsError
+from anon_model.perception.face import Face
+
+__all__ = ["DelegateBank", "DEFAULT_BANK_DIR"]
+
+BANK_FILE, META_FILE = "bank.safetensors", "bank.json"
+FORMAT = "anon_model.delegate_bank"
+DEFAULT_BANK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bank"
+
+
+class DelegateBank:
+    """A set of aligned faces with their identity embeddings, landmarks and poses (the candidates of IPD)."""
+
+    def __init__(self, *, embeddings: torch.Tensor, landmarks: torch.Tensor, poses: torch.Tensor,
+                 crops: Sequence[bytes], sources: Sequence[str], embedder: str, threshold: float,
+                 crop_size: int, info: dict[str, Any] | None = None) -> None:
+        n = len(crops)
+        if not (embeddings.shape[0] == landmarks.shape[0] == poses.shape[0] == len(sources) == n):
+            raise ValueError("embeddings, landmarks, poses, crops and sources must have one row per face")
+        self.embeddings = embeddings.float()  # (N, D)
+        self.landmarks = landmarks.float()  # (N, 68, 2) in [0, 1] of the crop
+        self.poses = poses.float()  # (N, 3) yaw, pitch, roll in degrees
+        self.crops = list(crops)  # JPEG bytes of the aligned crops
+        self.sources = list(sources)
+        self.embedder_name, self.threshold, self.crop_size = embedder, float(threshold), int(crop_size)
+        self.info = dict(info or {})
+        self._embedder: Embedder | None = None
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __repr__(self) -> str:
+        return f"DelegateBank({len(self)} faces, embedder={self.embedder_name!r}, crop_size={self.crop_size})"
+
+    # ---- one face -------------------------------------------------------------------------------
+    def crop(self, index: int, size: int = 256) -> np.ndarray:
+        """The aligned crop of face ``index`` as RGB uint8 (size, size, 3)."""
+        bgr = cv2.imdecode(np.frombuffer(self.crops[index], np.uint8), cv2.IMREAD_COLOR)
+        if bgr.shape[0] != size:
+            shrink = bgr.shape[0] > size
+            bgr = cv2.resize(bgr, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        return np.ascontiguousarray(bgr[..., ::-1])
+
+    def crop_landmarks(self, indices: int | Sequence[int] | torch.Tensor, size: int = 256) -> torch.Tensor:
+        """Landmarks of the given faces in pixels of a ``size`` crop: (68, 2) or (n, 68, 2)."""
+        return self.landmarks[indices] * size
+
+    # ---- the feature space ----------------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder of the bank's feature space (loaded on first use, on the CPU)."""
+        if self._embedder is None:
+            name = self.embedder_name.split(":", 1)[0]
+            self._embedder = load_embedder(name)
+            if self._embedder.name != self.embedder_name:
+                raise MissingWeightsError(
+                    f"bank was built with {self.embedder_name!r}, only {self._embedder.name!r} found")
+        return self._embedder
+
+    @embedder.setter
+    def embedder(self, value: Embedder) -> None:
+        if value.name != self.embedder_name:
+            raise ValueError(f"bank features are {self.embedder_name!r}, not {value.name!r}")
+        self._embedder = value
+
+    def embed(self, crops: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
+        """Embed aligned query crops (N,S,S,3) uint8 with landmarks (N,68,2) into the bank's feature space."""
+        return self.embedder(crops, landmarks)
+
+    def shares_space(self, network: torch.nn.Module) -> bool:
+        """Whether the identity network ``network`` gives this bank's features (then its own features query the bank)."""
+        return self.embedder.shares_space(network)
+
+    def distances(self, embedding: torch.Tensor) -> torch.Tensor:
+        """l2 distance from one embedding (D,) to every face of the bank -> (N,)."""
+        from anon_model.ipd import appearance_distance
+
+        return appearance_distance(embedding.float().reshape(-1), self.embeddings)
+
+    def same_identity(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Bool (N,): faces within the verification threshold of ``embedding`` (never returned as delegates)."""
+        return self.distances(embedding) < self.threshold
+
+    # ---- building (anon_model.bank.build, anon_model.bank.synth) ----------------------------------
+    @classmethod
+    def from_faces(cls, faces: Iterable[Face], sources: Iterable[str], **options) -> "DelegateBank":
+        """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each; see ``build.from_faces``."""
+        from anon_model.bank.build import from_faces
+
+        return from_faces(faces, sources, **options)
+
+    @classmethod
+    def build(cls, folder: str | os.PathLike, **options) -> "DelegateBank":
+        """Every face of every photo under ``folder``; see ``anon_model.bank.build.from_folder`` for the options."""
+        from anon_model.bank.build import from_folder
+
+        return from_folder(folder, **options)
+
+    @classmethod
+    def synthesize(cls, n: int, **options) -> "DelegateBank":
+        """``n`` synthetic faces of no one from a diffusers face model; see ``anon_model.bank.synth.synthesize``."""
+        from anon_model.bank.synth import synthesize
+
+        return synthesize(n, **options)
+
+    # ---- files ----------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        """Write ``bank.safetensors`` and ``bank.json`` into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        sizes = torch.tensor([len(c) for c in self.crops], dtype=torch.int64)
+        blob = np.frombuffer(b"".join(self.crops), np.uint8).copy()
+        save_file({
+            "embeddings": self.embeddings.contiguous(), "landmarks": self.landmarks.contiguous(),
+            "poses": self.poses.contiguous(), "crop_bytes": torch.from_numpy(blob), "crop_sizes": sizes,
+        }, str(directory / BANK_FILE))
+        meta = {
+            "format": FORMAT, "version": 1, "faces": len(self), "embedder": self.embedder_name,
+            "threshold": round(self.threshold, 6), "distance": "l2", "crop_size": self.crop_size, "crop_codec": "jpeg",
+            "landmarks": "iBUG-68 in crop coordinates divided by crop_size", "pose": "yaw, pitch, roll in degrees",
+            "sources": self.sources, "info": self.info,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "DelegateBank":
+        """Read a bank written by ``save_pretrained`` from a local folder."""
+        directory = Path(directory)
+        if not (directory / META_FILE).is_file():
+            raise AnonModelError(f"{directory} holds no delegate bank ({META_FILE} missing)")
+        meta = json.loads((directory / META_FILE).read_text())
+        if meta.get("format") != FORMAT:
+            raise AnonModelError(f"{directory / META_FILE} is not a delegate bank")
+        t = load_file(str(directory / BANK_FILE))
+        blob, ends = t["crop_bytes"].numpy().tobytes(), t["crop_sizes"].cumsum(0).tolist()
+        crops = [blob[a:b] for a, b in zip([0] + ends[:-1], ends)]
+        return cls(embeddings=t["embeddings"], landmarks=t["landmarks"], poses=t["poses"], crops=crops,
+                   sources=meta["sources"], embedder=meta["embedder"], threshold=meta["threshold"],
+                   crop_size=meta["crop_size"], info=meta.get("info"))
+
+    @classmethod
+    def default(cls) -> "DelegateBank":
+        """The bank shipped with the package (faces of the bundled public-domain photos, dlib features)."""
+        return cls.load(DEFAULT_BANK_DIR)
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike | None = None, *,
+                        subfolder: str | None = None) -> "DelegateBank":
+        """Load a bank from a local folder or a Hub repo id (``subfolder`` inside it); None = the bundled default."""
+        if source is None:
+            return cls.default()
+        local = Path(source) / (subfolder or "")
+        if local.is_dir():
+            return cls.load(local)
+        from huggingface_hub import snapshot_download
+
+        prefix = f"{subfolder}/" if subfolder else ""
+        root = snapshot_download(str(source), allow_patterns=[prefix + BANK_FILE, prefix + META_FILE])
+        return cls.load(Path(root) / (subfolder or ""))
