@@ -1,4 +1,8 @@
-"""Building a delegate bank from photos: detect, align and embed every face, in bounded batches."""
+"""Building a delegate bank from photos: detect, align and embed every face, in bounded batches.
+
+The functions here return a bank's contents (``DelegateBank``'s constructor arguments); ``DelegateBank.build`` and
+``DelegateBank.from_faces`` wrap them, so this module never needs the bank class.
+"""
 from __future__ import annotations
 
 import os
@@ -12,16 +16,18 @@ import torch
 from tqdm.auto import tqdm
 
 from anon_model.bank.embedder import Embedder, load_embedder
-from anon_model.bank.store import DelegateBank
 from anon_model.errors import AnonModelError, ImageError
 from anon_model.imageio import IMAGE_SUFFIXES, load_image
 from anon_model.perception.face import Face
 
-__all__ = ["BankBuilder", "from_faces", "from_folder"]
+__all__ = ["BankBuilder", "BankContents", "from_faces", "from_folder"]
+
+#: The keyword arguments of ``DelegateBank(...)``: embeddings, landmarks, poses, crops, sources, embedder, ...
+BankContents = dict[str, Any]
 
 
 def from_faces(faces: Iterable[Face], sources: Iterable[str], *, identity: Embedder | str = "auto",
-               jpeg_quality: int = 95, batch_size: int = 32, info: dict[str, Any] | None = None) -> DelegateBank:
+               jpeg_quality: int = 95, batch_size: int = 32, info: dict[str, Any] | None = None) -> BankContents:
     """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each."""
     builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
     for face, source in zip(faces, sources):
@@ -31,7 +37,7 @@ def from_faces(faces: Iterable[Face], sources: Iterable[str], *, identity: Embed
 
 def from_folder(folder: str | os.PathLike, *, analyzer=None, identity: Embedder | str = "auto",
                 jpeg_quality: int = 95, min_size: float = 48.0, batch_size: int = 32,
-                progress: bool = True) -> DelegateBank:
+                progress: bool = True) -> BankContents:
     """Detect, align and embed every face (box side >= ``min_size`` px) of every photo under ``folder``."""
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
@@ -90,11 +96,12 @@ class BankBuilder:
             self.embeddings.append(self.embedder(crops, landmarks))
             self._pending = []
 
-    def finish(self, info: dict[str, Any] | None) -> DelegateBank:
+    def finish(self, info: dict[str, Any] | None) -> BankContents:
+        """The bank's contents once the last batch is embedded."""
         self._flush()
         if not self.crops:
             raise AnonModelError("no face found: the delegate bank would be empty")
-        return DelegateBank(
+        return dict(
             embeddings=torch.cat(self.embeddings), landmarks=torch.from_numpy(np.stack(self.landmarks)),
             poses=torch.from_numpy(np.stack(self.poses)), crops=self.crops, sources=self.sources,
             embedder=self.embedder.name, threshold=self.embedder.threshold, crop_size=self.crop_size, info=info,

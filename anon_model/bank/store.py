@@ -107,21 +107,21 @@ class DelegateBank:
         """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each; see ``build.from_faces``."""
         from anon_model.bank.build import from_faces
 
-        return from_faces(faces, sources, **options)
+        return cls(**from_faces(faces, sources, **options))
 
     @classmethod
     def build(cls, folder: str | os.PathLike, **options) -> "DelegateBank":
         """Every face of every photo under ``folder``; see ``anon_model.bank.build.from_folder`` for the options."""
         from anon_model.bank.build import from_folder
 
-        return from_folder(folder, **options)
+        return cls(**from_folder(folder, **options))
 
     @classmethod
     def synthesize(cls, n: int, **options) -> "DelegateBank":
         """``n`` synthetic faces of no one from a diffusers face model; see ``anon_model.bank.synth.synthesize``."""
         from anon_model.bank.synth import synthesize
 
-        return synthesize(n, **options)
+        return cls(**synthesize(n, **options))
 
     # ---- files ----------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | os.PathLike) -> Path:

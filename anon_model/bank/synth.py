@@ -8,9 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from anon_model.bank.build import BankBuilder, as_embedder, default_analyzer
+from anon_model.bank.build import BankBuilder, BankContents, as_embedder, default_analyzer
 from anon_model.bank.embedder import Embedder
-from anon_model.bank.store import DelegateBank
 
 __all__ = ["synthesize", "DEFAULT_SYNTH_MODEL"]
 
@@ -21,7 +20,7 @@ DEFAULT_SYNTH_MODEL = "google/ddpm-celebahq-256"
 def synthesize(n: int, *, model: str | Callable = DEFAULT_SYNTH_MODEL, analyzer=None,
                identity: Embedder | str = "auto", steps: int = 50, batch_size: int = 4,
                max_images: int | None = None, seed: int = 0, device: str = "cpu",
-               jpeg_quality: int = 95, progress: bool = True) -> DelegateBank:
+               jpeg_quality: int = 95, progress: bool = True) -> BankContents:
     """A bank of ``n`` synthetic faces of no one, sampled from an unconditional diffusers face model.
 
     ``model`` is a Hub id / local folder of a diffusers unconditional pipeline (DDPM/DDIM; a DDPM is
