@@ -11,7 +11,6 @@ from pathlib import Path
 from anon_model import __version__
 
 
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `anon-model`; returns the process exit code."""
     parser = build_parser()
