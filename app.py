@@ -3,6 +3,8 @@
 Run ``python app.py``; it serves on $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (default 127.0.0.1:7860).
 $ANON_MODEL_ID (a Hub repo id or a local folder) selects a trained pipeline; unset, the offline default
 runs. Drawing and bookkeeping live in ``anon_model.ui``; this file only wires them to components.
+The visitor's original photo never reaches the disk beyond the upload itself (deleted once read): whatever shows
+it (the before/after slider, overlays on the original face) is sent inline as HTML data URLs.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import anon_model  # noqa: E402
 from anon_model.errors import AnonModelError  # noqa: E402
 from anon_model.imageio import load_image  # noqa: E402
-from anon_model.ui import compare, study, views  # noqa: E402
+from anon_model.ui import compare, inline, private, study, views  # noqa: E402
 from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
 
 EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glob("*.jpg"))
@@ -34,16 +35,20 @@ MAX_FILE_SIZE = os.environ.get("ANON_APP_MAX_FILE_SIZE", "20mb")
 STUDY_CSV = Path(os.environ.get("ANON_STUDY_CSV", "user_study.csv"))
 #: gradio's temporary copies of shown results are deleted this many seconds after creation (uploads at once).
 CACHE_SECONDS = int(os.environ.get("ANON_APP_CACHE_SECONDS", 300))
+#: Visitors waiting at most, and pipeline runs at once (each run already uses every core through torch).
+QUEUE_SIZE = int(os.environ.get("ANON_APP_QUEUE", 64))
+CONCURRENCY = int(os.environ.get("ANON_APP_CONCURRENCY", max(1, (os.cpu_count() or 1) // 8)))
 #: A visitor's last result stays in memory (never on disk) this long, for the Explain/Delegates/Compare tabs.
 SESSION_SECONDS = 900
 _MINUTES = -(-(CACHE_SECONDS + min(60, CACHE_SECONDS)) // 60)  # creation age + one sweep, rounded up
 PRIVACY = (
     "**Privacy.** Photos are processed in memory and never stored: an upload is deleted from the server as soon as "
-    "it has been read, and the temporary copies the web framework makes to show results are deleted within "
+    "it has been read, views of your original (before/after, overlays on your face) are sent inside the page, not "
+    "as files, and the temporary copies the web framework makes of anonymized results are deleted within "
     f"{_MINUTES} minute{'s' * (_MINUTES > 1)} and when the app stops; "
     "no analytics. The user study stores only your answers and anonymous question ids, never an image."
 )
-CSS = ".gallery-item .caption-label { white-space: normal; }"
+CSS = ".gallery-item .caption-label { white-space: normal; }" + inline.CSS
 
 
 class _UploadGone:
@@ -59,25 +64,45 @@ for _example in EXAMPLES:
 
 
 def private_upload(image: gr.Image) -> gr.Image:
-    """Delete each upload from gradio's cache as soon as it has been read: no upload outlives its response.
+    """Read each upload ourselves and delete it from gradio's cache at once: no upload outlives its response.
 
-    A browser still showing the photo re-sends the deleted path on its next click; the input then gives
-    ``UPLOAD_GONE`` and the handlers reuse the visitor's in-memory result. Wraps the instance's preprocess
-    rather than subclassing (gradio writes a .pyi stub beside any subclass).
+    The photo's size is checked from its header before any pixel is decoded, and a bad upload (not an image,
+    truncated, too large) gets one plain sentence. A browser still showing the photo re-sends the deleted path on
+    its next click; the input then gives ``UPLOAD_GONE`` and the handlers reuse the visitor's in-memory result.
+    Replaces the instance's preprocess rather than subclassing (gradio writes a .pyi stub beside any subclass).
     """
-    preprocess = image.preprocess
 
-    def read_then_delete(payload):
-        try:
-            value = preprocess(payload)
-        except FileNotFoundError:
+    def read_then_delete(payload: gr.FileData | None) -> np.ndarray | _UploadGone | None:
+        if payload is None:
+            return None
+        if not payload.path or (payload.url or "").startswith("data:"):
+            raise gr.Error("Send the photo as an uploaded file, not inline data.")
+        path = Path(payload.path)
+        if not path.is_file():
             return UPLOAD_GONE
-        if payload is not None:
-            _delete_upload(Path(payload.path))
-        return value
+        try:
+            return private.read_photo(path, max_pixels=MAX_PIXELS)
+        except private.PhotoRefused as err:
+            raise gr.Error(str(err)) from None
+        finally:
+            _delete_upload(path)
 
     image.preprocess = read_then_delete
     return image
+
+
+def unique_upload_folders() -> None:
+    """Give every upload a folder of its own: gradio names it by a hash of the content, so two visitors sending
+    the same photo at once shared one file, and the first request's delete left the second without it."""
+    from gradio import route_utils
+
+    init = route_utils.GradioUploadFile.__init__
+
+    def salted(self, *args, **kwargs) -> None:
+        init(self, *args, **kwargs)
+        self.sha.update(secrets.token_bytes(16))
+
+    route_utils.GradioUploadFile.__init__ = salted
 
 
 def _delete_upload(path: Path) -> None:
@@ -125,7 +150,7 @@ def _result(photo, options: RunOptions, session: dict | None) -> dict:
     if photo is UPLOAD_GONE and not session:
         raise gr.Error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
     try:
-        rgb = session["rgb"] if photo is UPLOAD_GONE else load_image(photo, max_pixels=MAX_PIXELS)
+        rgb = session["rgb"] if photo is UPLOAD_GONE else photo
         key = options.key(rgb)
         if session and session.get("key") == key:
             return session
@@ -146,12 +171,13 @@ def _face_index(session: dict, face: float | None) -> int:
 
 
 def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
-    """Anonymize every face; returns the photo, the before/after pair, the boxed result and a summary."""
+    """Anonymize every face; returns the photo, the before/after slider (inline HTML), the boxed result and a summary."""
     session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
     out = session["out"]
     if not out.faces:
         gr.Warning("No face found in this photo: it is returned unchanged.")
-    return out.image, (Image.fromarray(session["rgb"]), out.image), views.boxed_result(out), views.summary(out), session
+    return (out.image, inline.slider_html(session["rgb"], out.image), views.boxed_result(out), views.summary(out),
+            session)
 
 
 def face_choice(session: dict | None):
@@ -163,9 +189,10 @@ def face_choice(session: dict | None):
 def explain_view(session: dict, face):
     """Tab (b) for one face: CAM overlays H / H-hat, the landmark sets and Z_g, and the score table."""
     if session is None or not session["out"].faces:
-        return [], [], "No face to explain."
+        return "", "", "No face to explain."
     record = session["out"].faces[_face_index(session, face)]
-    return views.cam_gallery(record), views.structure_gallery(record), views.explain_table(record)
+    return (inline.gallery_html(views.cam_gallery(record), columns=6),
+            inline.gallery_html(views.structure_gallery(record), columns=5), views.explain_table(record))
 
 
 def explain(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
@@ -199,7 +226,8 @@ def compare_methods(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use
     crops = compare.compare_gallery(results, threshold=bank.threshold, face=_face_index(session, face)) if out.faces else []
     note = (f"Identity distance: l2 in the {bank.embedder_name} space between the original face and each "
             f"method's face; below {bank.threshold:.2f} the recognizer still sees the same person (⚠).")
-    return compare.compare_gallery(results, threshold=bank.threshold), crops, note, session
+    return (inline.gallery_html(compare.compare_gallery(results, threshold=bank.threshold), columns=3),
+            inline.gallery_html(crops, columns=5), note, session)
 
 
 def next_question(participant):
@@ -240,6 +268,11 @@ def _gallery(label: str, *, columns: int, **kwargs) -> gr.Gallery:
                       interactive=False, **kwargs)
 
 
+def _inline(label: str, **kwargs) -> gr.HTML:
+    """An output that shows images of the visitor's original inline (``anon_model.ui.inline``), never as files."""
+    return gr.HTML(label=label, show_label=True, js_on_load=None, **kwargs)
+
+
 def build_demo() -> gr.Blocks:
     """The four tabs and their events; every pipeline event shares one concurrency slot."""
     with gr.Blocks(title="anon_model: face anonymization", delete_cache=(min(60, CACHE_SECONDS), CACHE_SECONDS)) as demo:
@@ -266,16 +299,18 @@ def build_demo() -> gr.Blocks:
                 face = gr.Number(1, precision=0, minimum=1, label="Face (its number on the boxes)")
                 with gr.Tabs():
                     with gr.Tab("Anonymize"):
-                        result = gr.Image(label="Anonymized", type="pil", format="png", visible=False)
-                        slider = gr.ImageSlider(label="Before / after", type="pil", format="png",
-                                                buttons=["download", "fullscreen"], elem_id="slider")
+                        slider = gr.HTML(label="Before / after (drag)", show_label=True, js_on_load=inline.SLIDER_JS,
+                                         elem_id="slider")
+                        with gr.Accordion("Anonymized photo, full size (download)", open=False):
+                            result = gr.Image(label="Anonymized", type="pil", format="png", interactive=False,
+                                              buttons=["download", "fullscreen"], elem_id="result")
                         status = gr.Markdown(elem_id="status")
                         boxed = gr.Image(label="Faces found", type="numpy", format="jpeg", interactive=False,
                                          buttons=["fullscreen"], height=360)
                     with gr.Tab("Explain"):
                         explain_btn = gr.Button("Explain this face")
-                        cams = _gallery("CAM H of the top-K classes and Ĥ after distraction", columns=6)
-                        structure = _gallery("S_x, S̄, Ŝ_x and Z_g", columns=5)
+                        cams = _inline("CAM H of the top-K classes and Ĥ after distraction")
+                        structure = _inline("S_x, S̄, Ŝ_x and Z_g")
                         scores = gr.Markdown()
                     with gr.Tab("Delegates"):
                         with gr.Row():
@@ -286,8 +321,8 @@ def build_demo() -> gr.Blocks:
                         delegate_note = gr.Markdown()
                     with gr.Tab("Compare"):
                         compare_btn = gr.Button("Compare methods")
-                        photos = _gallery("Whole photo per method", columns=3)
-                        face_crops = _gallery("The selected face per method", columns=5)
+                        photos = _inline("Whole photo per method")
+                        face_crops = _inline("The selected face per method")
                         compare_note = gr.Markdown()
                         with gr.Accordion("User study (paper Fig. 10)", open=False):
                             item, participant = gr.State(None), gr.State(None)
@@ -302,7 +337,7 @@ def build_demo() -> gr.Blocks:
                             rates = gr.Markdown()
 
         options = [seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa]
-        shared = dict(concurrency_id="pipeline", concurrency_limit=1)
+        shared = dict(concurrency_id="pipeline", concurrency_limit=CONCURRENCY)
         private = dict(api_visibility="private", queue=False)
         anon_outputs = [result, slider, boxed, status, session]
         explain_outputs, delegate_outputs = [cams, structure, scores], [appearance, geometry, delegate_note]
@@ -332,10 +367,12 @@ def build_demo() -> gr.Blocks:
 
 
 def main() -> None:
-    """Load the pipeline, then serve with a queue (one pipeline run at a time)."""
+    """Serve from a temp folder of this process's own (gone when it stops), with a queue of QUEUE_SIZE visitors."""
+    os.environ["GRADIO_TEMP_DIR"] = str(private.process_temp_dir(os.environ.get("GRADIO_TEMP_DIR")))
+    unique_upload_folders()
     print(f"anon_model app: step 2 = {pipeline().step2_name}", flush=True)
     demo = build_demo()
-    demo.queue(default_concurrency_limit=1, max_size=int(os.environ.get("ANON_APP_QUEUE", 16)))
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), max_file_size=MAX_FILE_SIZE,
                 theme=gr.themes.Soft(), css=CSS, footer_links=["api"])

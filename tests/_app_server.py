@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,9 +23,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class Served(NamedTuple):
+    """A running app: its URL and its process (for memory figures)."""
+
+    url: str
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
-def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "app.py", **env: str):
-    """Run app.py as a subprocess (offline, temp dirs under ``workdir``) and yield its URL; kill it on exit."""
+def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "app.py",
+              stop: signal.Signals = signal.SIGTERM, **env: str):
+    """Run app.py as a subprocess (offline, temp dirs under ``workdir``) and yield it; stop it with ``stop`` on exit."""
     port = free_port()
     log = (workdir / "app.log").open("w")
     environ = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
@@ -46,9 +56,9 @@ def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "a
             if time.monotonic() > deadline:
                 raise TimeoutError(f"app.py did not answer on {url} within {timeout:.0f} s")
             time.sleep(0.5)
-        yield url
+        yield Served(url, proc)
     finally:
-        proc.terminate()
+        proc.send_signal(stop)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:

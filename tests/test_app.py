@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 import time
@@ -25,8 +27,8 @@ CACHE_SECONDS = 4
 def served(tmp_path_factory):
     """The app (short temp-file lifetime and a small pixel limit so both are testable) and its work folder."""
     workdir = tmp_path_factory.mktemp("app")
-    with serve_app(workdir, ANON_APP_MAX_PIXELS=str(MAX_PIXELS), ANON_APP_CACHE_SECONDS=str(CACHE_SECONDS)) as url:
-        yield url, workdir
+    with serve_app(workdir, ANON_APP_MAX_PIXELS=str(MAX_PIXELS), ANON_APP_CACHE_SECONDS=str(CACHE_SECONDS)) as app:
+        yield app.url, workdir
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,11 @@ def client(served):
 def _images(gallery) -> list[Image.Image]:
     """The images of a gallery output (gradio_client gives dicts with a local path per item)."""
     return [Image.open(item["image"] if isinstance(item["image"], str) else item["image"]["path"]) for item in gallery]
+
+
+def _inline_images(html: str) -> list[Image.Image]:
+    """The images an inline-HTML output carries as data URLs (the views of the visitor's original)."""
+    return [Image.open(io.BytesIO(base64.b64decode(data))) for data in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)]
 
 
 def test_api_names(client):
@@ -53,7 +60,9 @@ def test_anonymize_example_keeps_size_and_changes_the_face(client):
     diff = np.abs(anonymized.astype(int) - original.astype(int)).max(axis=2)
     assert (diff > 30).mean() > 0.01  # the face changed
     assert (diff > 30).mean() < 0.5  # the rest of the photo did not
-    assert np.asarray(Image.open(pair[1]).convert("RGB")).shape == original.shape
+    after, before = _inline_images(pair)  # the slider draws "after" first, "before" over it
+    assert before.size == after.size == Image.open(EXAMPLE).size  # smaller than the preview limit: not downscaled
+    assert np.abs(np.asarray(before, int) - original).mean() < 3  # JPEG of the original
     assert Image.open(boxed).size == Image.open(EXAMPLE).size
     assert "1 face anonymized" in status
 
@@ -61,8 +70,9 @@ def test_anonymize_example_keeps_size_and_changes_the_face(client):
 def test_explain_and_delegates_return_images(client):
     photo, options = gradio_client.handle_file(str(EXAMPLE)), (1, *OPTIONS[1:])  # seed 1: a fresh pipeline run
     cams, structure, scores = client.predict(photo, 1, *options, api_name="/explain")
+    cams, structure = _inline_images(cams), _inline_images(structure)  # overlays on the original face: inline
     assert len(cams) == 2 * OPTIONS[1]  # H and H-hat per top-K class
-    assert len(structure) >= 4 and all(im.size == (256, 256) for im in _images(cams + structure))
+    assert len(structure) >= 4 and all(im.size == (256, 256) for im in cams + structure)
     assert "score on Â" in scores
     appearance, geometry, note = client.predict(photo, 1, *options, api_name="/delegates")  # reuses the session
     assert appearance and geometry and all(im.size == (256, 256) for im in _images(appearance + geometry))
@@ -96,7 +106,7 @@ def test_uploads_and_results_do_not_stay_on_disk(client, served):
 
     assert not [p for p in kept() if p.name == "visitor.png"], "the upload outlived its response"
     assert kept(), "the shown results should be in gradio's cache for a while"
-    uploaded = cache / "gone" / "visitor.png"  # the kind of path a browser still showing the photo re-sends
+    uploaded = next(cache.glob("anon_model_app-*")) / "gone" / "visitor.png"  # what a browser showing the photo re-sends
     deadline = time.monotonic() + 3 * CACHE_SECONDS + 10
     while kept() and time.monotonic() < deadline:
         time.sleep(0.5)

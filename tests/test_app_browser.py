@@ -28,11 +28,11 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
     visitor = tmp_path / "visitor.png"  # not a bundled example, so the app treats it as a private upload
     Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
-    with serve_app(tmp_path) as url, sync_api.sync_playwright() as pw:
+    with serve_app(tmp_path) as app, sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="domcontentloaded")
+            page.goto(app.url, wait_until="domcontentloaded")
             page.locator("#photo input[type=file]").set_input_files(str(visitor))
             page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload is shown
             page.locator("#run").click()
@@ -40,8 +40,11 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             slider_images = page.locator("#slider img")
             slider_images.first.wait_for(timeout=30_000)
             assert slider_images.count() >= 2  # before and after
-            sizes = [slider_images.nth(i).evaluate("img => [img.complete, img.naturalWidth]") for i in range(2)]
-            assert all(done and width > 0 for done, width in sizes), sizes
+            sizes = [slider_images.nth(i).evaluate("img => [img.complete, img.naturalWidth, img.src.slice(0, 5)]")
+                     for i in range(2)]
+            assert all(done and width > 0 and src == "data:" for done, width, src in sizes), sizes  # inline, no file
+            page.locator("#slider input[type=range]").fill("20")  # drag the divide
+            assert page.locator("#slider .anon-slider").evaluate("s => s.style.getPropertyValue('--pos')") == "20%"
             shot = tmp_path / "app_result.png"
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000

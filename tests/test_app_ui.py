@@ -255,3 +255,37 @@ def test_space_front_matter_matches_the_app():
     assert meta["models"] and all("/" in m for m in meta["models"])
     requirements = (root / "space" / "requirements.txt").read_text().lower()
     assert "dlib" in requirements and "facenet-pytorch" in requirements and "\ngradio" not in requirements
+
+
+# ------------------------------------------------------------------------------------------------ inline, private
+def test_inline_views_carry_the_images_and_escape_captions():
+    import base64
+    import io
+    import re
+
+    from anon_model.ui import inline
+
+    before, after = np.zeros((3000, 1000, 3), np.uint8), np.full((3000, 1000, 3), 255, np.uint8)
+    slider = inline.slider_html(before, after)
+    shown = [Image.open(io.BytesIO(base64.b64decode(d))) for d in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', slider)]
+    assert [im.size for im in shown] == [(inline.PREVIEW_SIDE // 3, inline.PREVIEW_SIDE)] * 2  # downscaled alike
+    assert np.asarray(shown[0]).min() > 250 and np.asarray(shown[1]).max() < 5  # "after" below, "before" on top
+    grid = inline.gallery_html([(before[:8, :8], "<b>H</b> · p=0.6")], columns=6)
+    assert "&lt;b&gt;H&lt;/b&gt;" in grid and "<b>" not in grid and "--columns: 6" in grid
+
+
+def test_read_photo_refuses_in_one_sentence(tmp_path):
+    from anon_model.ui.private import PhotoRefused, read_photo
+
+    huge = tmp_path / "huge.png"
+    Image.new("L", (5000, 5000)).save(huge)
+    with pytest.raises(PhotoRefused, match=r"^This upload cannot be used: image too large \(5000x5000 = 25 MP; limit 2 MP\);"):
+        read_photo(huge, max_pixels=2_000_000)
+    text = tmp_path / "text.png"
+    text.write_text("no photo")
+    with pytest.raises(PhotoRefused, match="not an image") as caught:
+        read_photo(text, max_pixels=2_000_000)
+    assert str(tmp_path) not in str(caught.value) and str(caught.value).count(".") == 1  # no server path; one sentence
+    small = tmp_path / "small.png"
+    Image.new("RGB", (20, 10)).save(small)
+    assert read_photo(small, max_pixels=2_000_000).shape == (10, 20, 3)

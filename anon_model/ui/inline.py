@@ -1,0 +1,63 @@
+"""Images shown inside HTML as data URLs: what shows a visitor's original photo or face is never written to disk.
+
+Gradio's image components save every shown image as a file in its cache; a before/after slider or an overlay on
+the original face would leave a copy of the visitor's face there. These builders return HTML for a ``gr.HTML``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+#: Longest side of a shown image (the full-size anonymized photo is offered separately for download).
+PREVIEW_SIDE = 1600
+#: ``js_on_load`` of the slider's ``gr.HTML``: the range input moves the divide (the element outlives re-renders).
+SLIDER_JS = ("element.addEventListener('input', e => { const s = e.target.closest('.anon-slider');"
+             " if (s) s.style.setProperty('--pos', e.target.value + '%'); });")
+CSS = """
+.anon-slider { position: relative; display: inline-block; max-width: 100%; --pos: 50%; }
+.anon-slider img { display: block; max-width: 100%; max-height: 70vh; }
+.anon-slider img.before { position: absolute; inset: 0; width: 100%; height: 100%;
+  clip-path: inset(0 calc(100% - var(--pos)) 0 0); }
+.anon-slider input { position: absolute; inset: 0; width: 100%; height: 100%; margin: 0; opacity: 0; cursor: ew-resize; }
+.anon-slider .divide { position: absolute; top: 0; bottom: 0; left: var(--pos); width: 2px; background: #fff;
+  box-shadow: 0 0 3px #000; pointer-events: none; }
+.anon-slider .tag { position: absolute; top: 6px; padding: 1px 6px; border-radius: 4px; background: #000a; color: #fff;
+  font-size: 12px; pointer-events: none; }
+.anon-grid { display: grid; gap: 8px; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); }
+.anon-grid figure { margin: 0; }
+.anon-grid img { width: 100%; height: auto; display: block; }
+.anon-grid figcaption { font-size: 12px; white-space: normal; }
+"""
+
+
+def data_url(image: np.ndarray | Image.Image, *, max_side: int = PREVIEW_SIDE) -> str:
+    """``image`` as a JPEG data URL, downscaled to ``max_side`` at most (kept in the page, never in a file)."""
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
+    pil = pil.convert("RGB")
+    if max(pil.size) > max_side:
+        pil = pil.copy()
+        pil.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    pil.save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def slider_html(before: np.ndarray | Image.Image, after: np.ndarray | Image.Image) -> str:
+    """A before/after slider: ``before`` on the left of the divide, ``after`` on the right; drag to move it."""
+    return (f'<div class="anon-slider"><img class="after" alt="after" src="{data_url(after)}">'
+            f'<img class="before" alt="before" src="{data_url(before)}"><span class="divide"></span>'
+            '<span class="tag" style="left: 6px">before</span><span class="tag" style="right: 6px">after</span>'
+            '<input type="range" min="0" max="100" value="50" aria-label="Before / after divide"></div>')
+
+
+def gallery_html(items: Sequence[tuple[np.ndarray, str]], *, columns: int) -> str:
+    """Captioned tiles in a grid of ``columns`` (what a gallery of the visitor's faces shows, without files)."""
+    tiles = "".join(f'<figure><img alt="{html.escape(caption)}" src="{data_url(image)}">'
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>" for image, caption in items)
+    return f'<div class="anon-grid" style="--columns: {columns}">{tiles}</div>'
