@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from anon_model import __version__
+from anon_model.fallback import FALLBACKS, REPLACE_WITH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,8 +61,17 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--epsilon", type=float, default=None, metavar="E",
                    help="privacy budget of IPD sampling, Eq. 6 (0 = uniform over candidates; default 1.0)")
     p.add_argument("--neighbors", type=int, default=None, metavar="k", help="delegate candidates k for VAA (default 10)")
+    p.add_argument("--threshold", type=float, default=None, metavar="T",
+                   help="face detection confidence in [0, 1]: lower finds more faces, and more false alarms "
+                   "(default 0.9)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace results that already exist in OUTDIR")
+    p.add_argument("--replace-with", default="anonymize", choices=REPLACE_WITH,
+                   help="what every detected face gets: anonymize (this method, default), a classical obscuring "
+                   "(mosaic, blur, solid) or none (detection only: nothing is changed)")
+    p.add_argument("--fallback", default="mosaic", choices=(*FALLBACKS, "none"),
+                   help="how a face that cannot be anonymized (too small, turned away, unreliable landmarks, still "
+                   "recognized after every try) is obscured (default mosaic); none leaves it and fails the file")
     p.set_defaults(run=_run_anonymize)
 
 
@@ -101,24 +112,25 @@ def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_
 
 
 # ---------------------------------------------------------------------- anonymize
-def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(file, output name relative to OUTDIR) for each input image, plus one error line per missing input."""
-    from anon_model.imageio import IMAGE_SUFFIXES
+def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str], list[Path]]:
+    """(file, output name relative to OUTDIR) for each input image, one error line per missing input, and the
+    non-image files of folder inputs (skipped, so the user can be told)."""
+    from anon_model.imageio import find_images
 
     found: list[tuple[Path, Path]] = []
     errors: list[str] = []
+    skipped: list[Path] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            files = sorted(f for f in path.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                           and not f.name.startswith("."))
-            found += [(f, f.relative_to(path).with_suffix(".png")) for f in files]
+            images, others = find_images(path, recursive=recursive)
+            found += [(f, f.relative_to(path).with_suffix(".png")) for f in images]
+            skipped += others
         elif path.is_file():
             found.append((path, Path(path.stem + ".png")))
         else:
             errors.append(f"{path}: no such file or folder")
-    return _dedupe(found), errors
+    return _dedupe(found), errors, skipped
 
 
 def _dedupe(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
@@ -135,24 +147,46 @@ def _dedupe(found: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     return out
 
 
+def check_output_dir(path: str | os.PathLike) -> None:
+    """Raise OSError (one clear line) when results cannot be written to folder `path`, so a run fails before any
+    model loads rather than once per photo. Creates nothing: the folder, or its nearest existing parent, must be
+    a writable folder."""
+    path = Path(path)
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    what = f"output folder {path}" if existing == path else f"cannot create output folder {path}: {existing}"
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{what} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} is not writable")
+
+
 def _run_anonymize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from anon_model.errors import AnonModelError
     from anon_model.imageio import save_image_atomic
+    from anon_model.output import TREATMENTS
     from anon_model.pipeline import AnonPipeline
 
-    jobs, errors = collect_inputs(args.inputs, args.recursive)
+    jobs, errors, skipped = collect_inputs(args.inputs, args.recursive)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
+    for path in skipped:
+        print(f"skip: {path}: not an image (format unrecognised)", file=sys.stderr)
     if not jobs:
         print("error: no images to process", file=sys.stderr)
         return 1
     outdir = Path(args.output)
     inputs = {src.resolve() for src, _ in jobs}
-    pipe = AnonPipeline.from_pretrained(args.model, device=args.device)
-    print(f"anon-model: {len(jobs)} image(s) -> {outdir}; step 2 = {pipe.step2_name}", file=sys.stderr)
-    failed = len(errors)
+    try:
+        check_output_dir(outdir)
+        pipe = AnonPipeline.from_pretrained(args.model, device=args.device)
+    except (AnonModelError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"anon-model: {len(jobs)} image(s), {len(skipped)} other file(s) skipped -> {outdir}; "
+          f"step 2 = {pipe.step2_name}", file=sys.stderr)
+    failed, faces = len(errors), dict.fromkeys(TREATMENTS, 0)
     for src, name in tqdm(jobs, desc="anonymizing", unit="img", file=sys.stderr):
         dest = outdir / name
         if dest.resolve() in inputs:
@@ -163,9 +197,17 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             tqdm.write(f"skip: {dest} exists (use --overwrite to replace it)", sys.stderr)
             continue
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out = pipe(src, seed=args.seed, k_top=args.k_top, epsilon=args.epsilon, k_neighbors=args.neighbors)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                out = pipe(src, seed=args.seed, k_top=args.k_top, epsilon=args.epsilon, k_neighbors=args.neighbors,
+                           replace_with=args.replace_with, fallback=args.fallback, detect_threshold=args.threshold)
+            for warning in caught:
+                if "anon_model" in warning.filename:  # ours are for the user; the libraries' are noise here
+                    tqdm.write(f"warning: {src}: {warning.message}", sys.stderr)
+            counts = out.counts()
+            if counts["failed"]:
+                raise AnonModelError(f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
+                                     "none: not written")
             save_image_atomic(out.image, dest)
         except AnonModelError as exc:
             tqdm.write(f"error: {exc}", sys.stderr)
@@ -175,10 +217,21 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {src}: {type(exc).__name__}: {exc}", sys.stderr)
             failed += 1
             continue
+        faces = {t: faces[t] + counts[t] for t in TREATMENTS}
         if not out.faces:
             tqdm.write(f"warning: {src}: no face found, written unchanged", sys.stderr)
-    print(f"anon-model: {len(jobs) - failed + len(errors)} done, {failed} failed", file=sys.stderr)
+        elif counts["anonymized"] < len(out.faces):
+            tqdm.write(f"{src}: {_face_counts(counts)}; " + "; ".join(
+                f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
+                if r.treatment != "anonymized"), sys.stderr)
+    print(f"anon-model: {len(jobs) - failed + len(errors)} done, {failed} failed; faces: {_face_counts(faces)}",
+          file=sys.stderr)
     return 1 if failed else 0
+
+
+def _face_counts(counts: dict[str, int]) -> str:
+    """Faces per treatment, e.g. 3 anonymized, 1 obscured (treatments no face got are left out)."""
+    return ", ".join(f"{n} {t}" for t, n in counts.items() if n or t == "anonymized")
 
 
 # ---------------------------------------------------------------------- bank

@@ -1,9 +1,12 @@
-"""The identity guard (our addition to the paper): a synthesized face counts only if Psi no longer knows the original.
+"""The identity guard (our addition to the paper): a synthesized face counts only if Psi recognizes no one in it.
 
-``AnonPipeline`` synthesizes every face, asks ``IdentityGuard.distances`` how far each result is from its original
-identity, and redraws the delegates of the faces still within ``threshold + margin`` (a bounded number of times).
-``BestTries`` keeps each face's try farthest from its original. The guard only embeds crops: it works the same for
-any step-2 synthesizer (how a synthesizer escalates on a retry is its own business, see ``effort`` there).
+No one means neither the original person nor any person of the delegate bank (the delegates' sources included):
+a result must be beyond Psi's verification threshold plus a margin from all of them. ``AnonPipeline`` synthesizes
+every face, asks ``IdentityGuard.verify`` how far each result is from those identities, and redraws the delegates of
+the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with the largest such distance.
+The guard only embeds crops: it works the same for any step-2 synthesizer (how a synthesizer escalates on a retry is
+its own business, see ``effort`` there). It sees through one network only; see the model card for what an
+independent recognizer measured.
 """
 from __future__ import annotations
 
@@ -14,40 +17,67 @@ import torch
 from anon_model.conditioning import FaceConditioning
 from anon_model.vca import DelegateDraw
 
-__all__ = ["IdentityGuard", "BestTries", "FaceTry", "GuardOutcome", "MARGIN"]
+__all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "MARGIN"]
 
 #: How far beyond the identity network's verification threshold a result must be (its l2 units).
 MARGIN = 0.05
 
 
-class IdentityGuard:
-    """Verifies results with the identity network Psi (``embed``, ``distance``, ``threshold``)."""
+@dataclass
+class Verdict:
+    """Distances (B,) of each result to its original and to the nearest bank identity, and which bank face that is."""
 
-    def __init__(self, identity, *, margin: float = MARGIN) -> None:
-        self.identity, self.margin = identity, margin
+    original: torch.Tensor
+    bank: torch.Tensor  # +inf without bank identities
+    nearest: torch.Tensor  # (B,) long, bank index (-1 without bank identities)
+
+    @property
+    def worst(self) -> torch.Tensor:
+        """(B,) the smaller of the two: how close the result comes to anyone it must not look like."""
+        return torch.minimum(self.original, self.bank)
+
+
+class IdentityGuard:
+    """Verifies results with the identity network Psi (``embed``, ``distance``, ``threshold``) against the originals
+    and ``others`` (B_o, D): Psi's features of the people no result may look like (the delegate bank's faces)."""
+
+    def __init__(self, identity, *, others: torch.Tensor | None = None, margin: float = MARGIN) -> None:
+        self.identity, self.others, self.margin = identity, others, margin
 
     @property
     def limit(self) -> float:
-        """The smallest distance to the original that passes."""
+        """The smallest distance to any identity that passes."""
         return float(self.identity.threshold) + self.margin
 
-    def distances(self, crops: torch.Tensor, conds: list[FaceConditioning], originals: torch.Tensor) -> torch.Tensor:
-        """Distance (B,) of each result (B,3,S,S) to its original's feature (B,D): the smaller of the result framed by
-        S-hat_x and by S_x, so a face that is still recognized either way fails."""
+    def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], originals: torch.Tensor) -> Verdict:
+        """How far each result (B,3,S,S) is from its original's feature (B,D) and from the bank's identities: the
+        smaller of the result framed by S-hat_x and by S_x, so a face that is still recognized either way fails."""
         landmarks = torch.stack([c.landmarks_anon for c in conds] + [c.landmarks for c in conds]).float()
         with torch.inference_mode():
             both = self.identity.embed(torch.cat([crops, crops]).float(), landmarks=landmarks)
-            return self.identity.distance(both, torch.cat([originals, originals])).reshape(2, -1).amin(0)
+            original = self.identity.distance(both, torch.cat([originals, originals])).reshape(2, -1).amin(0)
+            if self.others is None or len(self.others) == 0:
+                return Verdict(original, torch.full_like(original, float("inf")), torch.full_like(original, -1).long())
+            to_others = self.identity.distance(both[:, None], self.others[None].to(both)).reshape(2, len(crops), -1)
+            bank, nearest = to_others.amin(0).min(1)
+        return Verdict(original, bank, nearest)
 
 
 @dataclass
 class FaceTry:
-    """One synthesis of one face: the crop (3,S,S) in [0,1], the delegates that made it, its distance, which try."""
+    """One synthesis of one face: the crop (3,S,S) in [0,1], the delegates that made it, its distances, which try."""
 
     crop: torch.Tensor
     delegates: DelegateDraw
-    distance: float
+    distance: float  # to the original
+    bank_distance: float  # to the nearest bank identity
+    nearest: int  # that bank face
     number: int  # 1-based
+
+    @property
+    def worst(self) -> float:
+        """The distance to the closest identity it must not look like."""
+        return min(self.distance, self.bank_distance)
 
 
 @dataclass
@@ -55,35 +85,48 @@ class GuardOutcome:
     """What the guard concluded for one face (the record shows it)."""
 
     distance: float  # of the kept try to the original, in Psi's metric
+    bank_distance: float  # of the kept try to the nearest bank identity (inf without a bank)
+    nearest: int  # that bank face's index (-1 without a bank)
     threshold: float  # Psi's verification threshold
     limit: float  # threshold + margin: the distance a result needs to pass
     attempts: int  # tries made
     kept: int  # the try whose result is used
     passed: bool
 
+    def reason(self) -> str:
+        """Why the face failed, in words (empty when it passed)."""
+        if self.passed:
+            return ""
+        if self.distance < self.limit:
+            who = f"the original (distance {self.distance:.2f} < {self.limit:.2f})"
+        else:
+            who = f"bank face {self.nearest} (distance {self.bank_distance:.2f} < {self.limit:.2f})"
+        return f"still recognized as {who} after {self.attempts} tries"
+
 
 class BestTries:
-    """Per face, the try farthest from the original so far and the number of tries made."""
+    """Per face, the try farthest from every identity it must not look like, and the number of tries made."""
 
     def __init__(self, count: int) -> None:
         self.best: list[FaceTry | None] = [None] * count
         self.attempts = [0] * count
 
-    def add(self, indices: list[int], crops: torch.Tensor, delegates: list[DelegateDraw],
-            distances: torch.Tensor) -> None:
-        """Record one try of the faces ``indices`` (``crops``/``distances`` in that order, ``delegates`` per face)."""
+    def add(self, indices: list[int], crops: torch.Tensor, delegates: list[DelegateDraw], verdict: Verdict) -> None:
+        """Record one try of the faces ``indices`` (``crops``/``verdict`` in that order, ``delegates`` per face)."""
         for k, i in enumerate(indices):
             self.attempts[i] += 1
-            distance = float(distances[k])
-            if self.best[i] is None or distance > self.best[i].distance:
-                self.best[i] = FaceTry(crops[k], delegates[i], distance, self.attempts[i])
+            attempt = FaceTry(crops[k], delegates[i], float(verdict.original[k]), float(verdict.bank[k]),
+                              int(verdict.nearest[k]), self.attempts[i])
+            if self.best[i] is None or attempt.worst > self.best[i].worst:
+                self.best[i] = attempt
 
     def failing(self, limit: float) -> list[int]:
-        """Faces whose best try is still within ``limit`` of the original."""
-        return [i for i, t in enumerate(self.best) if t.distance < limit]
+        """Faces whose best try still comes within ``limit`` of someone."""
+        return [i for i, t in enumerate(self.best) if t.worst < limit]
 
     def outcome(self, i: int, guard: IdentityGuard) -> GuardOutcome:
         """The guard's conclusion for face ``i``."""
         t = self.best[i]
-        return GuardOutcome(distance=t.distance, threshold=float(guard.identity.threshold), limit=guard.limit,
-                            attempts=self.attempts[i], kept=t.number, passed=t.distance >= guard.limit)
+        return GuardOutcome(distance=t.distance, bank_distance=t.bank_distance, nearest=t.nearest,
+                            threshold=float(guard.identity.threshold), limit=guard.limit,
+                            attempts=self.attempts[i], kept=t.number, passed=t.worst >= guard.limit)

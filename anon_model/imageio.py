@@ -11,11 +11,15 @@ from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from anon_model.errors import ImageError
 
-#: File suffixes read as images when a folder is searched (one list for the CLI, bank building, evaluation, training).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+register_heif_opener()  # HEIC/HEIF photos (phones) open like any other format
+
+#: File suffixes known as images (one list for the CLI, bank building, evaluation, training); ``find_images`` also
+#: takes files with other suffixes whose content Pillow recognises.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif"})
 #: Largest image we accept (pixels); bigger inputs are refused rather than exhausting memory.
 MAX_PIXELS = 60_000_000
 
@@ -45,6 +49,31 @@ def load_image(src: ImageLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{path}: unreadable or truncated image ({exc})") from None
 
 
+def find_images(folder: str | os.PathLike, *, recursive: bool = False) -> tuple[list[Path], list[Path]]:
+    """The image files of `folder` and the other files, both sorted; hidden files and folders are left out.
+
+    A file is an image by its suffix (``IMAGE_SUFFIXES``) or, failing that, by its content (.ppm, .gif, no suffix...).
+    """
+    folder = Path(folder)
+    images: list[Path] = []
+    others: list[Path] = []
+    for path in sorted(folder.glob("**/*" if recursive else "*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            (images if path.suffix.lower() in IMAGE_SUFFIXES or _pillow_opens(path) else others).append(path)
+    return images, others
+
+
+def _pillow_opens(path: Path) -> bool:
+    """Whether Pillow recognises the file's format (it reads the header only, not the pixels)."""
+    try:
+        with Image.open(path):
+            return True
+    except Image.DecompressionBombError:  # an image, too large: load_image says so
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
 def _check_size(size: tuple[int, int], max_pixels: int, name: object = "image") -> None:
     w, h = size
     if w * h > max_pixels:
@@ -56,6 +85,10 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: object = "image") 
 def _pil_to_rgb(im: Image.Image, max_pixels: int) -> np.ndarray:
     _check_size(im.size, max_pixels)
     im = ImageOps.exif_transpose(im)
+    if im.mode == "I":  # Pillow's mode for 16-bit grey from some formats: read as 16-bit values
+        return _array_to_rgb(np.asarray(im).clip(0, 65535).astype(np.uint16), max_pixels)
+    if im.mode == "F" or im.mode.startswith("I;16"):  # float or 16-bit grey: scaled below, not clipped at 255
+        return _array_to_rgb(np.asarray(im), max_pixels)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -70,14 +103,28 @@ def _array_to_rgb(arr: np.ndarray, max_pixels: int) -> np.ndarray:
         raise ImageError(f"array of shape {arr.shape} is not an image (expected HxW, HxWx3 or HxWx4)")
     _check_size((arr.shape[1], arr.shape[0]), max_pixels)
     if arr.dtype != np.uint8:
-        scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and arr.max(initial=0) <= 1.0 else 1.0
-        arr = np.clip(arr.astype(np.float64) * scale, 0, 255).round().astype(np.uint8)
+        arr = _to_uint8(arr)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.shape[2] == 4:
         alpha = arr[..., 3:4].astype(np.float32) / 255.0
         arr = (arr[..., :3] * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
     return np.ascontiguousarray(arr)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Unsigned integers scaled by their dtype's range (uint16: value / 257), floats in [0, 1] (else [0, 255]),
+    signed integers as 0-255; NaN or infinity is an error rather than a black or white picture."""
+    values = arr.astype(np.float64)
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
+        values *= 255.0 / np.iinfo(arr.dtype).max
+    elif np.issubdtype(arr.dtype, np.floating):
+        bad = np.count_nonzero(~np.isfinite(values))
+        if bad:
+            raise ImageError(f"image array has {bad} NaN or infinite value(s): not a picture")
+        if values.max(initial=0) <= 1.0:
+            values *= 255.0
+    return np.clip(values, 0, 255).round().astype(np.uint8)
 
 
 def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from anon_model.vca import DelegateDraw
 
 
+#: What a face can get (``FaceRecord.treatment``).
+TREATMENTS = ("anonymized", "obscured", "unchanged", "failed")
+
+
 @dataclass
 class FaceRecord:
     """One face: where it was, what step 1 decided (explanations) and the synthesized crop.
@@ -46,7 +50,9 @@ class FaceRecord:
     # VAA (§3.2): appearance candidates M_q in the delegate bank
     delegates: list[int] = field(default_factory=list)  # bank indices
     delegate_probs: np.ndarray | None = None  # Eq. 6 probabilities with u_a
-    delegate: int | None = None  # the sampled Z_a (bank index)
+    delegate: int | None = None  # the sampled Z_a (bank index; with a mixture, its first source)
+    delegate_mixture: list[int] = field(default_factory=list)  # the bank faces mixed into Z_a (one per identity)
+    delegate_weights: list[float] = field(default_factory=list)  # their weights, sum 1
     # GSA (§3.2): geometry candidates with the same pose
     geometry_candidates: list[int] = field(default_factory=list)
     geometry_probs: np.ndarray | None = None  # Eq. 6 probabilities with u_g
@@ -58,6 +64,10 @@ class FaceRecord:
     identity_threshold: float | None = None
     attempts: int = 1
     guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
+    # what the face got: "anonymized" (step 2, verified by the guard), "obscured" (the fallback or a classical
+    # --replace-with), "unchanged" (replace_with="none", asked for) or "failed" (left recognizable: fallback "none")
+    treatment: str = "anonymized"
+    treatment_reason: str = ""  # why it was not anonymized (empty when it was)
 
 
 @dataclass
@@ -68,25 +78,45 @@ class AnonOutput:
     faces: list[FaceRecord]
     notes: list[str] = field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        """How many faces got each treatment (anonymized, obscured, unchanged, failed)."""
+        return {t: sum(f.treatment == t for f in self.faces) for t in TREATMENTS}
 
-def face_record(face: Face, explained: IFAResult, delegates: DelegateDraw, anonymized: np.ndarray,
-                guard: GuardOutcome, *, use_ifa: bool) -> FaceRecord:
-    """The record of one face: perception, IFA's explanation, the kept try's delegates, its crop and the guard's word."""
-    appearance, geometry = delegates.appearance, delegates.geometry
+
+@dataclass
+class Step2Result:
+    """What step 2 and the identity guard did for one face: IFA's explanation, the kept try's delegates, the verdict."""
+
+    explained: IFAResult
+    delegates: DelegateDraw
+    crop: np.ndarray  # (256, 256, 3) uint8, the kept synthesized crop
+    guard: GuardOutcome
+
+
+def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *, use_ifa: bool = True,
+                treatment: str = "anonymized", reason: str = "") -> FaceRecord:
+    """The record of one face, built once: perception, and when step 2 ran, IFA's explanation, the kept try's
+    delegates and the guard's verdict; ``anonymized`` is the face's crop as it now is."""
+    base = dict(box=face.box, score=face.score, landmarks=face.landmarks, pose=face.pose, crop=face.crop,
+                anonymized=anonymized, landmarks_crop=face.crop_landmarks, treatment=treatment,
+                treatment_reason=reason)
+    if step2 is None:
+        return FaceRecord(**base)
+    explained, appearance, geometry = step2.explained, step2.delegates.appearance, step2.delegates.geometry
     drawn: dict = {}
     if appearance.sample is not None:  # VAA drew (not an ablation keeping x's appearance)
         drawn |= {"delegates": appearance.sample.candidates.tolist(), "delegate": appearance.sample.chosen,
-                  "delegate_probs": appearance.sample.probabilities.numpy()}
+                  "delegate_probs": appearance.sample.probabilities.numpy(),
+                  "delegate_mixture": list(appearance.sources), "delegate_weights": list(appearance.weights)}
     if geometry.sample is not None:
         drawn |= {"geometry_candidates": geometry.sample.candidates.tolist(), "geometry_delegate": geometry.sample.chosen,
                   "geometry_probs": geometry.sample.probabilities.numpy()}
     cams = explained.cams.detach().cpu()
     scale = cams.amax().clamp_min(1e-12)  # one scale for H and H-hat so they compare
     anon_crop = np.asarray(geometry.anonymized_landmarks)
+    guard = step2.guard
     return FaceRecord(
-        box=face.box, score=face.score, landmarks=face.landmarks, pose=face.pose, crop=face.crop,
-        anonymized=anonymized, landmarks_crop=face.crop_landmarks, landmarks_anon_crop=anon_crop,
-        landmarks_anon=transform_points(anon_crop, invert(face.matrix)),
+        **base, landmarks_anon_crop=anon_crop, landmarks_anon=transform_points(anon_crop, invert(face.matrix)),
         classes=list(explained.class_names), scores_before=explained.scores.detach().cpu().numpy(),
         scores_after=explained.scores_distracted.detach().cpu().numpy(),
         cam=(cams / scale).clamp(0, 1).numpy(),

@@ -19,10 +19,13 @@ import torch
 from PIL import Image
 
 from anon_model import __version__
+from anon_model.fallback import FALLBACKS, REPLACE_WITH, obscure, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
-from anon_model.output import AnonOutput, face_record
-from anon_model.perception.align import paste_back
+from anon_model.output import AnonOutput, Step2Result, face_record
+from anon_model.perception.align import paste_back, warp_to_crop
+from anon_model.perception.face import Face
+from anon_model.preprocessor import PreprocessorConfig
 
 INDEX_FILE = "model_index.json"
 COMPONENTS = ("preprocessor", "bank", "synthesizer")
@@ -47,26 +50,36 @@ class AnonPipeline:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, *, device: str = "cpu",
                         revision: str | None = None, token: str | bool | None = None,
-                        cache_dir: str | None = None, local_files_only: bool = False) -> "AnonPipeline":
-        """Load from a local folder, a Hugging Face Hub repo id, or None for the built-in offline default."""
+                        cache_dir: str | None = None, local_files_only: bool = False,
+                        allow_downloads: bool = False) -> "AnonPipeline":
+        """Load from a local folder, a Hugging Face Hub repo id, or None for the built-in offline default.
+
+        A local folder loads local files only: a component that would download weights (identity "facenet" not in
+        the cache, say) is an error unless ``allow_downloads``. A Hub id allows downloads unless ``local_files_only``.
+        """
+        from anon_model.downloads import downloads_allowed
+
         if source is None:
             return cls.default(device=device)
         path = Path(source)
+        may_download = allow_downloads
         if not path.is_dir():
             from huggingface_hub import snapshot_download
 
             path = Path(snapshot_download(repo_id=str(source), revision=revision, token=token,
                                           cache_dir=cache_dir, local_files_only=local_files_only))
+            may_download = not local_files_only
         index_path = path / INDEX_FILE
         if not index_path.is_file():
             raise FileNotFoundError(f"{path} has no {INDEX_FILE}: not an AnonPipeline folder")
         index = json.loads(index_path.read_text())
         parts = {}
-        for name in COMPONENTS:
-            key = name if name in index else LEGACY_KEYS.get(name, name)
-            if key not in index:
-                raise FileNotFoundError(f"{index_path} names no {name!r} component")
-            parts[name] = _load_component(index[key], path / key, device)
+        with downloads_allowed(may_download):
+            for name in COMPONENTS:
+                key = name if name in index else LEGACY_KEYS.get(name, name)
+                if key not in index:
+                    raise FileNotFoundError(f"{index_path} names no {name!r} component")
+                parts[name] = _load_component(index[key], path / key, device)
         return cls(**parts)
 
     @classmethod
@@ -113,22 +126,27 @@ class AnonPipeline:
         return getattr(self.synthesizer, "description", type(self.synthesizer).__name__)
 
     def __call__(self, image: ImageLike, *, seed: int | None = 0, k_top: int | None = None,
-                 epsilon: float | None = None, k_neighbors: int | None = None, timer: Timer | None = None,
-                 **options) -> AnonOutput:
-        """Anonymize every face of `image`; the same seed gives the same output.
+                 epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
+                 fallback: str = "mosaic", timer: Timer | None = None, **options) -> AnonOutput:
+        """Anonymize every face of `image`; the same seed gives the same output. Each face's record says what it got.
 
-        `options` override `PreprocessorConfig` fields for this call only (e.g. use_ifa=False for an ablation).
-        `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``).
+        `replace_with`: "anonymize" (the method), or "mosaic" / "blur" / "solid" for every face, or "none" (detect
+        only). `fallback`: how faces step 2 cannot handle, or that the identity guard still recognizes, are obscured
+        ("none" leaves them, and they are reported as failed). `options` override `PreprocessorConfig` fields for this
+        call only (e.g. use_ifa=False for an ablation). `timer(stage)`, when given, returns a context manager wrapped
+        around each stage (see ``STAGES``).
         """
+        _check_choice("replace_with", replace_with, REPLACE_WITH)
+        _check_choice("fallback", fallback, (*FALLBACKS, "none"))
         stage = timer or _untimed
-        pre, bank = self.preprocessor, self.bank
+        pre = self.preprocessor
         cfg = pre.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         rgb = load_image(image)
         rng = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))  # global RNG untouched
         notes = [f"step 2: {self.step2_name}"]
         # perceive: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
         with stage("detect"):
-            detections = pre.analyzer.detect(rgb)
+            detections = pre.analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces)
         with stage("landmarks"):
             points = pre.analyzer.landmark(rgb, detections)
         with stage("align"):
@@ -136,20 +154,49 @@ class AnonPipeline:
         if not faces:
             notes.append("no face found: the photo is returned unchanged")
             return AnonOutput(image=Image.fromarray(rgb), faces=[], notes=notes)
+        # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
+        reasons = [unsuitable(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}" for f in faces]
+        chosen = [i for i, reason in enumerate(reasons) if reason is None]
+        step2 = dict(zip(chosen, self._anonymize([faces[i] for i in chosen], cfg, rng, stage))) if chosen else {}
+        for i, result in step2.items():
+            if not result.guard.passed:
+                reasons[i] = result.guard.reason()
+        method = replace_with if replace_with != "anonymize" else fallback
+        with stage("paste_back"):
+            out = rgb
+            for i, result in step2.items():
+                out = paste_back(out, result.crop, faces[i].matrix, faces[i].mask)
+            for face, reason in zip(faces, reasons):
+                if reason is not None and method != "none":
+                    out = obscure(out, face, method)
+        records = []
+        for i, (face, reason) in enumerate(zip(faces, reasons)):
+            treatment = _treatment(reason, method)
+            crop = step2[i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
+            records.append(face_record(face, crop, step2.get(i), use_ifa=cfg.use_ifa, treatment=treatment,
+                                       reason=reason or ""))
+        notes += [f"face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records) if r.treatment_reason]
+        return AnonOutput(image=Image.fromarray(out), faces=records, notes=notes)
+
+    def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rng: torch.Generator,
+                   stage: Timer) -> list[Step2Result]:
+        """The paper's method for the faces step 2 can handle: IFA -> VCA -> synthesis -> identity guard, with the
+        failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try."""
+        pre, bank = self.preprocessor, self.bank
         with stage("ifa"):  # explain (§3.1): H, H-hat and the recast Z_id of every face
             explained = pre.explain(faces, bank=bank, config=cfg)
         with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
             queries = pre.bank_queries(faces, explained, bank=bank)
             conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=rng, config=cfg)
                                                for f, e, q in zip(faces, explained, queries)]))
-        guard = IdentityGuard(pre.identity)
+        guard = IdentityGuard(pre.identity, others=pre.bank_features(bank))
         originals = torch.stack([e.feature.detach() for e in explained]).float()
         tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
         for attempt in range(1, cfg.guard_attempts + 1):
             with stage("synthesis"):  # synthesize (§3.3)
                 crops = self.synthesizer.synthesize([conds[i] for i in todo], generator=rng, effort=effort)
-            with stage("guard"):  # verify: is each result far enough from its original identity?
-                tries.add(todo, crops, delegates, guard.distances(crops, [conds[i] for i in todo], originals[todo]))
+            with stage("guard"):  # verify: is each result far from its original and from every bank identity?
+                tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
             todo = tries.failing(guard.limit)
             if not todo or attempt == cfg.guard_attempts:
                 break
@@ -158,14 +205,23 @@ class AnonPipeline:
                     conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
                                                                 generator=rng, config=cfg)
             effort = attempt / (cfg.guard_attempts - 1)
-        with stage("paste_back"):
-            out = rgb
-            anonymized = [_to_uint8(t.crop) for t in tries.best]
-            for face, crop in zip(faces, anonymized):
-                out = paste_back(out, crop, face.matrix, face.mask)
-        records = [face_record(face, e, t.delegates, crop, tries.outcome(i, guard), use_ifa=cfg.use_ifa)
-                   for i, (face, e, t, crop) in enumerate(zip(faces, explained, tries.best, anonymized))]
-        return AnonOutput(image=Image.fromarray(out), faces=records, notes=notes)
+        return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
+                for i, t in enumerate(tries.best)]
+
+
+def _treatment(reason: str | None, method: str) -> str:
+    """What a face got: anonymized (no reason not to), else obscured by ``method``, or failed (fallback "none")."""
+    if reason is None:
+        return "anonymized"
+    if reason == "replace_with='none'":
+        return "unchanged"
+    return "failed" if method == "none" else "obscured"
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """A clear error for an option value no stage understands."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def _untimed(stage: str) -> AbstractContextManager:
@@ -183,6 +239,8 @@ def _load_component(entry: list[str], folder: Path, device: str):
     module_name, class_name = entry
     if module_name.split(".")[0] != "anon_model":
         raise ValueError(f"refusing to import {module_name!r}: pipeline components must come from anon_model")
+    if not folder.is_dir():  # never read as a Hub id: the pipeline folder is incomplete
+        raise FileNotFoundError(f"{folder}: folder of the {folder.name!r} component missing (named in {INDEX_FILE})")
     cls = getattr(importlib.import_module(module_name), class_name)
     component = cls.from_pretrained(folder) if not _takes_device(cls) else cls.from_pretrained(folder, device=device)
     return component.eval() if isinstance(component, torch.nn.Module) else component

@@ -37,6 +37,8 @@ class PreprocessorConfig:
 
     detector: str = "auto"  # mtcnn | sfd | auto
     landmarks: str = "auto"  # dlib | fan | auto
+    detect_threshold: float = 0.9  # detector confidence that counts as a face (lower: more recall, more false alarms)
+    max_faces: int | None = None  # None: every face; a set limit drops the smallest beyond it, with a warning
     identity: str = "dlib"  # Psi: dlib (offline port) | facenet (the paper's) | a local path
     k_top: int = 3  # K of Eq. 5
     ifa_weights: str = "scores"  # w_i of Eq. 5: scores | uniform | ones
@@ -47,6 +49,7 @@ class PreprocessorConfig:
     use_vaa: bool = True
     use_gsa: bool = True
     delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
+    delegate_mixture: int = 3  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
     guard_attempts: int = 4  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
@@ -56,10 +59,14 @@ class PreprocessorConfig:
         if self.delegate_sampling not in DELEGATE_SAMPLING:
             raise ValueError(f"delegate_sampling must be one of {', '.join(DELEGATE_SAMPLING)}, "
                              f"not {self.delegate_sampling!r}")
-        if self.k_top < 1 or self.k_neighbors < 1 or self.guard_attempts < 1:
-            raise ValueError("k_top, k_neighbors and guard_attempts must be at least 1")
+        if min(self.k_top, self.k_neighbors, self.guard_attempts, self.delegate_mixture) < 1:
+            raise ValueError("k_top, k_neighbors, guard_attempts and delegate_mixture must be at least 1")
         if self.epsilon < 0:
             raise ValueError(f"epsilon (the privacy budget) must be >= 0, not {self.epsilon}")
+        if not 0 <= self.detect_threshold <= 1:
+            raise ValueError(f"detect_threshold is a confidence in [0, 1], not {self.detect_threshold}")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise ValueError(f"max_faces must be None (no limit) or at least 1, not {self.max_faces}")
 
 
 class AnonPreprocessor:
@@ -71,7 +78,7 @@ class AnonPreprocessor:
         self.device = device
         self.analyzer = FaceAnalyzer(detector=self.config.detector, landmarks=self.config.landmarks, device=device)
         self.identity = load_identity_network(self.config.identity, device=device)
-        self._codebooks: weakref.WeakKeyDictionary[DelegateBank, IdentityCodebook] = weakref.WeakKeyDictionary()
+        self._bank_features: weakref.WeakKeyDictionary[DelegateBank, torch.Tensor] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -107,15 +114,28 @@ class AnonPreprocessor:
 
     def codebook(self, bank: DelegateBank) -> IdentityCodebook | None:
         """IFA's classes: None when Psi has its own (FaceNet's VGGFace2 head, as in training); else the bank's
-        identities as prototypes in Psi's space (computed once per bank)."""
+        identities as prototypes in Psi's space."""
         if has_class_head(self.identity):
             return None
-        if bank not in self._codebooks:
+        return IdentityCodebook(self.bank_features(bank), names=bank.sources)
+
+    def bank_features(self, bank: DelegateBank) -> torch.Tensor:
+        """Psi's features (N,D) of the bank's faces (the bank's own when it shares Psi's space), computed once per
+        bank: IFA's codebook, and the identities the guard keeps every result away from."""
+        if bank not in self._bank_features:
             if bank.shares_space(self.identity):
-                self._codebooks[bank] = IdentityCodebook(bank.embeddings, names=bank.sources)
+                self._bank_features[bank] = bank.embeddings.to(self.device)
             else:
-                self._codebooks[bank] = IdentityCodebook.from_bank(self.identity, bank)
-        return self._codebooks[bank]
+                self._bank_features[bank] = torch.cat([self._embed_bank(bank, list(range(i, min(i + 32, len(bank)))))
+                                                       for i in range(0, len(bank), 32)])
+        return self._bank_features[bank]
+
+    def _embed_bank(self, bank: DelegateBank, indices: list[int]) -> torch.Tensor:
+        """Psi's features of some bank faces (a batch)."""
+        crops = torch.from_numpy(np.stack([bank.crop(i) for i in indices])).permute(0, 3, 1, 2).float().div(255.0)
+        with torch.inference_mode():
+            return self.identity.embed(crops.to(self.device),
+                                       landmarks=bank.crop_landmarks(indices).float().to(self.device)).float()
 
     def bank_queries(self, faces: list[Face], explained: list[IFAResult], *, bank: DelegateBank) -> torch.Tensor:
         """x's features (B,D) in the bank's k-NN space (Psi's own, from IFA, when the bank shares Psi's space)."""
@@ -133,7 +153,7 @@ class AnonPreprocessor:
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
             appearance = visual_appearance_anonymization(
-                query, bank, k=k, farthest=farthest,
+                query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture,
                 epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0, generator=generator)
         else:  # keep x's own appearance (paper §3.3: "use the facial region of x")
             appearance = AppearanceDelegate(sample=None, crop=face.crop, landmarks=face.crop_landmarks)

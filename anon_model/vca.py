@@ -2,12 +2,14 @@
 
 Both draw from a ``DelegateBank`` with IPD sampling (``anon_model.ipd``, Eq. 6-8).
 
-Our addition to the paper: bank faces within the verification threshold of x (the same person,
-e.g. x itself when its photo is in the bank) are never candidates, for VAA and GSA alike.
+Our additions to the paper: bank faces within the verification threshold of x (the same person,
+e.g. x itself when its photo is in the bank) are never candidates, for VAA and GSA alike; and VAA's appearance
+delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
+shape and averaged), so the face step 2 paints in is no single real person's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -18,6 +20,7 @@ from anon_model.bank import DelegateBank
 from anon_model.errors import AnonModelError
 from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
 from anon_model.perception import landmarks68 as lm
+from anon_model.perception.warp import control_points, piecewise_affine_warp
 
 __all__ = [
     "DelegateSample",
@@ -27,6 +30,7 @@ __all__ = [
     "visual_appearance_anonymization",
     "geometry_structure_anonymization",
     "recover_contour_and_mouth",
+    "mix_faces",
 ]
 
 
@@ -48,11 +52,17 @@ class DelegateSample:
 
 @dataclass
 class AppearanceDelegate:
-    """VAA's result: the sampled appearance delegate Z_a (aligned crop and its landmarks) and how it was drawn."""
+    """VAA's result: the appearance delegate Z_a (aligned crop and its landmarks) and how it was drawn.
+
+    With a mixture, ``crop`` is the average of the ``sources`` (bank indices, one per identity) warped onto their
+    mean shape ``landmarks``, weighted by ``weights``; ``sample`` describes the first draw.
+    """
 
     sample: DelegateSample | None  # None when no draw was made (e.g. an ablation keeping x's own appearance)
     crop: np.ndarray  # (S, S, 3) uint8
     landmarks: np.ndarray  # (68, 2) in crop pixels
+    sources: list[int] = field(default_factory=list)  # the bank faces mixed (the sample's pick first)
+    weights: list[float] = field(default_factory=list)  # their weights, sum 1
 
 
 @dataclass
@@ -90,12 +100,15 @@ def visual_appearance_anonymization(
     k: int = 10,
     epsilon: float = 1.0,
     farthest: bool = False,
+    mixture: int = 1,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> AppearanceDelegate:
     """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a.
 
-    ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline of the paper's Table 5).
+    ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over the candidates left,
+    without the identities already drawn) and mixes them with equal weights (fewer when the candidates hold fewer
+    identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline of the paper's Table 5).
     """
     distances = bank.distances(embedding)
     pool = _eligible(bank, embedding).nonzero().squeeze(1)
@@ -104,9 +117,29 @@ def visual_appearance_anonymization(
     d = distances[candidates]
     utilities = utility_appearance(d)
     pick, probs = sample_delegate(utilities, epsilon, generator=generator)
-    chosen = int(candidates[pick])
-    sample = DelegateSample(candidates, d, utilities, probs, chosen)
-    return AppearanceDelegate(sample, bank.crop(chosen, crop_size), bank.crop_landmarks(chosen, crop_size).numpy())
+    sources = [int(candidates[pick])]
+    identity = bank.identities()[candidates]
+    while len(sources) < mixture:
+        left = (identity[:, None] != bank.identities()[sources][None]).all(1).nonzero().squeeze(1)
+        if len(left) == 0:
+            break
+        sources.append(int(candidates[left[sample_delegate(utilities[left], epsilon, generator=generator)[0]]]))
+    sample = DelegateSample(candidates, d, utilities, probs, sources[0])
+    weights = [1.0 / len(sources)] * len(sources)
+    crop, landmarks = mix_faces(bank, sources, weights, crop_size)
+    return AppearanceDelegate(sample, crop, landmarks, sources, weights)
+
+
+def mix_faces(bank: DelegateBank, indices: list[int], weights: list[float], size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Bank faces warped onto their weighted mean shape and averaged: (crop (S,S,3) uint8, mean landmarks (68,2))."""
+    if len(indices) == 1:
+        return bank.crop(indices[0], size), bank.crop_landmarks(indices[0], size).numpy()
+    shapes = bank.crop_landmarks(indices, size).double().numpy()
+    mean = np.einsum("n,nkd->kd", np.asarray(weights, np.float64), shapes)
+    target = control_points(mean, size)
+    mixed = sum(w * piecewise_affine_warp(bank.crop(i, size).astype(np.float32), control_points(shape, size), target)
+                for i, w, shape in zip(indices, weights, shapes))
+    return np.clip(np.round(mixed), 0, 255).astype(np.uint8), mean
 
 
 def _same_pose(bank: DelegateBank, pool: torch.Tensor, pose: torch.Tensor, tolerance: torch.Tensor,

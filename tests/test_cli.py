@@ -57,11 +57,13 @@ def test_collect_inputs_recurses_and_dedupes(tmp_path):
     (tmp_path / "a" / "sub").mkdir(parents=True)
     for rel in ["a/x.jpg", "a/sub/y.png", "a/readme.txt"]:
         (tmp_path / rel).write_bytes(b"")
-    flat, _ = collect_inputs([str(tmp_path / "a")], recursive=False)
-    deep, _ = collect_inputs([str(tmp_path / "a")], recursive=True)
+    flat, _, skipped = collect_inputs([str(tmp_path / "a")], recursive=False)
+    deep, _, _ = collect_inputs([str(tmp_path / "a")], recursive=True)
     assert [str(n) for _, n in flat] == ["x.png"]
+    assert skipped == [tmp_path / "a/readme.txt"]  # listed, so the CLI can say so
     assert sorted(str(n) for _, n in deep) == ["sub/y.png", "x.png"]
-    twice, errors = collect_inputs([str(tmp_path / "a/x.jpg"), str(tmp_path / "a/x.jpg"), str(tmp_path / "nope")], False)
+    twice, errors, _ = collect_inputs([str(tmp_path / "a/x.jpg"), str(tmp_path / "a/x.jpg"), str(tmp_path / "nope")],
+                                      False)
     assert [str(n) for _, n in twice] == ["x.png", "x_1.png"] and len(errors) == 1
 
 

@@ -14,9 +14,10 @@ from anon_model.errors import MissingWeightsError
 from anon_model.evaluation.dataset import EXAMPLES_DIR, Sample, load_dataset
 from anon_model.evaluation.evaluate import EvaluationResult, Judges, MetricValue, _fingerprint, _read_cache, evaluate
 from anon_model.evaluation.methods import (VARIANTS, Blur, Copy, External, Pixelate, PipelineMethod, PipelineProvider,
-                                           SolidMask, face_region, k_curve_name, make_methods)
+                                           SolidMask, k_curve_name, make_methods)
 from anon_model.evaluation.recognizers import Threshold, summary_label, threshold_labels
 from anon_model.evaluation.report import add_evaluate_arguments, write_report
+from anon_model.fallback import face_region
 from anon_model.imageio import load_image
 
 
@@ -217,6 +218,10 @@ def test_pipeline_variants_pass_their_switches_per_call():
     PipelineMethod("no-ifa", provider, overrides={"use_ifa": False})(image, [], sample=sample, seed=0)
     PipelineMethod(k_curve_name(5), provider, call_kwargs={"k_top": 5})(image, [], sample=sample, seed=0)
     assert fake.seen == [{"use_ifa": False}, {"k_top": 5}]
+    made = {m.name: m for m in make_methods(["ours", "no-ifa"], provider=provider, k_curve=[2])}
+    assert made["ours"].call_kwargs == {}  # as users get it, fallback included
+    assert made["no-ifa"].call_kwargs == {"fallback": "none"}  # ablations score the method alone
+    assert made["ours-k2"].call_kwargs == {"k_top": 2, "fallback": "none"}
     names = [m.name for m in make_methods(["blur"], provider=provider, ablations=True, k_curve=[1, 2], trained=provider)]
     assert names == ["blur", "ours", *[v.name for v in VARIANTS], "ours-k1", "ours-k2", "ours-trained"]
     with pytest.raises(ValueError, match="unknown method"):

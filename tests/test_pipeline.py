@@ -95,6 +95,8 @@ def test_guard_retries_a_bounded_number_of_times_and_reports_failure(pipe, examp
         example_paths[0], seed=0, guard_attempts=3)
     (record,) = out.faces
     assert record.attempts == 3 and len(step2.calls) == 3 and record.guard_passed is False
+    assert record.treatment == "obscured" and "still recognized as the original" in record.treatment_reason
+    assert "after 3 tries" in record.treatment_reason
     assert [effort for _, effort in step2.calls] == [0.0, 0.5, 1.0]  # the synthesizer is asked to change more
     assert record.identity_distance < 1e-3  # x vs x: the kept try is still the original
 

@@ -224,6 +224,7 @@ def test_train_checkpoints_exports_and_resumes(faces, cache_dir, tmp_path, capsy
     monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # no result can pass: every try runs
     retried = pipe(photo, seed=0, guard_attempts=3)
     assert retried.faces[0].attempts == 3 and retried.faces[0].guard_passed is False
+    assert retried.faces[0].treatment == "obscured"  # never reported as done
     assert retried.image.size == result.image.size
     monkeypatch.undo()
 

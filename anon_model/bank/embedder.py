@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anon_model.downloads import require_download
 from anon_model.errors import MissingWeightsError
 from anon_model.perception.align import five_points
 
-__all__ = ["Embedder", "IdentityEmbedder", "ArcFaceEmbedder", "load_embedder", "ARCFACE_FILE"]
+__all__ = ["Embedder", "IdentityEmbedder", "ArcFaceEmbedder", "load_embedder", "arcface_file", "ARCFACE_FILE"]
 
 ARCFACE_FILE = Path("~/.insightface/models/buffalo_l/w600k_r50.onnx").expanduser()
 #: ArcFace verification threshold on cosine similarity (paper §4.1 uses 0.30 / 0.35); as an l2
@@ -92,16 +93,17 @@ def load_embedder(name: str = "auto", *, device: str = "cpu") -> Embedder:
 
         return IdentityEmbedder(load_identity_network(name, device=device), name="dlib")
     if name == "arcface" or name.endswith(".onnx"):
-        return ArcFaceEmbedder(_arcface_file(None if name == "arcface" else Path(name)))
+        return ArcFaceEmbedder(arcface_file(None if name == "arcface" else Path(name)))
     raise ValueError(f"unknown embedder {name!r}: use 'auto', 'dlib', 'arcface', a dlib .dat or an ArcFace .onnx file")
 
 
-def _arcface_file(path: Path | None) -> Path:
-    """A local ArcFace .onnx; "arcface" alone means insightface's buffalo_l pack, downloaded by insightface if absent."""
+def arcface_file(path: Path | None = None) -> Path:
+    """A local ArcFace .onnx; None means insightface's buffalo_l pack, downloaded by insightface if absent (and allowed)."""
     if path is None:
         if not ARCFACE_FILE.is_file():
             from insightface.utils.storage import ensure_available
 
+            require_download(f"ArcFace ({ARCFACE_FILE})", "run insightface once online")
             ensure_available("models", "buffalo_l")  # insightface's own download (needs the internet)
         path = ARCFACE_FILE
     if not Path(path).is_file():

@@ -45,6 +45,7 @@ class DelegateBank:
         self.embedder_name, self.threshold, self.crop_size = embedder, float(threshold), int(crop_size)
         self.info = dict(info or {})
         self._embedder: Embedder | None = None
+        self._identities: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -96,6 +97,16 @@ class DelegateBank:
         from anon_model.ipd import appearance_distance
 
         return appearance_distance(embedding.float().reshape(-1), self.embeddings)
+
+    def identities(self) -> torch.Tensor:
+        """(N,) long: an identity number per face; faces within the verification threshold of each other (directly
+        or through others) share one, so a mixture of delegates never counts one person twice."""
+        if self._identities is None:
+            from scipy.sparse.csgraph import connected_components
+
+            close = (torch.cdist(self.embeddings, self.embeddings) < self.threshold).numpy()
+            self._identities = torch.from_numpy(connected_components(close, directed=False)[1]).long()
+        return self._identities
 
     def same_identity(self, embedding: torch.Tensor) -> torch.Tensor:
         """Bool (N,): faces within the verification threshold of ``embedding`` (never returned as delegates)."""
@@ -167,14 +178,25 @@ class DelegateBank:
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, *,
                         subfolder: str | None = None) -> "DelegateBank":
-        """Load a bank from a local folder or a Hub repo id (``subfolder`` inside it); None = the bundled default."""
+        """Load a bank from a local folder or a Hub repo id (``subfolder`` inside it); None = the bundled default.
+
+        Its feature space is checked now: an ArcFace pack that must be downloaded is fetched (or refused, see
+        ``anon_model.downloads``) here, not at the first photo."""
+        from anon_model.bank.embedder import arcface_file
+        from anon_model.downloads import require_download
+
         if source is None:
             return cls.default()
         local = Path(source) / (subfolder or "")
         if local.is_dir():
-            return cls.load(local)
-        from huggingface_hub import snapshot_download
+            bank = cls.load(local)
+        else:
+            from huggingface_hub import snapshot_download
 
-        prefix = f"{subfolder}/" if subfolder else ""
-        root = snapshot_download(str(source), allow_patterns=[prefix + BANK_FILE, prefix + META_FILE])
-        return cls.load(Path(root) / (subfolder or ""))
+            require_download(f"delegate bank {str(local)!r}", "give an existing bank folder")
+            prefix = f"{subfolder}/" if subfolder else ""
+            root = snapshot_download(str(source), allow_patterns=[prefix + BANK_FILE, prefix + META_FILE])
+            bank = cls.load(Path(root) / (subfolder or ""))
+        if bank.embedder_name.split(":", 1)[0] == "arcface":
+            arcface_file()
+        return bank

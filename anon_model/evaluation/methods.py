@@ -4,9 +4,11 @@ Every method maps (photo, its faces) to a photo of the same size:
 
 * ``blur``, ``pixelate``, ``mask``: the classic obfuscations of §4.2 (Figure 3) over each face box widened by 20%;
 * ``copy``: the identity "anonymizer" (the photo unchanged): the upper bound of ReID, a sanity check;
-* ``ours``: ``AnonPipeline`` (training-free step 2 unless a trained model folder / Hub id is given);
-  ``ours-trained``: a second pipeline (e.g. the trained generator) scored in the same run;
-* ablations (Tables 4-6) and the K curve (Figure 6): ``ours`` with preprocessor switches (``VARIANTS``);
+* ``ours``: ``AnonPipeline`` as users get it (training-free step 2 unless a trained model folder / Hub id is given;
+  faces it cannot anonymize obscured by its fallback); ``ours-trained``: a second pipeline (e.g. the trained
+  generator) scored in the same run;
+* ablations (Tables 4-6) and the K curve (Figure 6): the method alone, as the paper's tables measure it
+  (preprocessor switches of ``VARIANTS``, K, and ``fallback="none"``, so an ablation's failures stay visible);
 * ``external``: another method's outputs read from a folder with the dataset's relative paths.
 """
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from anon_model import fallback
 from anon_model.evaluation.attributes import Located
+from anon_model.fallback import face_region
 from anon_model.evaluation.dataset import Sample
 from anon_model.imageio import IMAGE_SUFFIXES, load_image
 
@@ -38,15 +42,6 @@ class Method:
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
         raise NotImplementedError
-
-
-def face_region(box: np.ndarray, shape: tuple[int, ...], expand: float) -> tuple[int, int, int, int]:
-    """The face box widened by `expand` of its size on each side, clipped to the photo: x0, y0, x1, y1 (ints)."""
-    x0, y0, x1, y1 = np.asarray(box, np.float64)
-    dx, dy = expand * (x1 - x0), expand * (y1 - y0)
-    h, w = shape[:2]
-    return (int(max(0, np.floor(x0 - dx))), int(max(0, np.floor(y0 - dy))),
-            int(min(w, np.ceil(x1 + dx))), int(min(h, np.ceil(y1 + dy))))
 
 
 @dataclass
@@ -78,8 +73,7 @@ class Blur(_RegionMethod):
     strength: float = 0.15
 
     def obfuscate(self, region: np.ndarray) -> np.ndarray:
-        sigma = self.strength * region.shape[1]
-        return cv2.GaussianBlur(region, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+        return fallback.blur(region, self.strength)
 
 
 @dataclass
@@ -90,9 +84,7 @@ class Pixelate(_RegionMethod):
     blocks: int = 8
 
     def obfuscate(self, region: np.ndarray) -> np.ndarray:
-        h, w = region.shape[:2]
-        small = cv2.resize(region, (self.blocks, self.blocks), interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+        return fallback.pixelate(region, self.blocks)
 
 
 @dataclass
@@ -103,7 +95,7 @@ class SolidMask(_RegionMethod):
     value: int = 128
 
     def obfuscate(self, region: np.ndarray) -> np.ndarray:
-        return np.full_like(region, self.value)
+        return fallback.solid(region, self.value)
 
 
 @dataclass
@@ -210,6 +202,8 @@ VARIANTS = (
     Variant("no-ua", 6, "w./o. u_a", {"use_u_a": False}),
     Variant("no-ug", 6, "w./o. u_g", {"use_u_g": False}),
 )
+#: Call options that score the method alone (no fallback obscuring the faces it fails on).
+METHOD_ALONE = {"fallback": "none"}
 BASELINES: dict[str, Callable[[], Method]] = {"blur": Blur, "pixelate": Pixelate, "mask": SolidMask, "copy": Copy}
 
 
@@ -234,10 +228,12 @@ def make_methods(names: Sequence[str], *, provider: PipelineProvider | None = No
         elif name == "ours":
             methods.append(PipelineMethod("ours", provider))
         elif name in variants:
-            methods.append(PipelineMethod(name, provider, overrides=dict(variants[name].overrides)))
+            methods.append(PipelineMethod(name, provider, overrides=dict(variants[name].overrides),
+                                          call_kwargs=dict(METHOD_ALONE)))
         else:
             raise ValueError(f"unknown method {name!r}: choose from ours, {', '.join(BASELINES)}, {', '.join(variants)}")
-    methods += [PipelineMethod(k_curve_name(k), provider, call_kwargs={"k_top": int(k)}) for k in k_curve]
+    methods += [PipelineMethod(k_curve_name(k), provider, call_kwargs={"k_top": int(k), **METHOD_ALONE})
+                for k in k_curve]
     if trained is not None:
         methods.append(PipelineMethod("ours-trained", trained))
     methods += [External(name, Path(folder)) for name, folder in (external or {}).items()]

@@ -50,23 +50,3 @@ class IdentityCodebook(nn.Module):
     def class_names(self, *, with_own: bool) -> list[str]:
         """Names of the columns of ``forward``'s logits."""
         return self.names + [SELF_NAME] * with_own
-
-    @classmethod
-    def from_crops(cls, net: nn.Module, crops: torch.Tensor, *, landmarks: torch.Tensor | None = None,
-                   names: Sequence[str] | None = None, batch_size: int = 32, **kwargs) -> IdentityCodebook:
-        """Prototypes = ``net.embed`` of aligned crops (B,3,256,256) in [0,1] (e.g. the delegate bank's faces)."""
-        parts = []
-        with torch.inference_mode():
-            for i in range(0, len(crops), batch_size):
-                lm = None if landmarks is None else landmarks[i : i + batch_size]
-                parts.append(net.embed(crops[i : i + batch_size], landmarks=lm).float())
-        return cls(torch.cat(parts), names=names, **kwargs)
-
-    @classmethod
-    def from_bank(cls, net: nn.Module, bank, **kwargs) -> IdentityCodebook:
-        """Prototypes = ``net``'s features of a ``DelegateBank``'s faces, named after their source photos."""
-        device = next(net.parameters()).device
-        crops = torch.from_numpy(np.stack([bank.crop(i) for i in range(len(bank))])).permute(0, 3, 1, 2)
-        landmarks = bank.crop_landmarks(list(range(len(bank)))).float()
-        return cls.from_crops(net, crops.float().div(255.0).to(device), landmarks=landmarks.to(device),
-                              names=bank.sources, **kwargs)

@@ -15,10 +15,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from anon_model.downloads import require_download
 from anon_model.errors import MissingWeightsError
 from anon_model.identity.base import IdentityNetwork
+from anon_model.perception.weights import hub_checkpoint
 
 VGGFACE2_URL = "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt"
+#: facenet-pytorch keeps its download in torch hub's checkpoint folder under this name.
+VGGFACE2_FILE = VGGFACE2_URL.rsplit("/", 1)[1]
 VGGFACE2_CLASSES = 8631
 # FaceNet's input framing in the 256 crop: the mean MTCNN box of the bundled photos' frontal faces (roll < 15 deg)
 # widened by a margin of 32 px at 160 (Sandberg's VGGFace2 preprocessing), as x0, y0, x1, y1; see docs/chip_window.py
@@ -42,6 +46,8 @@ class FaceNetIdentity(IdentityNetwork):
         from facenet_pytorch import InceptionResnetV1
 
         if path is None:
+            if hub_checkpoint(VGGFACE2_FILE) is None:
+                require_download("FaceNet's VGGFace2 weights", f"fetch {VGGFACE2_URL} and set identity to its path")
             try:
                 model = InceptionResnetV1(pretrained="vggface2", classify=True)
             except OSError as err:  # URLError and friends: no internet

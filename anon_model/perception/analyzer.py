@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from anon_model.imageio import ImageLike, load_image
@@ -17,8 +19,8 @@ class FaceAnalyzer:
     """Detects, landmarks, poses and aligns every face of a photo; the backends are chosen once, at construction."""
 
     def __init__(self, *, detector: str = "auto", landmarks: str = "auto", crop_size: int = 256,
-                 device: str = "cpu", max_faces: int = 32) -> None:
-        self.detector = FaceDetector(detector, device=device)
+                 device: str = "cpu", threshold: float = 0.9, max_faces: int | None = None) -> None:
+        self.detector = FaceDetector(detector, device=device, min_score=threshold)
         self.landmarker = LandmarkPredictor(landmarks, device=device)
         self.crop_size, self.max_faces = crop_size, max_faces
 
@@ -33,9 +35,17 @@ class FaceAnalyzer:
         detections = self.detect(image)
         return self.align(image, detections, self.landmark(image, detections))
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Face boxes and scores of an RGB uint8 photo, largest first (at most ``max_faces``)."""
-        return self.detector(image)[: self.max_faces]
+    def detect(self, image: np.ndarray, *, threshold: float | None = None,
+               max_faces: int | None = None) -> list[Detection]:
+        """Face boxes and scores of an RGB uint8 photo, largest first; `threshold` and `max_faces` override the
+        analyzer's for this call. Faces beyond a set ``max_faces`` are dropped with a warning, never silently."""
+        found = self.detector(image, threshold=threshold)
+        limit = self.max_faces if max_faces is None else max_faces
+        if limit is not None and len(found) > limit:
+            warnings.warn(f"{len(found)} faces found but max_faces={limit}: the {len(found) - limit} smallest are "
+                          "dropped and stay as they were (raise or unset max_faces to anonymize all)", stacklevel=2)
+            found = found[:limit]
+        return found
 
     def landmark(self, image: np.ndarray, detections: list[Detection]) -> list[np.ndarray]:
         """The 68 landmarks S_x (photo pixels) of each detected face."""

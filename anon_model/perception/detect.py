@@ -1,17 +1,27 @@
-"""Face detectors: MTCNN (weights inside facenet-pytorch) by default, face-alignment's S3FD when downloaded."""
+"""Face detectors: MTCNN (weights inside facenet-pytorch) by default, face-alignment's S3FD when downloaded.
+
+Big photos are searched at full resolution: overlapping tiles find the small faces, one downscaled view of the
+whole photo finds the big ones, and non-maximum suppression merges what both found.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
+from torchvision.ops import nms
 
 from anon_model.perception.weights import S3FD_FILE, hub_checkpoint
 
-#: Images are detected at most this large (longest side); boxes are scaled back to the full photo.
-DETECT_MAX_SIDE = 1280
+#: The whole-photo view is at most this large (longest side); it finds the faces too big for one tile.
+OVERVIEW_MAX_SIDE = 1280
+#: Full-resolution tiles are at least this large (longest side); larger tiles cost less overlap.
+TILE_SIDE = 2048
+#: Boxes of one face found twice (two tiles, or a tile and the overview) overlap at least this much.
+NMS_IOU = 0.4
 
 
 @dataclass
@@ -37,34 +47,80 @@ class FaceDetector:
         elif backend == "sfd":
             from face_alignment.detection.sfd import FaceDetector as SFD
 
-            # Without a local path face-alignment downloads its S3FD weights (users with the internet).
-            self._net = SFD(device=device, path_to_detector=sfd_path or _as_str(hub_checkpoint(S3FD_FILE)))
+            from anon_model.downloads import require_download
+
+            path = sfd_path or _as_str(hub_checkpoint(S3FD_FILE))
+            if path is None:  # face-alignment downloads its S3FD weights (users with the internet)
+                require_download(f"face-alignment's S3FD detector ({S3FD_FILE})",
+                                 "run face-alignment once online, pass sfd_path or set detector to mtcnn")
+            self._net = SFD(device=device, path_to_detector=path)
         else:
             raise ValueError(f"unknown detector backend {backend!r} (choose mtcnn, sfd or auto)")
 
-    def __call__(self, image: np.ndarray) -> list[Detection]:
-        """Detect faces in an RGB uint8 image, biggest first."""
+    def __call__(self, image: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
+        """Detect faces in an RGB uint8 image, biggest first; `threshold` overrides ``min_score`` for this call."""
+        threshold = self.min_score if threshold is None else threshold
         h, w = image.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
-        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        scale = min(1.0, OVERVIEW_MAX_SIDE / max(h, w))
         with torch.inference_mode():
-            boxes, scores = self._detect(small)
-        found = []
-        for box, score in zip(boxes, scores):
-            box = np.asarray(box, np.float64) / scale
-            if score >= self.min_score and min(box[2] - box[0], box[3] - box[1]) >= self.min_size:
-                found.append(Detection(box=box, score=float(score)))
+            boxes, scores = self._detect_scaled(image, scale)
+            if scale < 1:  # faces under min_size / scale pixels are too small for the overview: search tiles
+                tiles = self._detect_tiles(image, overlap=math.ceil(2 * self.min_size / scale))
+                boxes, scores = np.concatenate([boxes, tiles[0]]), np.concatenate([scores, tiles[1]])
+        keep = scores >= threshold
+        boxes, scores = boxes[keep], scores[keep]
+        keep = nms(torch.as_tensor(boxes, dtype=torch.float32), torch.as_tensor(scores, dtype=torch.float32),
+                   NMS_IOU).numpy()
+        found = [Detection(box=boxes[i].astype(np.float64), score=float(scores[i])) for i in keep]
         return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
+    def _detect_scaled(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (photo pixels) and scores found in `image` resized by `scale`."""
+        if scale < 1:
+            h, w = image.shape[:2]
+            image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        boxes, scores = self._detect(image)
+        return boxes / scale, scores
+
+    def _detect_tiles(self, image: np.ndarray, overlap: int) -> tuple[np.ndarray, np.ndarray]:
+        """Faces at most `overlap` pixels large, found in full-resolution tiles that overlap by `overlap` pixels.
+
+        Such a face lies whole inside some tile, so boxes cut by a tile's inner edge are dropped (a neighbour has them).
+        """
+        h, w = image.shape[:2]
+        side = max(TILE_SIDE, 3 * overlap)
+        all_boxes, all_scores = [np.zeros((0, 4))], [np.zeros(0)]
+        for y0 in _tile_starts(h, side, overlap):
+            for x0 in _tile_starts(w, side, overlap):
+                tile = image[y0:y0 + side, x0:x0 + side]
+                boxes, scores = self._detect(tile)
+                th, tw = tile.shape[:2]
+                cut = ((boxes[:, 0] < 1) & (x0 > 0)) | ((boxes[:, 1] < 1) & (y0 > 0)) \
+                    | ((boxes[:, 2] > tw - 1) & (x0 + tw < w)) | ((boxes[:, 3] > th - 1) & (y0 + th < h))
+                small = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) <= overlap
+                keep = small & ~cut
+                all_boxes.append(boxes[keep] + [x0, y0, x0, y0])
+                all_scores.append(scores[keep])
+        return np.concatenate(all_boxes), np.concatenate(all_scores)
+
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The backend's raw boxes (N,4) and scores (N,) on one RGB image, at its own size."""
         if self.backend == "mtcnn":
             boxes, probs = self._net.detect(image)
             if boxes is None:
                 return np.zeros((0, 4)), np.zeros(0)
-            return boxes, probs
+            return np.asarray(boxes, np.float64), np.asarray(probs, np.float64)
         dets = self._net.detect_from_image(image[..., ::-1].copy())  # face-alignment wants BGR arrays
         dets = np.asarray(dets).reshape(-1, 5)
         return dets[:, :4], dets[:, 4]
+
+
+def _tile_starts(length: int, side: int, overlap: int) -> list[int]:
+    """Evenly spread starts of tiles `side` long covering `length`, neighbours overlapping by at least `overlap`."""
+    if length <= side:
+        return [0]
+    count = math.ceil((length - overlap) / (side - overlap))
+    return [round(i * (length - side) / (count - 1)) for i in range(count)]
 
 
 def _as_str(path: object) -> str | None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from anon_model.downloads import require_download
 from anon_model.perception.weights import FAN_2D_FILE, dlib_model_file, hub_checkpoint
+
+#: What face-alignment loads for FAN from torch hub's checkpoint folder: 2D-FAN-4 and its BlazeFace detector
+#: (weights, anchors), each downloaded there when absent.
+FAN_FILES = (FAN_2D_FILE, "blazeface.pth", "anchors.npy")
 
 
 class LandmarkPredictor:
@@ -13,7 +18,7 @@ class LandmarkPredictor:
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu", dlib_path: str | None = None) -> None:
         if backend == "auto":
-            backend = "fan" if hub_checkpoint(FAN_2D_FILE) else "dlib"
+            backend = "dlib" if _missing_fan_files() else "fan"
         self.backend = backend
         if backend == "dlib":
             import dlib
@@ -22,7 +27,10 @@ class LandmarkPredictor:
         elif backend == "fan":
             import face_alignment
 
-            # Downloads 2DFAN-4 into torch hub's cache when it is not there (users with the internet).
+            missing = _missing_fan_files()
+            if missing:  # face-alignment downloads them into torch hub's cache (users with the internet)
+                require_download(f"face-alignment's FAN landmark model ({', '.join(missing)})",
+                                 "run face-alignment once online or set landmarks to dlib")
             self._net = face_alignment.FaceAlignment(
                 face_alignment.LandmarksType.TWO_D, device=device, face_detector="blazeface", compile=False
             )
@@ -45,6 +53,11 @@ class LandmarkPredictor:
         x0, y0, x1, y1 = _dlib_style_box(box)
         shape = self._net(image, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))
         return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+
+def _missing_fan_files() -> list[str]:
+    """The files of ``FAN_FILES`` that are not in torch hub's checkpoint folder."""
+    return [name for name in FAN_FILES if hub_checkpoint(name) is None]
 
 
 def _dlib_style_box(box: np.ndarray) -> np.ndarray:

@@ -1,0 +1,130 @@
+"""No face left behind: faces step 2 cannot anonymize are obscured, and every record, the CLI and its exit code say so."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anon_model import AnonPipeline
+from anon_model.cli import main
+from anon_model.fallback import face_region, obscure, unsuitable
+from anon_model.imageio import load_image
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return AnonPipeline.from_pretrained(None)
+
+
+class Unchanged:
+    """A step 2 that changes nothing: the identity guard can never pass it."""
+
+    description = "test synthesizer that returns x"
+
+    def synthesize(self, conds, *, generator=None, effort=0.0):
+        return torch.stack([c.x for c in conds])
+
+
+@pytest.fixture(scope="module")
+def useless(pipe):
+    """The default pipeline with a step 2 that changes nothing."""
+    return AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=Unchanged())
+
+
+def _region_changed(before: np.ndarray, after: np.ndarray, box) -> float:
+    """Fraction of the face box's pixels that changed."""
+    x0, y0, x1, y1 = face_region(box, before.shape, 0.0)
+    return float(np.any(before[y0:y1, x0:x1] != after[y0:y1, x0:x1], axis=2).mean())
+
+
+# ---- triage ---------------------------------------------------------------------------------------
+def test_unsuitable_names_the_reason(analyzer, example_paths):
+    face = analyzer(example_paths[0])[0]
+    assert unsuitable(face) is None
+    tiny = dataclasses.replace(face, box=face.box[:2].tolist() + (face.box[:2] + 30).tolist())
+    assert "too small" in unsuitable(dataclasses.replace(tiny, landmarks=face.landmarks))
+    assert "turned too far" in unsuitable(dataclasses.replace(face, pose=np.array([75.0, 0.0, 0.0])))
+    assert "landmarks unreliable" in unsuitable(dataclasses.replace(face, landmarks=face.landmarks + 400))
+
+
+def test_obscure_covers_the_face_and_nothing_far_from_it(analyzer, example_paths):
+    image = load_image(example_paths[0])
+    face = analyzer(image)[0]
+    for method in ("mosaic", "blur", "solid"):
+        out = obscure(image, face, method)
+        assert _region_changed(image, out, face.box) > 0.9
+        x0, y0, x1, y1 = face_region(face.box, image.shape, 0.5)
+        far = np.ones(image.shape[:2], bool)
+        far[y0:y1, x0:x1] = False
+        assert np.array_equal(out[far], image[far])
+    with pytest.raises(ValueError, match="mosaic"):
+        obscure(image, face, "swirl")
+
+
+# ---- the pipeline ---------------------------------------------------------------------------------
+def test_a_face_the_guard_still_recognizes_is_obscured_never_done(useless, example_paths):
+    image = load_image(example_paths[0])
+    out = useless(image, seed=0, guard_attempts=2)
+    (record,) = out.faces
+    assert record.guard_passed is False and record.treatment == "obscured"
+    assert "still recognized as the original" in record.treatment_reason and "after 2 tries" in record.treatment_reason
+    assert out.counts() == {"anonymized": 0, "obscured": 1, "unchanged": 0, "failed": 0}
+    result = np.asarray(out.image)
+    assert _region_changed(image, result, record.box) > 0.9  # the mosaic, not the untouched face
+    assert any("obscured" in note for note in out.notes)
+    assert np.array_equal(record.anonymized.shape, (256, 256, 3))
+
+
+def test_without_a_fallback_the_face_is_reported_failed(useless, example_paths):
+    out = useless(example_paths[0], seed=0, guard_attempts=1, fallback="none")
+    assert [f.treatment for f in out.faces] == ["failed"] and out.counts()["failed"] == 1
+
+
+def test_a_tiny_face_is_obscured_with_its_reason(pipe, example_paths):
+    """A face ~30 px wide (detectable, too small to synthesize) gets the fallback, not a 256-px synthesis."""
+    face = Image.open(example_paths[2]).convert("RGB")
+    small = face.resize((face.width // 4, face.height // 4), Image.LANCZOS)
+    canvas = Image.new("RGB", (400, 300), (120, 130, 140))
+    canvas.paste(small, (150, 100))
+    image = np.asarray(canvas)
+    out = pipe(image, seed=0)
+    assert out.faces, "the small face must be detected for this test to mean anything"
+    for record in out.faces:
+        assert record.treatment == "obscured" and "too small" in record.treatment_reason
+        assert _region_changed(image, np.asarray(out.image), record.box) > 0.9
+
+
+def test_replace_with_a_classical_method_or_nothing(pipe, example_paths):
+    image = load_image(example_paths[0])
+    blurred = pipe(image, replace_with="blur")
+    assert [f.treatment for f in blurred.faces] == ["obscured"] and "blur" in blurred.faces[0].treatment_reason
+    assert blurred.faces[0].cam is None  # step 2 did not run
+    untouched = pipe(image, replace_with="none")
+    assert [f.treatment for f in untouched.faces] == ["unchanged"]
+    assert np.array_equal(np.asarray(untouched.image), image)
+    with pytest.raises(ValueError, match="replace_with"):
+        pipe(image, replace_with="swap")
+
+
+# ---- the command line -----------------------------------------------------------------------------
+def test_cli_counts_treatments_and_fails_a_file_left_recognizable(useless, example_paths, tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(lambda cls, *a, **k: useless))
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(example_paths[0], src / "a.jpg")
+
+    assert main(["anonymize", str(src), "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "0 anonymized, 1 obscured" in err and "still recognized" in err
+    assert (tmp_path / "out" / "a.png").is_file()
+
+    assert main(["anonymize", str(src), "-o", str(tmp_path / "out2"), "--fallback", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "could not be anonymized" in err and "1 failed" in err
+    assert not (tmp_path / "out2" / "a.png").exists()  # a recognizable face is never written as done

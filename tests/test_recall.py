@@ -1,0 +1,77 @@
+"""Recall: faces of known size pasted onto textures (a small version of docs/recall.py's set) are all found."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from anon_model.cli import build_parser
+from anon_model.preprocessor import PreprocessorConfig
+
+RECALL_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "recall.py"
+
+
+@pytest.fixture(scope="module")
+def recall():
+    """docs/recall.py as a module: the set builder and the matching rule the report uses."""
+    spec = importlib.util.spec_from_file_location("docs_recall", RECALL_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def cutouts(recall, analyzer):
+    """The bundled faces (and mirror images) with context, and each face box inside its cut-out."""
+    return recall.face_cutouts(analyzer.detector)
+
+
+@pytest.fixture(scope="module")
+def group_of_40(recall, cutouts):
+    """40 faces 60 px tall on a 1200x900 photo: more than the old silent cap of 32."""
+    return recall.make_scene("group", 900, 1200, [60] * 40, cutouts, seed=7)
+
+
+@pytest.fixture(scope="module")
+def group_detections(group_of_40, analyzer):
+    """What the analyzer finds in the group photo with its defaults."""
+    return analyzer.detect(group_of_40.image)
+
+
+def test_small_faces_on_a_large_canvas_are_found(recall, cutouts, analyzer):
+    # 24-40 px faces on a 12-megapixel canvas: a 1280-px copy shrinks them to 8-13 px, below MTCNN's reach
+    scene = recall.make_scene("print", 3000, 4000, [24, 28, 32, 40] * 6, cutouts, seed=11)
+    hits = recall.found(scene, [d.box for d in analyzer.detect(scene.image)])
+    assert hits.mean() >= 0.9, f"{hits.sum()}/{len(hits)} found"
+
+
+def test_more_than_32_faces_are_all_returned(recall, group_of_40, group_detections):
+    hits = recall.found(group_of_40, [d.box for d in group_detections])
+    assert len(group_detections) >= 40 and hits.all(), f"{len(group_detections)} returned, {hits.sum()}/40 matched"
+
+
+def test_an_exceeded_max_faces_warns_with_the_number_dropped(group_of_40, group_detections, analyzer):
+    count = len(group_detections)
+    with pytest.warns(UserWarning, match=rf"{count} faces found but max_faces=10: the {count - 10} smallest"):
+        kept = analyzer.detect(group_of_40.image, max_faces=10)
+    assert len(kept) == 10
+
+
+def test_a_higher_threshold_keeps_only_surer_faces(group_of_40, group_detections, analyzer):
+    strict = analyzer.detect(group_of_40.image, threshold=0.9999)
+    assert all(d.score >= 0.9999 for d in strict) and len(strict) < len(group_detections)
+
+
+@pytest.mark.parametrize("field, value", [("detect_threshold", 1.5), ("detect_threshold", -0.1), ("max_faces", 0)])
+def test_config_rejects_impossible_detection_settings(field, value):
+    with pytest.raises(ValueError, match=field):
+        PreprocessorConfig(**{field: value}).validate()
+
+
+def test_cli_threshold_option_is_parsed():
+    args = build_parser().parse_args(["anonymize", "in.jpg", "-o", "out", "--threshold", "0.8"])
+    assert args.threshold == 0.8
