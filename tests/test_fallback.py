@@ -80,6 +80,28 @@ def test_a_face_the_guard_still_recognizes_is_obscured_never_done(useless, examp
     assert np.array_equal(record.anonymized.shape, (256, 256, 3))
 
 
+class PasteDelegate:
+    """A step 2 that pastes the first bank face of the mixture, unchanged: someone real, who must not pass."""
+
+    description = "test synthesizer that returns a bank face"
+
+    def __init__(self, bank) -> None:
+        self.bank = bank
+
+    def synthesize(self, conds, *, generator=None, effort=0.0):
+        return torch.stack([torch.from_numpy(self.bank.crop(0)).permute(2, 0, 1).float() / 255 for _ in conds])
+
+
+def test_a_result_that_looks_like_a_bank_person_is_obscured(pipe, example_paths):
+    """Far from the original but a real person of the bank (Eileen Collins' own face): the guard refuses it."""
+    step2 = PasteDelegate(pipe.bank)
+    out = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
+        example_paths[2], seed=0, guard_attempts=2)  # obama.jpg
+    (record,) = out.faces
+    assert record.identity_distance > 0.65  # not Obama any more...
+    assert record.treatment == "obscured" and "bank face 0" in record.treatment_reason  # ...but Collins
+
+
 def test_without_a_fallback_the_face_is_reported_failed(useless, example_paths):
     out = useless(example_paths[0], seed=0, guard_attempts=1, fallback="none")
     assert [f.treatment for f in out.faces] == ["failed"] and out.counts()["failed"] == 1

@@ -35,6 +35,16 @@ def test_same_seed_same_output(pipe, example_paths):
     assert np.array_equal(a, b)
 
 
+def test_no_seed_leaves_torch_global_rng_alone(pipe, example_paths):
+    """seed=None draws a fresh seed for this call without re-seeding (or advancing) torch's global generator."""
+    pipe(example_paths[0], seed=0)  # warm-up: the very first call advances torch's generator once (lazy set-up)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    pipe(example_paths[0], seed=None)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_save_then_load_gives_identical_output(pipe, example_paths, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())

@@ -52,6 +52,25 @@ def test_vaa_never_returns_the_same_identity(bank, faces):
             assert not any(name.rstrip("23") in s for s in _names(bank, a.sample.candidates))
 
 
+def test_bank_groups_its_faces_by_identity(bank):
+    ids = {source.split(".")[0].rstrip("23"): int(i) for source, i in zip(bank.sources, bank.identities())}
+    assert len(set(bank.identities().tolist())) == 3 and len(set(ids.values())) == 3  # obama x3, biden, astronaut
+
+
+def test_vaa_mixes_distinct_identities_other_than_x(bank, faces):
+    """The appearance delegate is a mixture of bank people (never x's own, never one person twice)."""
+    for name, (_, f) in faces.items():
+        a = visual_appearance_anonymization(f, bank, mixture=3, generator=torch.Generator().manual_seed(1))
+        people = [bank.sources[i].split(".")[0].rstrip("23") for i in a.sources]
+        assert len(people) == len(set(people)) == 2 and name.rstrip("23") not in people  # 3 people, x is one
+        assert a.sources[0] == a.sample.chosen and sum(a.weights) == pytest.approx(1.0)
+        singles = [bank.crop(i) for i in a.sources]
+        assert a.crop.shape == (256, 256, 3) and not any(np.array_equal(a.crop, c) for c in singles)
+        np.testing.assert_allclose(a.landmarks, bank.crop_landmarks(a.sources).mean(0).numpy(), atol=1e-4)
+    single = visual_appearance_anonymization(f, bank, mixture=1, generator=torch.Generator().manual_seed(1))
+    assert single.sources == [single.sample.chosen] and np.array_equal(single.crop, bank.crop(single.sample.chosen))
+
+
 def test_vaa_candidates_are_the_k_nearest_and_probabilities_follow_eq6(bank, faces):
     _, f = faces["astronaut"]
     a = visual_appearance_anonymization(f, bank, k=3, epsilon=2.0, generator=torch.Generator().manual_seed(0))
