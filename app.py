@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import anon_model  # noqa: E402
 from anon_model.errors import AnonModelError  # noqa: E402
 from anon_model.imageio import load_image  # noqa: E402
-from anon_model.ui import compare, inline, private, study, views  # noqa: E402
+from anon_model.ui import compare, inline, private, render, study, views  # noqa: E402
 from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
 
 EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glob("*.jpg"))
@@ -48,7 +48,18 @@ PRIVACY = (
     f"{_MINUTES} minute{'s' * (_MINUTES > 1)} and when the app stops; "
     "no analytics. The user study stores only your answers and anonymous question ids, never an image."
 )
-CSS = ".gallery-item .caption-label { white-space: normal; }" + inline.CSS
+CSS = ".gallery-item .caption-label { white-space: normal; }" + inline.CSS + """
+.anon-tiles .grid-wrap { min-height: 0; max-height: none; overflow-y: visible; }
+.anon-tiles .thumbnail-item { aspect-ratio: auto; height: auto; }
+.anon-tiles .thumbnail-lg > img { aspect-ratio: 1; height: auto; }
+.anon-tiles .caption-label { position: static; max-width: 100%; opacity: 1; border: 0; font-size: 12px; }
+"""
+#: Widest shown tile of the Explain tab's images, in CSS pixels (their crops are 256 x 256).
+TILE = 320
+CAM_TITLE = ("<p><b>H</b>: where the recognizer looked (Grad-CAM of class c_i, Eq. 1-2) · <b>Ĥ</b>: where it looks "
+             "after IFA distracted it (Eq. 5). One colour scale for both:</p>")
+STRUCTURE_TITLE = ("<p><b>S_x</b>: this face's 68 landmarks · <b>S̄</b>: the geometry delegate's · <b>Ŝ_x</b>: the "
+                   "anonymized structure step 2 draws · <b>Z_g</b>: its landmark map, step 2's geometry input</p>")
 
 
 class _UploadGone:
@@ -187,12 +198,18 @@ def face_choice(session: dict | None):
 
 
 def explain_view(session: dict, face):
-    """Tab (b) for one face: CAM overlays H / H-hat, the landmark sets and Z_g, and the score table."""
+    """Tab (b) for one face: CAM overlays H / H-hat with their colour scale, the landmark sets and Z_g, the score
+    table, and first what the face got (an obscured face is said to be so, with why)."""
     if session is None or not session["out"].faces:
-        return "", "", "No face to explain."
-    record = session["out"].faces[_face_index(session, face)]
-    return (inline.gallery_html(views.cam_gallery(record), columns=6),
-            inline.gallery_html(views.structure_gallery(record), columns=5), views.explain_table(record))
+        return "", "", "", "No face to explain."
+    index = _face_index(session, face)
+    record = session["out"].faces[index]
+    cams = views.cam_gallery(record)
+    cam_html = (CAM_TITLE + inline.legend_html(render.colorbar(), "0: ignored", "1: looked at most")
+                + inline.gallery_html(cams, columns=2, tile=TILE)) if cams else ""
+    structure = STRUCTURE_TITLE + inline.gallery_html(views.structure_gallery(record), columns=3, tile=TILE)
+    return (cam_html, structure, views.explain_table(record) if cams else "",
+            views.face_status(record, index + 1))
 
 
 def explain(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
@@ -202,14 +219,26 @@ def explain(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, us
 
 
 def delegates_view(session: dict, face):
-    """Tab (c) for one face: appearance and geometry candidates with their probabilities."""
+    """Tab (c) for one face: what it got, the appearance delegate Z_a (the mix and its weighted sources), and the
+    appearance and geometry candidates with their probabilities."""
     if session is None or not session["out"].faces:
-        return [], [], "No face, so no delegates."
-    record, bank = session["out"].faces[_face_index(session, face)], pipeline().bank
-    appearance, geometry = views.appearance_gallery(record, bank), views.geometry_gallery(record, bank)
-    note = "" if appearance else "VAA is off: the face keeps its own appearance. "
-    note += "" if geometry else "GSA is off: the face keeps its own geometry."
-    return appearance, geometry, note or "The framed tile is the delegate the sampler drew (Eq. 6)."
+        return [], [], "No face, so no delegates.", []
+    index = _face_index(session, face)
+    record, bank = session["out"].faces[index], pipeline().bank
+    status = views.face_status(record, index + 1)
+    if record.cam is None:  # step 2 did not run: nothing was drawn
+        return [], [], status, []
+    return (views.appearance_gallery(record, bank), views.geometry_gallery(record, bank),
+            f"{status}\n\n{views.delegate_note(record)}", views.mixture_gallery(record, bank))
+
+
+def delegates_shown(session: dict | None, face):
+    """Hide the Delegates tab's galleries that have nothing to show (no step 2, VAA or GSA off) instead of empty boxes."""
+    record = session["out"].faces[_face_index(session, face)] if session and session["out"].faces else None
+    if record is None or record.cam is None:  # no face, or step 2 did not run for it
+        return gr.Gallery(visible=False), gr.Gallery(visible=False), gr.Gallery(visible=False)
+    drawn = (record.delegates, record.geometry_candidates, record.delegate_mixture)
+    return tuple(gr.Gallery(visible=bool(items)) for items in drawn)
 
 
 def delegates(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
@@ -263,9 +292,9 @@ def new_seed() -> int:
 
 # ---------------------------------------------------------------------------------------------- layout
 def _gallery(label: str, *, columns: int, **kwargs) -> gr.Gallery:
-    """An output gallery with fixed-size tiles (captions under each image)."""
+    """An output gallery of square tiles with their captions under them (not over the image)."""
     return gr.Gallery(label=label, columns=columns, fit_columns=False, height="auto", object_fit="contain",
-                      interactive=False, **kwargs)
+                      interactive=False, elem_classes="anon-tiles", **kwargs)
 
 
 def _inline(label: str, **kwargs) -> gr.HTML:
@@ -279,7 +308,8 @@ def build_demo() -> gr.Blocks:
         session = gr.State(None, time_to_live=SESSION_SECONDS)
         gr.Markdown("# Face anonymization by identity attention distraction\n"
                     "Every face in the photo is replaced by a face of no one, keeping pose, expression and "
-                    "background (IFA + VAA/GSA, paper §3). " + PRIVACY)
+                    "background (IFA + VAA/GSA, paper §3); a face that cannot be made safe that way (too small, "
+                    "turned away, or still recognizable) is obscured instead, and the result says which. " + PRIVACY)
         with gr.Row():
             with gr.Column(scale=1):
                 photo = private_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
@@ -299,26 +329,29 @@ def build_demo() -> gr.Blocks:
                 face = gr.Number(1, precision=0, minimum=1, label="Face (its number on the boxes)")
                 with gr.Tabs():
                     with gr.Tab("Anonymize"):
+                        status = gr.Markdown(elem_id="status")
                         slider = gr.HTML(label="Before / after (drag)", show_label=True, js_on_load=inline.SLIDER_JS,
                                          elem_id="slider")
                         with gr.Accordion("Anonymized photo, full size (download)", open=False):
                             result = gr.Image(label="Anonymized", type="pil", format="png", interactive=False,
                                               buttons=["download", "fullscreen"], elem_id="result")
-                        status = gr.Markdown(elem_id="status")
                         boxed = gr.Image(label="Faces found", type="numpy", format="jpeg", interactive=False,
                                          buttons=["fullscreen"], height=360)
                     with gr.Tab("Explain"):
                         explain_btn = gr.Button("Explain this face")
-                        cams = _inline("CAM H of the top-K classes and Ĥ after distraction")
+                        explain_note = gr.Markdown(elem_id="explain-note")
+                        cams = _inline("CAM H of the top-K classes and Ĥ after distraction", elem_id="cams")
                         structure = _inline("S_x, S̄, Ŝ_x and Z_g")
                         scores = gr.Markdown()
                     with gr.Tab("Delegates"):
                         with gr.Row():
                             delegates_btn = gr.Button("Show delegates")
                             resample = gr.Button("Re-sample (new seed)")
+                        delegate_note = gr.Markdown(elem_id="delegate-note")
+                        mixture = _gallery("Appearance delegate Z_a: the mix step 2 gets, and the bank faces in it",
+                                           columns=4, elem_id="mixture")
                         appearance = _gallery("Appearance candidates (VAA, u_a)", columns=5)
                         geometry = _gallery("Geometry candidates (GSA, u_g)", columns=5)
-                        delegate_note = gr.Markdown()
                     with gr.Tab("Compare"):
                         compare_btn = gr.Button("Compare methods")
                         photos = _inline("Whole photo per method")
@@ -340,23 +373,28 @@ def build_demo() -> gr.Blocks:
         shared = dict(concurrency_id="pipeline", concurrency_limit=CONCURRENCY)
         private = dict(api_visibility="private", queue=False)
         anon_outputs = [result, slider, boxed, status, session]
-        explain_outputs, delegate_outputs = [cams, structure, scores], [appearance, geometry, delegate_note]
+        explain_outputs = [cams, structure, scores, explain_note]
+        delegate_outputs = [appearance, geometry, delegate_note, mixture]
+
+        def shown(event):
+            """After the Delegates tab was filled, hide its galleries that have nothing to show."""
+            return event.then(delegates_shown, [session, face], [appearance, geometry, mixture], **private)
 
         def views_of(event):
             """After a new result or face choice, fill the explain and delegates tabs from the session."""
-            return (event.then(face_choice, session, face, **private)
-                    .then(explain_view, [session, face], explain_outputs, **private)
-                    .then(delegates_view, [session, face], delegate_outputs, **private))
+            return shown(event.then(face_choice, session, face, **private)
+                         .then(explain_view, [session, face], explain_outputs, **private)
+                         .then(delegates_view, [session, face], delegate_outputs, **private))
 
         views_of(run.click(anonymize, [photo, *options, session], anon_outputs, api_name="anonymize", **shared))
         views_of(resample.click(new_seed, None, seed, **private)
                  .then(anonymize, [photo, *options, session], anon_outputs, api_visibility="private", **shared))
-        face.input(explain_view, [session, face], explain_outputs, **private).then(
-            delegates_view, [session, face], delegate_outputs, **private)
+        shown(face.input(explain_view, [session, face], explain_outputs, **private).then(
+            delegates_view, [session, face], delegate_outputs, **private))
         explain_btn.click(explain, [photo, face, *options, session], [*explain_outputs, session],
                           api_name="explain", **shared)
-        delegates_btn.click(delegates, [photo, face, *options, session], [*delegate_outputs, session],
-                            api_name="delegates", **shared)
+        shown(delegates_btn.click(delegates, [photo, face, *options, session], [*delegate_outputs, session],
+                                  api_name="delegates", **shared))
         compare_btn.click(compare_methods, [photo, face, *options, session],
                           [photos, face_crops, compare_note, session], api_name="compare", **shared)
         question_btn.click(next_question, participant, [item, participant, query, references, prompt, answer],

@@ -64,22 +64,53 @@ def test_anonymize_example_keeps_size_and_changes_the_face(client):
     assert before.size == after.size == Image.open(EXAMPLE).size  # smaller than the preview limit: not downscaled
     assert np.abs(np.asarray(before, int) - original).mean() < 3  # JPEG of the original
     assert Image.open(boxed).size == Image.open(EXAMPLE).size
-    assert "1 face anonymized" in status
+    treatment = re.match(r"\*\*1 face (anonymized|obscured)\*\*", status)
+    assert treatment, status  # the summary says what the face got
+    assert (" — face 1: " in status) == (treatment.group(1) == "obscured")  # and why, when it was not anonymized
 
 
 def test_explain_and_delegates_return_images(client):
     photo, options = gradio_client.handle_file(str(EXAMPLE)), (1, *OPTIONS[1:])  # seed 1: a fresh pipeline run
-    cams, structure, scores = client.predict(photo, 1, *options, api_name="/explain")
+    cams, structure, scores, face_note = client.predict(photo, 1, *options, api_name="/explain")
+    assert "where the recognizer looked" in cams and "after IFA distracted it" in cams and "colour scale" in cams
     cams, structure = _inline_images(cams), _inline_images(structure)  # overlays on the original face: inline
-    assert len(cams) == 2 * OPTIONS[1]  # H and H-hat per top-K class
-    assert len(structure) >= 4 and all(im.size == (256, 256) for im in cams + structure)
-    assert "score on Â" in scores
-    appearance, geometry, note = client.predict(photo, 1, *options, api_name="/delegates")  # reuses the session
-    assert appearance and geometry and all(im.size == (256, 256) for im in _images(appearance + geometry))
+    assert len(cams) == 2 * OPTIONS[1] + 1  # the colour scale, then H and H-hat per top-K class
+    assert cams[0].size == (256, 14) and len(structure) >= 4
+    assert all(im.size == (256, 256) for im in cams[1:] + structure)
+    assert "score on Â" in scores and face_note.startswith("**Face 1: ")
+    appearance, geometry, note, mixture = client.predict(photo, 1, *options, api_name="/delegates")  # reuses the session
+    assert appearance and geometry and all(im.size == (256, 256) for im in _images(appearance + geometry + mixture))
     for gallery in (appearance, geometry):
-        assert sum("chosen" in item["caption"] for item in gallery) == 1
         probs = [float(re.search(r"P = ([0-9.]+)", item["caption"]).group(1)) for item in gallery]
         assert sum(probs) == pytest.approx(1.0, abs=0.01)  # Eq. 6 over the candidate set M_q
+    assert sum("chosen" in item["caption"] for item in geometry) == 1
+    # Z_a is a mix of bank faces: the mixed face first, then each source with its weight, as framed in the candidates
+    assert mixture[0]["caption"].startswith(f"Z_a · the mix of {len(mixture) - 1} bank face")
+    sources = [re.match(r"source: bank #(\d+) .* weight ([0-9.]+)$", item["caption"]) for item in mixture[1:]]
+    assert all(sources) and sum(float(m.group(2)) for m in sources) == pytest.approx(1.0, abs=0.01)
+    mixed_in = [re.match(r"bank #(\d+) .*✔ mixed in", item["caption"]) for item in appearance]
+    assert sorted(m.group(1) for m in mixed_in if m) == sorted(m.group(1) for m in sources)
+    weights = ", ".join(m.group(2) for m in sources)
+    assert (f"(weights {weights}), so no single real person is pasted in" in note if len(sources) > 1
+            else "single bank face" in note)
+
+
+def test_an_obscured_face_is_never_shown_as_anonymized(client, served):
+    """A face too small for step 2 is obscured: the summary, Explain and Delegates say so and why."""
+    face = Image.open(EXAMPLE).convert("RGB")
+    canvas = Image.new("RGB", (400, 300), (120, 130, 140))
+    canvas.paste(face.resize((face.width // 4, face.height // 4), Image.LANCZOS), (150, 100))
+    tiny = served[1] / "tiny.png"
+    canvas.save(tiny)
+    photo, options = gradio_client.handle_file(str(tiny)), (2, *OPTIONS[1:])
+    result, _, _, status = client.predict(photo, *options, api_name="/anonymize")
+    assert re.match(r"\*\*1 face obscured\*\* — face 1: too small for step 2 \(\d+ px < 40 px\)", status), status
+    assert "anonymized" not in status.splitlines()[0]
+    cams, structure, scores, note = client.predict(photo, 1, *options, api_name="/explain")
+    assert note.startswith("**Face 1: obscured, not anonymized** — too small for step 2") and "did not run" in note
+    assert cams == "" and scores == ""  # no empty heatmap gallery
+    appearance, geometry, note, mixture = client.predict(photo, 1, *options, api_name="/delegates")
+    assert note.startswith("**Face 1: obscured, not anonymized**") and not (appearance or geometry or mixture)
 
 
 def test_photo_without_face_and_too_large_photo(client, served):

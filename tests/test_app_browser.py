@@ -22,7 +22,8 @@ pytestmark = [
 
 
 def test_upload_anonymize_and_see_the_result(tmp_path):
-    """Also: the upload is deleted from the server once read, and a second run on the still-shown photo works."""
+    """Also: the summary of what each face got is visible above the result, the upload is deleted from the server
+    once read, and a second run on the still-shown photo works."""
     from PIL import Image
 
     visitor = tmp_path / "visitor.png"  # not a bundled example, so the app treats it as a private upload
@@ -36,7 +37,15 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             page.locator("#photo input[type=file]").set_input_files(str(visitor))
             page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload is shown
             page.locator("#run").click()
-            page.get_by_text("1 face anonymized").wait_for(timeout=180_000)
+            status = page.locator("#status")
+            summary = "/1 face (anonymized|obscured)/"  # what the face got, in the summary's first line
+            page.wait_for_function(f"() => {summary}.test(document.querySelector('#status').innerText)",
+                                   timeout=180_000)
+            assert status.locator("strong").first.is_visible()
+            headline = status.locator("p").first.inner_text()
+            assert ("obscured" in headline) == ("face 1: " in headline), headline  # an obscured face says why
+            above = status.bounding_box()["y"] < page.locator("#slider").bounding_box()["y"]
+            assert above, "the summary should be next to the result, above the slider"
             slider_images = page.locator("#slider img")
             slider_images.first.wait_for(timeout=30_000)
             assert slider_images.count() >= 2  # before and after
@@ -49,15 +58,12 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
             assert not list((tmp_path / "gradio").rglob("visitor.png")), "the upload outlived its response"
-            status = page.locator("#status")
             first = status.inner_text()
             page.get_by_text("Settings").click()
             page.get_by_label("VAA").uncheck()
             page.locator("#run").click()  # the browser re-sends the deleted upload; the visitor's result is reused
-            distance = "s => (s.match(/identity distance ([0-9.]+)/) || [])[1]"
-            page.wait_for_function(  # the new result's distance (VAA off keeps x's appearance), not an error
-                f"t => {{ const d = {distance}; const now = d(document.querySelector('#status').innerText);"
-                f" return now !== undefined && now !== d(t); }}", arg=first, timeout=120_000)
-            assert "1 face anonymized" in status.inner_text()
+            page.wait_for_function(  # the new result's summary (VAA off keeps x's appearance), not an error
+                f"t => {{ const now = document.querySelector('#status').innerText;"
+                f" return now !== t && {summary}.test(now); }}", arg=first, timeout=120_000)
         finally:
             browser.close()

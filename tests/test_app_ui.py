@@ -38,7 +38,8 @@ def _record(bank: DelegateBank, *, k: int = 2, with_cam: bool = True) -> FaceRec
         scores_before=np.array([0.6, 0.3])[:k] if with_cam else None,
         scores_after=np.array([0.1, 0.05])[:k] if with_cam else None,
         cam=cam.astype(np.float32) if with_cam else None, cam_distracted=(cam * 0.1).astype(np.float32) if with_cam else None,
-        delegates=[0, 1, 3], delegate_probs=np.array([0.2, 0.5, 0.3]), delegate=1,
+        delegates=[0, 1, 3], delegate_probs=np.array([0.2, 0.5, 0.3]), delegate=1, delegate_mixture=[1, 0],
+        delegate_weights=[0.5, 0.5],
         geometry_candidates=[1, 4], geometry_probs=np.array([0.7, 0.3]), geometry_delegate=4,
         landmarks_delegate_crop=s_bar, identity_distance=0.82, identity_threshold=0.6,
     )
@@ -88,7 +89,8 @@ def test_draw_boxes_and_framed_keep_size():
 def test_cam_gallery_pairs_h_and_h_hat(bank):
     record = _record(bank)
     items = views.cam_gallery(record)
-    assert [c.split(" · ")[0] for _, c in items] == ["H", "Ĥ", "H", "Ĥ"]
+    assert [c.split(" · ")[:2] for _, c in items] == [["H", "where the recognizer looked"],
+                                                      ["Ĥ", "after IFA distracted it"]] * 2
     assert "proto 17" in items[0][1] and "p=0.600" in items[0][1] and "p=0.100" in items[1][1]
     assert all(img.shape == (256, 256, 3) for img, _ in items)
     assert not np.array_equal(items[0][0], items[1][0])  # H-hat is weaker than H: a different overlay
@@ -104,26 +106,85 @@ def test_structure_gallery_shows_three_sets_and_z_g(bank):
     assert z_g.shape == (256, 256, 3) and 0 < (z_g > 0).mean() < 0.2  # thin contour lines on black
 
 
-def test_candidate_galleries_mark_the_chosen(bank):
+def test_candidate_galleries_mark_the_drawn(bank):
     record = _record(bank)
-    app_items = views.appearance_gallery(record, bank)
-    assert len(app_items) == 3 and "P = 0.500" in app_items[1][1] and "chosen" in app_items[1][1]
-    assert sum("chosen" in c for _, c in app_items) == 1 and "biden.jpg#0" in app_items[1][1]
+    app_items = views.appearance_gallery(record, bank)  # bank 0 and 1 are mixed into Z_a, bank 3 is not
+    assert len(app_items) == 3 and "P = 0.500" in app_items[1][1] and "biden.jpg#0" in app_items[1][1]
+    assert [("mixed in, weight 0.50" in c) for _, c in app_items] == [True, True, False]
     assert app_items[1][0][0, 128].tolist() == list(render.COLOR_CHOSEN)
+    assert app_items[2][0][0, 128].tolist() != list(render.COLOR_CHOSEN)
     geo = views.geometry_gallery(record, bank)
     assert "chosen" in geo[1][1] and "P = 0.300" in geo[1][1] and "chosen" not in geo[0][1]
 
 
-def test_tables_and_summary(bank):
-    record = _record(bank)
-    table = views.explain_table(record)
-    assert "| 1 | proto 17 | 0.6000 | 0.1000 |" in table and "not the same person" in table
-    assert "switched off" in views.explain_table(_record(bank, with_cam=False))
-    out = AnonOutput(image=Image.new("RGB", (200, 160)), faces=[record, record], notes=["step 2: test"])
+def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
+    from anon_model.vca import mix_faces
+
+    record = dataclasses.replace(_record(bank), delegate_mixture=[1, 0, 3], delegate_weights=[0.5, 0.3, 0.2])
+    items = views.mixture_gallery(record, bank)
+    assert [c for _, c in items] == ["Z_a · the mix of 3 bank faces", "source: bank #1 (biden.jpg#0) · weight 0.50",
+                                     f"source: bank #0 ({bank.sources[0]}) · weight 0.30",
+                                     f"source: bank #3 ({bank.sources[3]}) · weight 0.20"]
+    assert np.array_equal(items[0][0], mix_faces(bank, [1, 0, 3], [0.5, 0.3, 0.2])[0])
+    assert all(not np.array_equal(items[0][0], source) for source, _ in items[1:])  # no one's face as such
+    assert np.array_equal(items[1][0], bank.crop(1))
+    note = views.delegate_note(record)
+    assert "a mix of 3 bank faces (weights 0.50, 0.30, 0.20), so no single real person is pasted in" in note
+    assert "single bank face" in views.delegate_note(dataclasses.replace(record, delegate_mixture=[1],
+                                                                          delegate_weights=[1.0]))
+    off = dataclasses.replace(record, delegate_mixture=[], delegate_weights=[], geometry_delegate=None)
+    assert views.mixture_gallery(off, bank) == [] and "VAA is off" in views.delegate_note(off)
+    assert "GSA is off" in views.delegate_note(off)
+
+
+def _obscured(bank: DelegateBank, reason: str, *, step2: bool) -> FaceRecord:
+    """A face the pipeline obscured: after step 2 failed the guard (``step2``), or without step 2 at all."""
+    if step2:
+        return dataclasses.replace(_record(bank), treatment="obscured", treatment_reason=reason)
+    record = _record(bank, with_cam=False)
+    return dataclasses.replace(record, treatment="obscured", treatment_reason=reason, delegates=[],
+                               delegate_probs=None, delegate=None, delegate_mixture=[], delegate_weights=[],
+                               geometry_candidates=[], geometry_probs=None, geometry_delegate=None,
+                               identity_distance=None, identity_threshold=None)
+
+
+def test_summary_says_which_faces_were_obscured_and_why(bank):
+    tiny = _obscured(bank, "too small for step 2 (31 px < 40 px)", step2=False)
+    out = AnonOutput(image=Image.new("RGB", (200, 160)), faces=[_record(bank), _record(bank), tiny],
+                     notes=["step 2: test", "face 3: obscured, too small for step 2 (31 px < 40 px)"])
     text = views.summary(out)
-    assert "2 faces" in text and "face 2" in text and "step 2: test" in text
+    assert text.splitlines()[0] == "**3 faces: 2 anonymized, 1 obscured** — face 3: too small for step 2 (31 px < 40 px)"
+    assert "- face 1: identity distance 0.820 (threshold 0.60: different person)" in text and "- face 2:" in text
+    assert "- face 3" not in text and text.count("too small") == 1  # the per-face note is not repeated
+    assert "step 2: test" in text
+    kept = _obscured(bank, "still recognized as the original (distance 0.60 < 0.65) after 4 tries", step2=True)
+    text = views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[kept]))
+    assert text == "**1 face obscured** — face 1: still recognized as the original (distance 0.60 < 0.65) after 4 tries"
+    assert "anonymized" not in text
+    assert views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[_record(bank)])).startswith(
+        "**1 face anonymized**\n")
     assert "No face found" in views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[]))
     assert views.boxed_result(out).shape == (160, 200, 3)
+
+
+def test_face_status_never_calls_an_obscured_face_anonymized(bank):
+    assert views.face_status(_record(bank), 1).startswith("**Face 1: anonymized** The identity guard passed")
+    tiny = views.face_status(_obscured(bank, "too small for step 2 (31 px < 40 px)", step2=False), 3)
+    assert tiny.startswith("**Face 3: obscured, not anonymized** — too small for step 2 (31 px < 40 px).")
+    assert "did not run" in tiny
+    tried = views.face_status(_obscured(bank, "still recognized as bank face 4", step2=True), 1)
+    assert "obscured, not anonymized" in tried and "discarded" in tried
+    failed = dataclasses.replace(_record(bank), treatment="failed", treatment_reason="still recognized")
+    assert "NOT anonymized" in views.face_status(failed, 2)
+
+
+def test_tables(bank):
+    record = _record(bank)
+    table = views.explain_table(record)
+    assert "| 1 | proto 17 | 0.6000 | 0.1000 |" in table and "0.820 (threshold 0.60: different person)" in table
+    assert "IFA did not run" in views.explain_table(_record(bank, with_cam=False))
+    rejected = views.explain_table(_obscured(bank, "still recognized", step2=True))
+    assert "0.820" in rejected and "different person" not in rejected  # no verdict that reads as a pass
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -271,7 +332,19 @@ def test_inline_views_carry_the_images_and_escape_captions():
     assert [im.size for im in shown] == [(inline.PREVIEW_SIDE // 3, inline.PREVIEW_SIDE)] * 2  # downscaled alike
     assert np.asarray(shown[0]).min() > 250 and np.asarray(shown[1]).max() < 5  # "after" below, "before" on top
     grid = inline.gallery_html([(before[:8, :8], "<b>H</b> · p=0.6")], columns=6)
-    assert "&lt;b&gt;H&lt;/b&gt;" in grid and "<b>" not in grid and "--columns: 6" in grid
+    assert "&lt;b&gt;H&lt;/b&gt;" in grid and "<b>" not in grid and "--columns: 6" in grid and "--tile" not in grid
+    assert "--columns: 2; --tile: 320px" in inline.gallery_html([], columns=2, tile=320)
+    legend = inline.legend_html(render.colorbar(), "0: ignored", "1: <most>")
+    assert legend.count("data:image/jpeg;base64,") == 1 and "1: &lt;most&gt;" in legend
+
+
+def test_colorbar_is_the_heatmaps_scale():
+    bar = render.colorbar(width=64, height=4)
+    assert bar.shape == (4, 64, 3) and (bar[0] == bar[3]).all()
+    assert bar[0, 0, 2] > 100 > bar[0, 0, 0] and bar[0, -1, 0] > 100 > bar[0, -1, 2]  # blue (0) to red (1)
+    grey = np.full((1, 64, 3), 128, np.uint8)
+    ramp = np.linspace(0.0, 1.0, 64, dtype=np.float32)[None]
+    assert np.abs(render.heatmap_overlay(grey, ramp, alpha=1.0).astype(int) - bar[:1]).max() <= 1
 
 
 def test_read_photo_refuses_in_one_sentence(tmp_path):

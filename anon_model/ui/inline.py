@@ -29,10 +29,12 @@ CSS = """
   box-shadow: 0 0 3px #000; pointer-events: none; }
 .anon-slider .tag { position: absolute; top: 6px; padding: 1px 6px; border-radius: 4px; background: #000a; color: #fff;
   font-size: 12px; pointer-events: none; }
-.anon-grid { display: grid; gap: 8px; grid-template-columns: repeat(var(--columns), minmax(0, 1fr)); }
+.anon-grid { display: grid; gap: 8px; grid-template-columns: repeat(var(--columns), minmax(0, var(--tile, 1fr))); }
 .anon-grid figure { margin: 0; }
 .anon-grid img { width: 100%; height: auto; display: block; }
 .anon-grid figcaption { font-size: 12px; white-space: normal; }
+.anon-legend { display: flex; align-items: center; gap: 8px; margin: 4px 0 10px; font-size: 12px; }
+.anon-legend img { width: 256px; height: 14px; border: 1px solid #8888; }
 """
 
 
@@ -56,8 +58,18 @@ def slider_html(before: np.ndarray | Image.Image, after: np.ndarray | Image.Imag
             '<input type="range" min="0" max="100" value="50" aria-label="Before / after divide"></div>')
 
 
-def gallery_html(items: Sequence[tuple[np.ndarray, str]], *, columns: int) -> str:
-    """Captioned tiles in a grid of ``columns`` (what a gallery of the visitor's faces shows, without files)."""
+def gallery_html(items: Sequence[tuple[np.ndarray, str]], *, columns: int, tile: int | None = None) -> str:
+    """Captioned tiles in a grid of ``columns`` (what a gallery of the visitor's faces shows, without files).
+
+    ``tile``: the widest a tile grows, in CSS pixels (default: the columns share the width).
+    """
     tiles = "".join(f'<figure><img alt="{html.escape(caption)}" src="{data_url(image)}">'
                     f"<figcaption>{html.escape(caption)}</figcaption></figure>" for image, caption in items)
-    return f'<div class="anon-grid" style="--columns: {columns}">{tiles}</div>'
+    width = f"; --tile: {tile}px" if tile else ""
+    return f'<div class="anon-grid" style="--columns: {columns}{width}">{tiles}</div>'
+
+
+def legend_html(strip: np.ndarray, low: str, high: str) -> str:
+    """A colour scale: ``strip`` (an RGB image, low values left) between the words for its two ends."""
+    return (f'<div class="anon-legend"><span>{html.escape(low)}</span><img alt="colour scale" src="{data_url(strip)}">'
+            f"<span>{html.escape(high)}</span></div>")

@@ -35,8 +35,17 @@ def heatmap_overlay(crop: np.ndarray, heat: np.ndarray, *, alpha: float = 0.5) -
     heat = np.nan_to_num(np.asarray(heat, np.float32))
     if heat.shape != (h, w):
         heat = cv2.resize(heat, (w, h), interpolation=cv2.INTER_LINEAR)
-    colored = cv2.applyColorMap(np.clip(heat * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
-    return cv2.addWeighted(base, 1.0 - alpha, colored, alpha, 0.0)
+    return cv2.addWeighted(base, 1.0 - alpha, _jet(heat), alpha, 0.0)
+
+
+def colorbar(*, width: int = 256, height: int = 14) -> np.ndarray:
+    """The heatmaps' colour scale, 0 (left) to 1 (right), as an RGB strip: the legend of ``heatmap_overlay``."""
+    return _jet(np.tile(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, 1)))
+
+
+def _jet(heat: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] as RGB colours of the JET colour map (blue = low, red = high)."""
+    return cv2.applyColorMap(np.clip(heat * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[..., ::-1]
 
 
 def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, *, color: tuple[int, int, int] = COLOR_S_X,
