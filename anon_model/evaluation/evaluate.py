@@ -1,14 +1,25 @@
 """The evaluation harness of the paper's §4: run every method on every photo and score the outputs.
 
-Per photo the probe is its largest face (the paper's datasets hold one face per photo). For each output:
+The probes: a labelled photo's largest face (the paper's datasets hold one face per photo, and the label names it);
+every face of an unlabelled photo (``Sample.identity`` None: a group photo, photos the project did not tune on).
+For each output and probe face:
 
-* ReID (%): the output face is verified as the same person as the original face, per recognizer and threshold;
+* ReID (%): the output face is verified as the same person as the same face in the original (needs no labels);
 * IDS (%): identity intrusion, the output face is verified as someone in the gallery of *other* identities
-  (the original faces of every other identity of the dataset);
-* detection (%): the detector finds a face overlapping the original box (IoU >= 0.5) in the output;
-* SSIM / LPIPS: between the original and output aligned 256 crops (the original face's alignment);
-* attributes (%): gender, age group, expression (and ethnicity / makeup when given) kept;
-* pose error (degrees) and expression landmark error (NME) of the output's landmarks, over detected faces.
+  (the original probe faces of every other labelled identity of the dataset; n/a without labels);
+* intrusion into the bank (%): the output face is verified as one of the identities of our pipeline's delegate bank
+  (faces the pipeline counts as one person form one identity) other than the face's own person, i.e. other than the
+  bank identities the same judge already matches to the original face. Measured for every method (baselines too);
+* treatment (%): what our pipeline says it did to the face (anonymized, obscured, failed, unchanged), or "missed"
+  when it reported no face there; n/a for methods that report nothing (baselines, external folders);
+* detection (%): the detector finds a face overlapping the original box (IoU >= 0.5) in the output; once with the
+  analyzer's detector (MTCNN, the pipeline's own) and once with dlib's HOG detector (which the pipeline does not use),
+  against the original's landmark box;
+* SSIM: between the original and output aligned 256 crops (the original face's alignment); background SSIM: over the
+  photo outside every face's region (box and landmarks widened by 20%, as the fallback covers); LPIPS on the crops;
+* attributes (%): gender and expression kept, age kept within ``AGE_TOLERANCE`` years (and ethnicity / makeup when
+  given);
+* pose error (degrees) and expression error (jaw + mouth landmark NME) of the output's landmarks, over detected faces.
 
 The recognizers embed the output face where the detector found it (its own landmarks) and, when the detector finds
 nothing there, at the original face's landmarks (an attacker knows where the face was): obfuscations cannot escape
@@ -30,23 +41,28 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from anon_model.evaluation.attributes import AttributeJudge, preserved
+from anon_model.evaluation.attributes import AttributeJudge, landmark_box, preserved
 from anon_model.evaluation.dataset import Sample
-from anon_model.evaluation.methods import Method, PipelineMethod
-from anon_model.evaluation.metrics import (MetricUnavailable, box_iou, expression_nme, load_lpips, percent, pose_error,
-                                           ssim)
-from anon_model.evaluation.recognizers import Recognizer, load_recognizers, threshold_labels
+from anon_model.evaluation.methods import Handled, Method, PipelineMethod
+from anon_model.evaluation.metrics import (MetricUnavailable, background_ssim, box_iou, expression_nme,
+                                           load_hog_detector, load_lpips, percent, pose_error, ssim)
+from anon_model.evaluation.recognizers import Recognizer, Threshold, load_recognizers, threshold_labels
+from anon_model.fallback import EXPAND, face_region
 from anon_model.imageio import load_image
+from anon_model.output import TREATMENTS
 from anon_model.perception import Face, FaceAnalyzer
 from anon_model.perception.align import warp_to_crop
 from anon_model.perception.pose import head_pose
 
-__all__ = ["Judges", "MetricValue", "EvaluationResult", "evaluate", "DETECTION_IOU", "CACHE_VERSION"]
+__all__ = ["Judges", "MetricValue", "EvaluationResult", "evaluate", "BankJudge", "DETECTION_IOU", "CACHE_VERSION",
+           "FACE_OUTCOMES"]
 
 #: A face counts as detected in the output when a detection overlaps the original box this much.
 DETECTION_IOU = 0.5
 #: Bump when the meaning of a cached record changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: What our pipeline can report per face, plus "missed" (it reported no face where the original face is).
+FACE_OUTCOMES = (*TREATMENTS, "missed")
 
 
 @dataclass
@@ -59,19 +75,22 @@ class _Location:
 
 @dataclass
 class Judges:
-    """Everything that scores an output: perception, recognizers, attribute classifiers, LPIPS; and what is missing."""
+    """Everything that scores an output: perception, recognizers, attribute classifiers, LPIPS, dlib's HOG detector;
+    and what is missing."""
 
     analyzer: FaceAnalyzer
     recognizers: list[Recognizer]
     attributes: AttributeJudge
     lpips: Callable[[np.ndarray, np.ndarray], float] | None = None
     unavailable: dict[str, str] = field(default_factory=dict)  # recognizer / metric name -> why it is missing
+    hog: Callable[[np.ndarray], np.ndarray] | None = None
 
     @classmethod
     def load(cls, *, arcface: str | None = None, facenet: str | None = None, adaface: str | None = None,
              expression: str | None = None, attribute_models: dict[str, str] | None = None, download: bool = False,
              device: str = "cpu", analyzer: FaceAnalyzer | None = None) -> "Judges":
-        """Load every judge available here (offline: MTCNN + dlib perception, dlib recognizer, age/gender, expression)."""
+        """Load every judge available here (offline: MTCNN + dlib perception, dlib recognizer, age/gender, expression,
+        dlib HOG detection)."""
         recognizers, missing = load_recognizers(arcface=arcface, facenet=facenet, adaface=adaface, download=download,
                                                 device=device)
         attributes = AttributeJudge.load(expression=expression, extra=attribute_models, device=device)
@@ -80,29 +99,69 @@ class Judges:
             lpips = load_lpips(download=download, device=device)
         except MetricUnavailable as exc:
             lpips, missing["lpips"] = None, str(exc)
-        return cls(analyzer or FaceAnalyzer(device=device), recognizers, attributes, lpips, missing)
+        return cls(analyzer or FaceAnalyzer(device=device), recognizers, attributes, lpips, missing, load_hog_detector())
 
     def fingerprint(self) -> str:
         """What the judges are (cached scores are reused only with the same judges)."""
         parts = [self.analyzer.backends, [(r.name, [t.label for t in r.thresholds]) for r in self.recognizers],
-                 self.attributes.attributes, self.lpips is not None, CACHE_VERSION]
+                 self.attributes.attributes, self.lpips is not None, self.hog is not None, CACHE_VERSION]
         return json.dumps(parts, sort_keys=True, default=str)
 
 
 @dataclass
+class BankJudge:
+    """Our pipeline's delegate bank as the judges see it: per recognizer the embeddings of its faces (N,D), and per
+    face its bank identity (N,) as the pipeline groups them (``DelegateBank.identities``)."""
+
+    embeddings: dict[str, np.ndarray]
+    identities: np.ndarray
+    digest: str = ""
+
+    @classmethod
+    def of(cls, bank, judges: Judges) -> "BankJudge":
+        """Embed every bank crop with every recognizer of `judges` (at the bank's own landmarks)."""
+        size = bank.crop_size
+        crops = [bank.crop(i, size) for i in range(len(bank))]
+        places = [_Location(landmark_box(pts), pts) for pts in bank.crop_landmarks(list(range(len(bank))), size).numpy()]
+        embeddings = {rec.name: np.concatenate([rec.embed(c, [p]) for c, p in zip(crops, places)])
+                      for rec in judges.recognizers}
+        digest = hashlib.sha1(bank.embeddings.numpy().tobytes()).hexdigest()[:12]
+        return cls(embeddings, bank.identities().numpy(), digest)
+
+    def closest(self, rec: Recognizer, embedding: np.ndarray) -> np.ndarray:
+        """Per bank identity, the score most in favour of `embedding` being that person (I,)."""
+        scores = rec.score(embedding, self.embeddings[rec.name])[0]
+        return np.array([rec.thresholds[0].best(scores[self.identities == i]) for i in np.unique(self.identities)])
+
+    @staticmethod
+    def intrudes(threshold: Threshold, original: np.ndarray, output: np.ndarray) -> bool:
+        """Whether the output is verified as a bank identity the original is not (both per identity, from ``closest``)."""
+        return bool(np.any(threshold.matches(output) & ~threshold.matches(original)))
+
+
+@dataclass
+class _Probe:
+    """A face scored on every output: where it is, its alignment, pose, identity label, embeddings and attributes."""
+
+    where: _Location
+    identity: str | None
+    matrix: np.ndarray  # (2, 3) alignment to the 256 crop
+    pose: np.ndarray  # (3,) yaw, pitch, roll
+    embeddings: dict[str, np.ndarray]
+    attributes: dict[str, Any]
+    bank: dict[str, np.ndarray]  # per recognizer: the original's closest scores per bank identity
+
+
+@dataclass
 class _Reference:
-    """An original photo: every face's position (what methods get), its probe face, embeddings and attributes.
+    """An original photo: every face's position (what methods get) and its probe faces.
 
     Kept in memory for the whole run, so it holds no pixels: crops are cut again from the photo when needed.
     """
 
     sample: Sample
     faces: list[_Location]
-    probe: _Location
-    matrix: np.ndarray  # (2, 3) alignment of the probe face to the 256 crop
-    pose: np.ndarray  # (3,) yaw, pitch, roll of the probe face
-    embeddings: dict[str, np.ndarray]
-    attributes: dict[str, Any]
+    probes: list[_Probe]
 
 
 @dataclass
@@ -132,7 +191,8 @@ def _largest(faces: Sequence[Face]) -> Face:
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
 
 
-def _references(samples: Sequence[Sample], judges: Judges, progress: bool) -> tuple[list[_Reference], list[str]]:
+def _references(samples: Sequence[Sample], judges: Judges, bank: BankJudge | None,
+                progress: bool) -> tuple[list[_Reference], list[str]]:
     """Analyze the originals: probe faces with embeddings and attributes; photos without a face are skipped."""
     refs, skipped = [], []
     for sample in tqdm(samples, desc="originals", unit="img", disable=not progress):
@@ -145,60 +205,101 @@ def _references(samples: Sequence[Sample], judges: Judges, progress: bool) -> tu
         if not faces:
             skipped.append(f"{sample.key}: no face found")
             continue
-        probe = _largest(faces)
-        refs.append(_Reference(
-            sample, [_Location(f.box, f.landmarks) for f in faces], _Location(probe.box, probe.landmarks),
-            probe.matrix, probe.pose, {r.name: r.embed(image, [probe])[0] for r in judges.recognizers},
-            judges.attributes(image, [probe])[0]))
+        chosen = faces if sample.identity is None else [_largest(faces)]
+        embeddings = {r.name: r.embed(image, chosen) for r in judges.recognizers}
+        attributes = judges.attributes(image, chosen)
+        probes = [_Probe(_Location(f.box, f.landmarks), sample.identity, f.matrix, f.pose,
+                         {name: e[i] for name, e in embeddings.items()}, attributes[i],
+                         {r.name: bank.closest(r, embeddings[r.name][i][None]) for r in judges.recognizers} if bank else {})
+                  for i, f in enumerate(chosen)]
+        refs.append(_Reference(sample, [_Location(f.box, f.landmarks) for f in faces], probes))
     return refs, skipped
 
 
-def _score(image: np.ndarray, output: np.ndarray, ref: _Reference, gallery: "_Gallery", judges: Judges) -> dict[str, Any]:
-    """All per-face scores of one output (numbers only)."""
-    probe = ref.probe
+def _treatment(box: np.ndarray, handled: Handled) -> str | None:
+    """What the method reported for the face at `box` ("missed" when it reported none there); None: reports nothing."""
+    if handled is None:
+        return None
+    ious = [box_iou(b, box) for b, _ in handled]
+    best = int(np.argmax(ious)) if ious else -1
+    return handled[best][1] if best >= 0 and ious[best] >= DETECTION_IOU else "missed"
+
+
+def _score_photo(image: np.ndarray, output: np.ndarray, handled: Handled, ref: _Reference, gallery: "_Gallery",
+                 bank: BankJudge | None, judges: Judges) -> dict[str, Any]:
+    """All scores of one output: the background's SSIM and each probe face's scores (numbers only)."""
     detections = judges.analyzer.detector(output)
-    ious = [box_iou(d.box, probe.box) for d in detections]
+    hog_boxes = judges.hog(output) if judges.hog else None
+    regions = [face_region(np.r_[np.minimum(f.box[:2], f.landmarks.min(0)), np.maximum(f.box[2:], f.landmarks.max(0))],
+                           image.shape, EXPAND) for f in ref.faces]
+    faces = []
+    for probe in ref.probes:
+        face = _score_face(image, output, probe, detections, gallery, bank, judges)
+        face["treatment"] = _treatment(probe.where.box, handled)
+        if hog_boxes is not None:
+            target = landmark_box(probe.where.landmarks)
+            face["detected_hog"] = any(box_iou(b, target) >= DETECTION_IOU for b in hog_boxes)
+        faces.append(face)
+    return {"background_ssim": background_ssim(image, output, regions), "faces": faces}
+
+
+def _score_face(image: np.ndarray, output: np.ndarray, probe: _Probe, detections: Sequence, gallery: "_Gallery",
+                bank: BankJudge | None, judges: Judges) -> dict[str, Any]:
+    """The per-face scores of one output: detection, ReID, IDS, intrusion into the bank, SSIM, attributes, landmarks."""
+    ious = [box_iou(d.box, probe.where.box) for d in detections]
     best = int(np.argmax(ious)) if ious else -1
     detected = best >= 0 and ious[best] >= DETECTION_IOU
-    box = detections[best].box if detected else probe.box
+    box = detections[best].box if detected else probe.where.box
     landmarks = judges.analyzer.landmarker(output, [box])[0]
-    where = _Location(box, landmarks) if detected else probe
+    where = _Location(box, landmarks) if detected else probe.where
     record: dict[str, Any] = {"detected": bool(detected), "iou": float(ious[best]) if ious else 0.0, "recognizers": {}}
     for rec in judges.recognizers:
         emb = rec.embed(output, [where])
-        others = gallery.embeddings[rec.name][gallery.identities != ref.sample.identity]
+        others = gallery.others(rec.name, probe.identity)
+        closest = bank.closest(rec, emb) if bank else None
         record["recognizers"][rec.name] = {
-            "reid": float(rec.score(emb, ref.embeddings[rec.name][None])[0, 0]),
+            "reid": float(rec.score(emb, probe.embeddings[rec.name][None])[0, 0]),
             "ids": rec.thresholds[0].best(rec.score(emb, others)[0]) if len(others) else None,
+            "bank": None if closest is None else {t.label: BankJudge.intrudes(t, probe.bank[rec.name], closest)
+                                                  for t in rec.thresholds},
         }
     size = judges.analyzer.crop_size
-    original_crop, output_crop = warp_to_crop(image, ref.matrix, size), warp_to_crop(output, ref.matrix, size)
+    original_crop, output_crop = warp_to_crop(image, probe.matrix, size), warp_to_crop(output, probe.matrix, size)
     record["ssim"] = ssim(original_crop, output_crop)
     record["lpips"] = judges.lpips(original_crop, output_crop) if judges.lpips else None
     found = judges.attributes(output, [where])[0]
-    record["attributes"] = preserved(ref.attributes, found, judges.attributes.attributes)
+    record["attributes"] = preserved(probe.attributes, found, judges.attributes.attributes)
     if detected:
-        record["pose_error"] = pose_error(head_pose(landmarks, output.shape), ref.pose)
-        record["expression_nme"] = expression_nme(landmarks, probe.landmarks)
+        record["pose_error"] = pose_error(head_pose(landmarks, output.shape), probe.pose)
+        record["expression_nme"] = expression_nme(landmarks, probe.where.landmarks)
     return record
 
 
 @dataclass
 class _Gallery:
-    """Every original probe face per recognizer (N,D) and its identity (N,): IDS compares with the other identities."""
+    """Every labelled original probe face per recognizer (N,D) and its identity (N,): IDS compares with the other
+    identities."""
 
     embeddings: dict[str, np.ndarray]
     identities: np.ndarray
 
     @classmethod
     def of(cls, refs: Sequence[_Reference], judges: Judges) -> "_Gallery":
-        embeddings = {rec.name: np.stack([r.embeddings[rec.name] for r in refs]) if refs else np.zeros((0, 1))
+        probes = [p for r in refs for p in r.probes if p.identity is not None]
+        embeddings = {rec.name: np.stack([p.embeddings[rec.name] for p in probes]) if probes else np.zeros((0, 1))
                       for rec in judges.recognizers}
-        return cls(embeddings, np.array([r.sample.identity for r in refs]))
+        return cls(embeddings, np.array([p.identity for p in probes]))
+
+    def others(self, recognizer: str, identity: str | None) -> np.ndarray:
+        """The gallery faces of identities other than `identity` (none for an unlabelled face)."""
+        if identity is None:
+            return self.embeddings[recognizer][:0]
+        return self.embeddings[recognizer][self.identities != identity]
 
 
-def _fingerprint(method: Method, seed: int, judges: Judges) -> str:
-    return hashlib.sha1(f"{method.describe()}|{seed}|{judges.fingerprint()}".encode()).hexdigest()[:16]
+def _fingerprint(method: Method, seed: int, judges: Judges, bank: BankJudge | None = None) -> str:
+    key = f"{method.describe()}|{seed}|{judges.fingerprint()}|{bank.digest if bank else ''}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
 def _read_cache(path: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
@@ -227,18 +328,22 @@ def _append_line(path: Path, line: str) -> None:
 
 
 def evaluate(samples: Sequence[Sample], methods: Sequence[Method], judges: Judges, *, out_dir: str | Path | None = None,
-             seed: int = 0, progress: bool = True, resume: bool = True, dataset: str = "") -> EvaluationResult:
-    """Run and score every method on every photo; per-image scores are cached under ``out_dir/cache`` when given."""
+             seed: int = 0, progress: bool = True, resume: bool = True, dataset: str = "", bank=None) -> EvaluationResult:
+    """Run and score every method on every photo; per-image scores are cached under ``out_dir/cache`` when given.
+
+    `bank`: our pipeline's ``DelegateBank``, for the intrusion into it (n/a when not given)."""
     start = time.perf_counter()
-    refs, skipped = _references(samples, judges, progress)
+    bank_judge = BankJudge.of(bank, judges) if bank is not None else None
+    refs, skipped = _references(samples, judges, bank_judge, progress)
     gallery = _Gallery.of(refs, judges)
     cache_dir = Path(out_dir) / "cache" if out_dir is not None else None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
     records: dict[str, list[dict[str, Any]]] = {}
     errors: dict[str, list[str]] = {}
+    reused = 0
     for method in methods:
-        fingerprint = _fingerprint(method, seed, judges)
+        fingerprint = _fingerprint(method, seed, judges, bank_judge)
         cache_file = cache_dir / f"{method.name}.jsonl" if cache_dir is not None else None
         cached = _read_cache(cache_file, fingerprint) if (cache_file is not None and resume) else {}
         records[method.name], errors[method.name] = [], []
@@ -246,16 +351,17 @@ def evaluate(samples: Sequence[Sample], methods: Sequence[Method], judges: Judge
             sample = ref.sample
             if sample.key in cached:
                 records[method.name].append(cached[sample.key])
+                reused += 1
                 continue
             try:
                 image = load_image(sample.path)
                 t0 = time.perf_counter()
-                output = method(image, ref.faces, sample=sample, seed=seed)
+                output, handled = method.run(image, ref.faces, sample=sample, seed=seed)
                 seconds = time.perf_counter() - t0
                 if output.shape != image.shape:
                     raise ValueError(f"output is {output.shape}, the photo {image.shape}")
                 rec = {"key": sample.key, "fingerprint": fingerprint, "seconds": seconds,
-                       **_score(image, output, ref, gallery, judges)}
+                       **_score_photo(image, output, handled, ref, gallery, bank_judge, judges)}
             except Exception as exc:  # one failing photo must not stop the run; the report counts failures
                 errors[method.name].append(f"{sample.key}: {type(exc).__name__}: {exc}")
                 continue
@@ -263,14 +369,16 @@ def evaluate(samples: Sequence[Sample], methods: Sequence[Method], judges: Judge
             if cache_file is not None:
                 _append_line(cache_file, json.dumps(rec))
     values = {m.name: _aggregate(records[m.name], errors[m.name], judges) for m in methods}
+    labelled = {p.identity for r in refs for p in r.probes if p.identity is not None}
     meta = {
-        "dataset": dataset, "photos": len(samples), "faces": len(refs), "skipped": skipped,
-        "identities": len({r.sample.identity for r in refs}), "seed": seed,
+        "dataset": dataset, "photos": len(samples), "faces": sum(len(r.probes) for r in refs), "skipped": skipped,
+        "identities": len(labelled), "unlabelled_photos": sum(r.sample.identity is None for r in refs), "seed": seed,
         "recognizers": {r.name: [t.label for t in r.thresholds] for r in judges.recognizers},
         "unavailable": dict(judges.unavailable), "perception": judges.analyzer.backends,
         "attributes": judges.attributes.attributes, "errors": {k: v for k, v in errors.items() if v},
-        "seconds": time.perf_counter() - start,
-        "pipeline": _pipeline_notes(methods),
+        "seconds": time.perf_counter() - start, "reused": reused, "pipeline": _pipeline_notes(methods),
+        "bank": None if bank_judge is None else {"faces": len(bank_judge.identities),
+                                                 "identities": len(np.unique(bank_judge.identities))},
     }
     return EvaluationResult([m.name for m in methods], values, meta)
 
@@ -288,36 +396,48 @@ def _mean(values: Sequence[float | None]) -> MetricValue:
     return MetricValue(float(np.mean(vals)) if vals else None, len(vals))
 
 
-def _aggregate(records: Sequence[dict[str, Any]], errors: Sequence[str], judges: Judges) -> dict[str, MetricValue]:
-    """Per-image records -> the report's metrics (rates in %, one MetricValue per metric)."""
-    n = len(records)
+def _rate(flags: Sequence[bool | None], why_none: str = "") -> MetricValue:
+    """Share of True in % over the faces where the flag is known (None when there is none: `why_none` says why)."""
+    known = [f for f in flags if f is not None]
+    return MetricValue(percent(known), len(known)) if known else MetricValue(None, 0, why_none)
+
+
+def _aggregate(photos: Sequence[dict[str, Any]], errors: Sequence[str], judges: Judges) -> dict[str, MetricValue]:
+    """Per-image records -> the report's metrics (rates in % over probe faces, one MetricValue per metric)."""
+    faces = [f for p in photos for f in p["faces"]]
     out: dict[str, MetricValue] = {}
     for rec in judges.recognizers:
-        scores = [r["recognizers"][rec.name] for r in records]
+        scores = [f["recognizers"][rec.name] for f in faces]
         for thr in rec.thresholds:
-            reid = [thr.matches(s["reid"]) for s in scores]
-            ids = [thr.matches(s["ids"]) for s in scores if s["ids"] is not None]
-            out[f"reid/{rec.name}/{thr.label}"] = MetricValue(percent(reid) if reid else None, len(reid))
-            out[f"ids/{rec.name}/{thr.label}"] = MetricValue(percent(ids) if ids else None, len(ids),
-                                                            "" if ids else "needs a second identity in the dataset")
+            out[f"reid/{rec.name}/{thr.label}"] = _rate([bool(thr.matches(s["reid"])) for s in scores])
+            out[f"ids/{rec.name}/{thr.label}"] = _rate(
+                [None if s["ids"] is None else bool(thr.matches(s["ids"])) for s in scores],
+                "needs identity labels with a second identity in the dataset")
+            out[f"intrusion/{rec.name}/{thr.label}"] = _rate(
+                [None if s["bank"] is None else s["bank"][thr.label] for s in scores], "no delegate bank given")
     for name, reason in judges.unavailable.items():
         for label in threshold_labels(name):
-            out[f"reid/{name}/{label}"] = MetricValue(None, 0, reason)
-            out[f"ids/{name}/{label}"] = MetricValue(None, 0, reason)
-    out["detection"] = MetricValue(percent([r["detected"] for r in records]) if n else None, n)
-    out["ssim"] = _mean([r["ssim"] for r in records])
-    out["lpips"] = _mean([r["lpips"] for r in records]) if judges.lpips else MetricValue(None, 0, judges.unavailable.get("lpips", ""))
+            for kind in ("reid", "ids", "intrusion"):
+                out[f"{kind}/{name}/{label}"] = MetricValue(None, 0, reason)
+    treatments = [f["treatment"] for f in faces]
+    for outcome in FACE_OUTCOMES:
+        out[f"treatment/{outcome}"] = _rate([None if t is None else t == outcome for t in treatments],
+                                            "n/a: the method reports no per-face treatment")
+    out["detection"] = _rate([f["detected"] for f in faces])
+    out["detection_hog"] = _rate([f.get("detected_hog") for f in faces], "dlib's HOG detector not loaded")
+    out["ssim"] = _mean([f["ssim"] for f in faces])
+    out["background_ssim"] = _mean([p["background_ssim"] for p in photos])
+    out["lpips"] = _mean([f["lpips"] for f in faces]) if judges.lpips else MetricValue(None, 0, judges.unavailable.get("lpips", ""))
     for name in judges.attributes.attributes:
-        flags = [r["attributes"][name] for r in records]
-        out[f"attr/{name}"] = MetricValue(percent(flags) if flags else None, len(flags))
+        out[f"attr/{name}"] = _rate([f["attributes"][name] for f in faces])
     for name, reason in judges.unavailable.items():
         if name.startswith("attr/"):
             out[name] = MetricValue(None, 0, reason)
     kept = [out[f"attr/{a}"].value for a in judges.attributes.attributes if out[f"attr/{a}"].value is not None]
-    out["attr/mean"] = MetricValue(float(np.mean(kept)) if kept else None, n,
+    out["attr/mean"] = MetricValue(float(np.mean(kept)) if kept else None, len(faces),
                                    f"mean of {', '.join(judges.attributes.attributes)}")
-    out["pose_error"] = _mean([r.get("pose_error") for r in records])
-    out["expression_nme"] = _mean([r.get("expression_nme") for r in records])
-    out["seconds_per_image"] = _mean([r["seconds"] for r in records])
-    out["failures"] = MetricValue(float(len(errors)), len(errors) + n, errors[0] if errors else "")
+    out["pose_error"] = _mean([f.get("pose_error") for f in faces])
+    out["expression_nme"] = _mean([f.get("expression_nme") for f in faces])
+    out["seconds_per_image"] = _mean([p["seconds"] for p in photos])
+    out["failures"] = MetricValue(float(len(errors)), len(errors) + len(photos), errors[0] if errors else "")
     return out

@@ -27,8 +27,12 @@ from anon_model.fallback import face_region
 from anon_model.evaluation.dataset import Sample
 from anon_model.imageio import IMAGE_SUFFIXES, load_image
 
-__all__ = ["Method", "Blur", "Pixelate", "SolidMask", "Copy", "External", "PipelineMethod", "PipelineProvider",
+__all__ = ["Method", "Handled", "Blur", "Pixelate", "SolidMask", "Copy", "External", "PipelineMethod", "PipelineProvider",
            "Variant", "VARIANTS", "BASELINES", "make_methods", "k_curve_name"]
+
+
+#: What a method reports about the faces it handled: (box, treatment) per face, or None when it reports nothing.
+Handled = list[tuple[np.ndarray, str]] | None
 
 
 class Method:
@@ -42,6 +46,10 @@ class Method:
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
         raise NotImplementedError
+
+    def run(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> tuple[np.ndarray, Handled]:
+        """The output photo and what the method says it did to each face (only our pipeline says: else None)."""
+        return self(image, faces, sample=sample, seed=seed), None
 
 
 @dataclass
@@ -178,8 +186,12 @@ class PipelineMethod(Method):
         return f"pipeline:{self.provider.model}:{sorted(self.overrides.items())}:{sorted(self.call_kwargs.items())}"
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> np.ndarray:
+        return self.run(image, faces, sample=sample, seed=seed)[0]
+
+    def run(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> tuple[np.ndarray, Handled]:
+        """The output photo and each face record's (box, treatment): anonymized, obscured, unchanged or failed."""
         out = self.provider.get()(image, seed=seed, **self.overrides, **self.call_kwargs)
-        return np.asarray(out.image.convert("RGB"))
+        return np.asarray(out.image.convert("RGB")), [(np.asarray(f.box), f.treatment) for f in out.faces]
 
 
 @dataclass(frozen=True)

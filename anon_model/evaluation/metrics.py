@@ -1,4 +1,5 @@
-"""Image-level measures of the paper's §4.1 that need no recognizer: SSIM, LPIPS, detection overlap, landmark errors.
+"""Image-level measures of the paper's §4.1 that need no recognizer: SSIM (face crop and background), LPIPS, detection
+overlap, landmark errors.
 
 ReID / IDS (recognizers.py) and attribute preservation (attributes.py) are scored in ``evaluate.py`` from these parts.
 """
@@ -15,13 +16,13 @@ from skimage.transform import SimilarityTransform
 from anon_model.perception import landmarks68 as lm
 from anon_model.perception.weights import hub_checkpoint
 
-__all__ = ["MetricUnavailable", "ssim", "load_lpips", "box_iou", "expression_nme", "pose_error",
-           "percent", "LPIPS_BACKBONE_FILE"]
+__all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "box_iou", "expression_nme", "pose_error",
+           "percent", "load_hog_detector", "LPIPS_BACKBONE_FILE", "EXPRESSION_POINTS"]
 
 #: torchvision's ImageNet AlexNet weights, the backbone of LPIPS (net="alex"); the lpips package ships only its heads.
 LPIPS_BACKBONE_FILE = "alexnet-owt-7be5be79.pth"
-#: The expression-bearing points: brows, eyes and mouth.
-EXPRESSION_POINTS = np.r_[lm.RIGHT_BROW, lm.LEFT_BROW, lm.RIGHT_EYE, lm.LEFT_EYE, lm.MOUTH]
+#: The points whose shape the pipeline promises to keep (GSA recovers the contour and mouth from S_x): jaw and mouth.
+EXPRESSION_POINTS = np.r_[lm.JAW, lm.MOUTH]
 
 
 class MetricUnavailable(RuntimeError):
@@ -31,6 +32,16 @@ class MetricUnavailable(RuntimeError):
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Structural similarity of two uint8 RGB images of the same size (skimage, per channel, data range 255)."""
     return float(structural_similarity(a, b, channel_axis=2, data_range=255))
+
+
+def background_ssim(a: np.ndarray, b: np.ndarray, regions: Sequence[tuple[int, int, int, int]]) -> float | None:
+    """SSIM of two same-size uint8 RGB photos over the pixels outside every (x0, y0, x1, y1) face region (None when
+    the faces cover the whole photo): whether a method leaves the rest of the photo alone."""
+    _, local = structural_similarity(a, b, channel_axis=2, data_range=255, full=True)
+    keep = np.ones(a.shape[:2], bool)
+    for x0, y0, x1, y1 in regions:
+        keep[y0:y1, x0:x1] = False
+    return float(local[keep].mean()) if keep.any() else None
 
 
 def load_lpips(*, download: bool = False, device: str = "cpu") -> Callable[[np.ndarray, np.ndarray], float]:
@@ -52,6 +63,20 @@ def load_lpips(*, download: bool = False, device: str = "cpu") -> Callable[[np.n
     return distance
 
 
+def load_hog_detector(upsample: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """dlib's HOG face detector (built into dlib, not used by the pipeline) as f(uint8 RGB) -> (N, 4) boxes; its boxes
+    frame the face like the 68 landmarks do (brows to chin), so compare them with ``landmark_box``."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+
+    def detect(image: np.ndarray) -> np.ndarray:
+        rects = detector(np.ascontiguousarray(image), upsample)
+        return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
+
+    return detect
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two (x0, y0, x1, y1) boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -66,10 +91,8 @@ def _inter_ocular(landmarks: np.ndarray) -> float:
 
 
 def expression_nme(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Error of the brows, eyes and mouth after removing position, scale and rotation (a similarity fit on them).
-
-    What is left is the change of expression (mouth opening, eye closure, brow raise), not of pose or framing.
-    """
+    """Error of the jaw and mouth points (``EXPRESSION_POINTS``) after removing position, scale and rotation (a
+    similarity fit on them), over the inter-ocular distance: the change of mouth and jaw shape, not of pose or framing."""
     pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
     p, r = pred[EXPRESSION_POINTS], ref[EXPRESSION_POINTS]
     tform = SimilarityTransform.from_estimate(p, r)

