@@ -171,7 +171,7 @@ class AnonPipeline:
                     out = obscure(out, face, method)
         records = []
         for i, (face, reason) in enumerate(zip(faces, reasons)):
-            treatment = _treatment(reason, method)
+            treatment = _treatment(reason, replace_with, fallback)
             crop = step2[i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
             records.append(face_record(face, crop, step2.get(i), use_ifa=cfg.use_ifa, treatment=treatment,
                                        reason=reason or ""))
@@ -209,13 +209,14 @@ class AnonPipeline:
                 for i, t in enumerate(tries.best)]
 
 
-def _treatment(reason: str | None, method: str) -> str:
-    """What a face got: anonymized (no reason not to), else obscured by ``method``, or failed (fallback "none")."""
+def _treatment(reason: str | None, replace_with: str, fallback: str) -> str:
+    """What a face got: anonymized (nothing stood in the way), unchanged (asked for), else obscured, or failed when
+    step 2 could not anonymize it and the fallback is "none"."""
     if reason is None:
         return "anonymized"
-    if reason == "replace_with='none'":
+    if replace_with == "none":
         return "unchanged"
-    return "failed" if method == "none" else "obscured"
+    return "failed" if replace_with == "anonymize" and fallback == "none" else "obscured"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
