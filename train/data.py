@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from anon_model.imageio import IMAGE_SUFFIXES
+from anon_model import imageio
 
 CACHE_FORMAT = 2  # 2: features from AnonPreprocessor (codebook = the bank's own embeddings, as at inference)
 MANIFEST = "manifest.json"
@@ -34,7 +34,7 @@ def find_images(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"training data folder {root} does not exist")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return imageio.find_images(root, recursive=True)[0]
 
 
 @dataclass(frozen=True)

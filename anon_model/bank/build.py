@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from anon_model.bank.embedder import Embedder, load_embedder
 from anon_model.errors import AnonModelError, ImageError
-from anon_model.imageio import IMAGE_SUFFIXES, load_image
+from anon_model.imageio import find_images, load_image
 from anon_model.perception.face import Face
 
 __all__ = ["BankBuilder", "BankContents", "from_faces", "from_folder"]
@@ -40,9 +40,9 @@ def from_folder(folder: str | os.PathLike, *, analyzer=None, identity: Embedder 
                 progress: bool = True) -> BankContents:
     """Detect, align and embed every face (box side >= ``min_size`` px) of every photo under ``folder``."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = find_images(folder, recursive=True)[0]
     if not files:
-        raise AnonModelError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+        raise AnonModelError(f"no images under {folder}")
     analyzer = analyzer or default_analyzer()
     builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
     skipped = []

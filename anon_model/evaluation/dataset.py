@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from anon_model.imageio import IMAGE_SUFFIXES
+from anon_model.imageio import find_images
 
 __all__ = ["Sample", "load_dataset", "EXAMPLES_DIR"]
 
@@ -38,8 +38,8 @@ class Sample:
 
 
 def _images(folder: Path, *, recursive: bool) -> list[Path]:
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The photos of a dataset folder (by suffix or, failing that, by content)."""
+    return find_images(folder, recursive=recursive)[0]
 
 
 def _read_identity_file(path: Path) -> dict[str, str]:
