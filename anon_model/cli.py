@@ -44,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_anonymize(sub) -> None:
     p = sub.add_parser(
-        "anonymize", help="anonymize every face of photos (files or folders)",
-        description="Anonymize every face of the given photos. Each result is written as OUTDIR/<name>.png at "
-        "the input's size; inputs are never modified. A file that cannot be read is reported and skipped; "
+        "anonymize", help="anonymize every face of photos and videos (files or folders)",
+        description="Anonymize every face of the given photos and videos. Each photo's result is written as "
+        "OUTDIR/<name>.png at the input's size; a video (.mp4, .mov, .mkv, .webm, .avi) as OUTDIR/<name>.mp4, .mov "
+        "or .mkv (H.264, same frame count, rate and size, audio copied; each tracked person one stranger "
+        "throughout); inputs are never modified. A file that cannot be read is reported and skipped; "
         "a photo without faces is copied unchanged with a warning. Exit code 1 if any file failed.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders of them")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
     p.add_argument("--recursive", action="store_true", help="also look for images in sub-folders of folder inputs")
     p.add_argument("--model", default=None, metavar="ID|DIR",
@@ -72,6 +74,8 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--fallback", default="mosaic", choices=(*FALLBACKS, "none"),
                    help="how a face that cannot be anonymized (too small, turned away, unreliable landmarks, still "
                    "recognized after every try) is obscured (default mosaic); none leaves it and fails the file")
+    p.add_argument("--no-audio", action="store_true", help="videos: drop the audio (default: copied unchanged)")
+    p.add_argument("--crf", type=int, default=18, help="videos: H.264 quality, lower is better (default 18)")
     p.set_defaults(run=_run_anonymize)
 
 
@@ -113,9 +117,10 @@ def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_
 
 # ---------------------------------------------------------------------- anonymize
 def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str], list[Path]]:
-    """(file, output name relative to OUTDIR) for each input image, one error line per missing input, and the
-    non-image files of folder inputs (skipped, so the user can be told)."""
+    """(file, output name relative to OUTDIR) for each input image or video, one error line per missing input, and
+    the other files of folder inputs (skipped, so the user can be told)."""
     from anon_model.imageio import find_images
+    from anon_model.video import is_video, output_suffix
 
     found: list[tuple[Path, Path]] = []
     errors: list[str] = []
@@ -125,9 +130,10 @@ def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path,
         if path.is_dir():
             images, others = find_images(path, recursive=recursive)
             found += [(f, f.relative_to(path).with_suffix(".png")) for f in images]
-            skipped += others
+            found += [(f, f.relative_to(path).with_suffix(output_suffix(f))) for f in others if is_video(f)]
+            skipped += [f for f in others if not is_video(f)]
         elif path.is_file():
-            found.append((path, Path(path.stem + ".png")))
+            found.append((path, Path(path.stem + (output_suffix(path) if is_video(path) else ".png"))))
         else:
             errors.append(f"{path}: no such file or folder")
     return _dedupe(found), errors, skipped
@@ -167,14 +173,15 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     from anon_model.imageio import save_image_atomic
     from anon_model.output import TREATMENTS
     from anon_model.pipeline import AnonPipeline
+    from anon_model.video import anonymize_video, is_video
 
     jobs, errors, skipped = collect_inputs(args.inputs, args.recursive)
     for line in errors:
         print(f"error: {line}", file=sys.stderr)
     for path in skipped:
-        print(f"skip: {path}: not an image (format unrecognised)", file=sys.stderr)
+        print(f"skip: {path}: not an image or video (format unrecognised)", file=sys.stderr)
     if not jobs:
-        print("error: no images to process", file=sys.stderr)
+        print("error: no images or videos to process", file=sys.stderr)
         return 1
     outdir = Path(args.output)
     inputs = {src.resolve() for src, _ in jobs}
@@ -184,10 +191,13 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     except (AnonModelError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"anon-model: {len(jobs)} image(s), {len(skipped)} other file(s) skipped -> {outdir}; "
-          f"step 2 = {pipe.step2_name}", file=sys.stderr)
+    videos = sum(is_video(src) for src, _ in jobs)
+    print(f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other file(s) skipped -> "
+          f"{outdir}; step 2 = {pipe.step2_name}", file=sys.stderr)
     failed, faces = len(errors), dict.fromkeys(TREATMENTS, 0)
-    for src, name in tqdm(jobs, desc="anonymizing", unit="img", file=sys.stderr):
+    options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
+               "replace_with": args.replace_with, "fallback": args.fallback, "detect_threshold": args.threshold}
+    for src, name in tqdm(jobs, desc="anonymizing", unit="file", file=sys.stderr):
         dest = outdir / name
         if dest.resolve() in inputs:
             tqdm.write(f"error: {src}: its output {dest} would overwrite an input; choose another OUTDIR", sys.stderr)
@@ -199,8 +209,11 @@ def _run_anonymize(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                out = pipe(src, seed=args.seed, k_top=args.k_top, epsilon=args.epsilon, k_neighbors=args.neighbors,
-                           replace_with=args.replace_with, fallback=args.fallback, detect_threshold=args.threshold)
+                if is_video(src):  # written as it goes; a failed face stops it before anything is written
+                    out = anonymize_video(pipe, src, dest, seed=args.seed, audio=not args.no_audio, crf=args.crf,
+                                          **options)
+                else:
+                    out = pipe(src, seed=args.seed, **options)
             for warning in caught:
                 if "anon_model" in warning.filename:  # ours are for the user; the libraries' are noise here
                     tqdm.write(f"warning: {src}: {warning.message}", sys.stderr)
@@ -208,7 +221,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             if counts["failed"]:
                 raise AnonModelError(f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
                                      "none: not written")
-            save_image_atomic(out.image, dest)
+            if not is_video(src):
+                save_image_atomic(out.image, dest)
         except AnonModelError as exc:
             tqdm.write(f"error: {exc}", sys.stderr)
             failed += 1
@@ -218,14 +232,17 @@ def _run_anonymize(args: argparse.Namespace) -> int:
             failed += 1
             continue
         faces = {t: faces[t] + counts[t] for t in TREATMENTS}
-        if not out.faces:
+        if is_video(src):
+            tqdm.write(f"{src}: {out.frames} frames, {len(out.tracks)} tracked face(s); faces per frame: "
+                       f"{_face_counts(counts)}", sys.stderr)
+        elif not out.faces:
             tqdm.write(f"warning: {src}: no face found, written unchanged", sys.stderr)
         elif counts["anonymized"] < len(out.faces):
             tqdm.write(f"{src}: {_face_counts(counts)}; " + "; ".join(
                 f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
                 if r.treatment != "anonymized"), sys.stderr)
-    print(f"anon-model: {len(jobs) - failed + len(errors)} done, {failed} failed; faces: {_face_counts(faces)}",
-          file=sys.stderr)
+    print(f"anon-model: {len(jobs) - failed + len(errors)} done ({videos} video(s)), {failed} failed; faces (once per "
+          f"frame in videos): {_face_counts(faces)}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it light
     from anon_model.perception.face import Face
 
-__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "face_region", "obscure", "blur", "pixelate", "solid"]
+__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "box_iou", "face_region", "obscure", "blur", "pixelate", "solid"]
 
 #: Irreversible treatments, by name (the CLI's --fallback and --replace-with).
 FALLBACKS = ("mosaic", "blur", "solid")
@@ -39,13 +39,13 @@ def unsuitable(face: Face) -> str | None:
         return f"head turned too far for step 2 (yaw {float(face.pose[0]):.0f} degrees)"
     lx0, ly0 = face.landmarks.min(0)
     lx1, ly1 = face.landmarks.max(0)
-    iou = _iou((x0, y0, x1, y1), (lx0, ly0, lx1, ly1))
+    iou = box_iou((x0, y0, x1, y1), (lx0, ly0, lx1, ly1))
     if iou < MIN_LANDMARK_IOU:
         return f"landmarks unreliable (they cover {iou:.0%} of the face box)"
     return None
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     """Intersection over union of two boxes (x0, y0, x1, y1)."""
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

@@ -10,15 +10,16 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
 from anon_model import __version__
+from anon_model.conditioning import FaceConditioning
 from anon_model.fallback import FALLBACKS, REPLACE_WITH, obscure, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
@@ -127,37 +128,36 @@ class AnonPipeline:
 
     def __call__(self, image: ImageLike, *, seed: int | None = 0, k_top: int | None = None,
                  epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
-                 fallback: str = "mosaic", timer: Timer | None = None, **options) -> AnonOutput:
+                 fallback: str = "mosaic", timer: Timer | None = None, faces: list[Face] | None = None,
+                 face_seeds: Sequence[int] | None = None, **options) -> AnonOutput:
         """Anonymize every face of `image`; the same seed gives the same output. Each face's record says what it got.
 
         `replace_with`: "anonymize" (the method), or "mosaic" / "blur" / "solid" for every face, or "none" (detect
         only). `fallback`: how faces step 2 cannot handle, or that the identity guard still recognizes, are obscured
         ("none" leaves them, and they are reported as failed). `options` override `PreprocessorConfig` fields for this
         call only (e.g. use_ifa=False for an ablation). `timer(stage)`, when given, returns a context manager wrapped
-        around each stage (see ``STAGES``).
+        around each stage (see ``STAGES``). `faces`: the photo's faces from ``perceive`` (perception is then skipped;
+        a video tracks them in between). `face_seeds`: one seed per face, left to right, each face drawing (first try
+        and redraws) from its own generator instead of one for the photo (a video's track keeps its delegates).
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
         stage = timer or _untimed
-        pre = self.preprocessor
-        cfg = pre.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
+        cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         rgb = load_image(image)
         rng = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))  # global RNG untouched
         notes = [f"step 2: {self.step2_name}"]
-        # perceive: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
-        with stage("detect"):
-            detections = pre.analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces)
-        with stage("landmarks"):
-            points = pre.analyzer.landmark(rgb, detections)
-        with stage("align"):
-            faces = pre.analyzer.align(rgb, detections, points)
+        if faces is None:
+            faces = self.perceive(rgb, cfg, timer)
+        rngs = [rng] * len(faces) if face_seeds is None else _face_generators(face_seeds, len(faces))
         if not faces:
             notes.append("no face found: the photo is returned unchanged")
             return AnonOutput(image=Image.fromarray(rgb), faces=[], notes=notes)
         # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
         reasons = [unsuitable(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}" for f in faces]
         chosen = [i for i, reason in enumerate(reasons) if reason is None]
-        step2 = dict(zip(chosen, self._anonymize([faces[i] for i in chosen], cfg, rng, stage))) if chosen else {}
+        step2 = dict(zip(chosen, self._anonymize([faces[i] for i in chosen], cfg, [rngs[i] for i in chosen],
+                                                 stage))) if chosen else {}
         for i, result in step2.items():
             if not result.guard.passed:
                 reasons[i] = result.guard.reason()
@@ -178,23 +178,35 @@ class AnonPipeline:
         notes += [f"face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records) if r.treatment_reason]
         return AnonOutput(image=Image.fromarray(out), faces=records, notes=notes)
 
-    def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rng: torch.Generator,
+    def perceive(self, rgb: np.ndarray, cfg: PreprocessorConfig, timer: Timer | None = None) -> list[Face]:
+        """Every face of `rgb`, left to right: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
+        (``__call__``'s first stages, public so a video can track the faces before anonymizing them)."""
+        stage, analyzer = timer or _untimed, self.preprocessor.analyzer
+        with stage("detect"):
+            detections = analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces)
+        with stage("landmarks"):
+            points = analyzer.landmark(rgb, detections)
+        with stage("align"):
+            return analyzer.align(rgb, detections, points)
+
+    def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rngs: list[torch.Generator],
                    stage: Timer) -> list[Step2Result]:
         """The paper's method for the faces step 2 can handle: IFA -> VCA -> synthesis -> identity guard, with the
-        failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try."""
+        failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try and draws
+        from ``rngs[i]`` (one shared generator for a photo, or one per face)."""
         pre, bank = self.preprocessor, self.bank
         with stage("ifa"):  # explain (§3.1): H, H-hat and the recast Z_id of every face
             explained = pre.explain(faces, bank=bank, config=cfg)
         with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
             queries = pre.bank_queries(faces, explained, bank=bank)
-            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=rng, config=cfg)
-                                               for f, e, q in zip(faces, explained, queries)]))
+            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=r, config=cfg)
+                                               for f, e, q, r in zip(faces, explained, queries, rngs)]))
         guard = IdentityGuard(pre.identity, others=pre.bank_features(bank))
         originals = torch.stack([e.feature.detach() for e in explained]).float()
         tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
         for attempt in range(1, cfg.guard_attempts + 1):
             with stage("synthesis"):  # synthesize (§3.3)
-                crops = self.synthesizer.synthesize([conds[i] for i in todo], generator=rng, effort=effort)
+                crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort)
             with stage("guard"):  # verify: is each result far from its original and from every bank identity?
                 tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
             todo = tries.failing(guard.limit)
@@ -203,10 +215,23 @@ class AnonPipeline:
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
                 for i in todo:
                     conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
-                                                                generator=rng, config=cfg)
+                                                                generator=rngs[i], config=cfg)
             effort = attempt / (cfg.guard_attempts - 1)
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]
+
+    def _synthesize(self, conds: list[FaceConditioning], rngs: list[torch.Generator], effort: float) -> torch.Tensor:
+        """Step 2 in one batch when the faces share a generator (a photo), else face by face, each with its own."""
+        if all(r is rngs[0] for r in rngs):
+            return self.synthesizer.synthesize(conds, generator=rngs[0], effort=effort)
+        return torch.cat([self.synthesizer.synthesize([c], generator=r, effort=effort) for c, r in zip(conds, rngs)])
+
+
+def _face_generators(seeds: Sequence[int], n_faces: int) -> list[torch.Generator]:
+    """One generator per face from ``face_seeds`` (exactly one seed per face, or a clear error)."""
+    if len(seeds) != n_faces:
+        raise ValueError(f"face_seeds has {len(seeds)} seed(s) for {n_faces} face(s): give one per face")
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
 def _treatment(reason: str | None, replace_with: str, fallback: str) -> str:
