@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it light
     from anon_model.perception.face import Face
 
-__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "box_iou", "face_region", "obscure", "blur", "pixelate", "solid"]
+__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "box_iou", "face_region", "obscure", "obscure_box", "blur", "pixelate", "solid"]
 
 #: Irreversible treatments, by name (the CLI's --fallback and --replace-with).
 FALLBACKS = ("mosaic", "blur", "solid")
@@ -85,12 +85,16 @@ _METHODS = {"mosaic": pixelate, "blur": blur, "solid": solid}
 
 def obscure(image: np.ndarray, face: Face, method: str) -> np.ndarray:
     """A copy of ``image`` with ``face`` obscured by ``method`` over its box (and landmarks) widened by 20%."""
-    if method not in _METHODS:
-        raise ValueError(f"unknown obscuring method {method!r}: choose one of {', '.join(FALLBACKS)}")
     points = np.asarray(face.landmarks, np.float64)
     box = np.asarray(face.box, np.float64)
-    cover = np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))]
-    x0, y0, x1, y1 = face_region(cover, image.shape, EXPAND)
+    return obscure_box(image, np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))], method)
+
+
+def obscure_box(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
+    """A copy of ``image`` with ``box`` (x0, y0, x1, y1) widened by 20% obscured by ``method``."""
+    if method not in _METHODS:
+        raise ValueError(f"unknown obscuring method {method!r}: choose one of {', '.join(FALLBACKS)}")
+    x0, y0, x1, y1 = face_region(box, image.shape, EXPAND)
     out = image.copy()
     if x1 > x0 and y1 > y0:
         out[y0:y1, x0:x1] = _METHODS[method](out[y0:y1, x0:x1])

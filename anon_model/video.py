@@ -2,8 +2,9 @@
 
 Decoding and encoding use PyAV (FFmpeg ships inside its wheel). Faces are associated between consecutive frames by
 the IoU of their boxes (Hungarian matching, scipy); each track draws its delegates from its own seed (``track_seed``:
-one whose first draw the identity guard passes), so its draw repeats in every frame. Audio is copied through as it
-is (remuxed, not re-encoded).
+one whose first draw the identity guard passes), so its draw repeats in every frame. Privacy does not blink: in a
+frame where the detector misses a live track's face, its last box is obscured by the fallback. Audio is copied
+through as it is (remuxed, not re-encoded).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
-from anon_model.fallback import box_iou
+from anon_model.fallback import box_iou, obscure_box
 from anon_model.imageio import atomic_write
 from anon_model.output import TREATMENTS
 
@@ -81,6 +82,10 @@ class IoUTracker:
             self._boxes[track], self._missed[track] = np.asarray(box, np.float64), 0
         return ids
 
+    def missing(self) -> dict[int, np.ndarray]:
+        """The live tracks not seen in the last frame, with their last box (the face is probably still there)."""
+        return {t: self._boxes[t] for t, missed in self._missed.items() if missed > 0}
+
 
 def track_seed(pipe: AnonPipeline, rgb: np.ndarray, face: Face, seed: int, **options) -> int:
     """The seed a new track keeps: the first of seed, seed + SEED_STRIDE, ... whose first draw the identity guard
@@ -114,6 +119,14 @@ class TrackRecord:
         self.mixtures.append(list(record.delegate_mixture))
         self.boxes.append(record.box)
         self.distances.append(record.identity_distance)
+
+    def add_missed(self, frame: int, box: np.ndarray, treatment: str) -> None:
+        """Note a frame where the detector missed this face and its last box got ``treatment``."""
+        self.frames.append(frame)
+        self.treatments.append(treatment)
+        self.mixtures.append([])
+        self.boxes.append(box)
+        self.distances.append(None)
 
 
 @dataclass
@@ -179,7 +192,16 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                             raise AnonModelError(f"{src}: frame {index}: a face could not be anonymized and the "
                                                  "fallback is none: not written")
                         tracks[track].add(index, record)
-                    anonymized = av.VideoFrame.from_ndarray(np.asarray(result.image), format="rgb24")
+                    image = np.asarray(result.image)
+                    method = options.get("replace_with", "anonymize")
+                    method = options.get("fallback", "mosaic") if method == "anonymize" else method
+                    for track, box in tracker.missing().items():  # missed in this frame: its last box, obscured
+                        if method == "none":
+                            raise AnonModelError(f"{src}: frame {index}: a tracked face was not detected and the "
+                                                 "fallback is none: not written")
+                        image = obscure_box(image, box, method)
+                        tracks[track].add_missed(index, box, "obscured")
+                    anonymized = av.VideoFrame.from_ndarray(image, format="rgb24")
                     anonymized.pts, anonymized.time_base = frame.pts, frame.time_base
                     out.mux(vout.encode(anonymized))
                     index += 1

@@ -129,12 +129,31 @@ def test_one_track_one_stable_stranger(pipe, clip, result):
     assert float(psi.distance(anonymized, original).min()) > psi.threshold, "a frame still shows the original"
 
 
+def test_privacy_does_not_blink_when_the_detector_misses_a_frame(pipe, clip, tmp_path, monkeypatch):
+    """A frame where the detector misses a tracked face: the face's last box is obscured there, not left as it was."""
+    perceive, calls = pipe.perceive, []
+
+    def miss_frame_5(rgb, cfg, timer=None):
+        calls.append(1)
+        return [] if len(calls) == 6 else perceive(rgb, cfg, timer)
+
+    monkeypatch.setattr(pipe, "perceive", miss_frame_5)
+    out = anonymize_video(pipe, clip, tmp_path / "blink.mp4", seed=0, progress=False)
+    (track,) = out.tracks
+    assert track.frames == list(range(FRAMES)) and track.treatments[5] == "obscured"
+    before, after = frames_of(clip)[5], frames_of(out.path)[5]
+    x0, y0, x1, y1 = face_box(5)
+    inner = (slice(y0 + 40, y1 - 30), slice(x0 + 30, x1 - 30))
+    assert np.abs(before[inner].astype(int) - after[inner].astype(int)).mean() > 8  # the missed face is not shown
+
+
 def test_tracker_keeps_ids_through_motion_and_short_gaps():
     tracker = IoUTracker(max_missed=2)
     left, right = np.array([0, 0, 50, 50]), np.array([200, 0, 250, 50])
     assert tracker.update([left, right]) == [0, 1]
     assert tracker.update([right + 10, left + 5]) == [1, 0]  # order of detections does not matter
     assert tracker.update([]) == []  # both missed for a frame
+    assert sorted(tracker.missing()) == [0, 1]  # still live, with their last boxes
     assert tracker.update([left + 5]) == [0]  # back within max_missed: same track
     for _ in range(3):
         tracker.update([left + 5])
