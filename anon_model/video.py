@@ -167,7 +167,8 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
         ain = inp.streams.audio[0] if audio and inp.streams.audio else None
         with av.open(fh, "w", format=CONTAINERS.get(dest.suffix.lower(), "matroska")) as out:
             vout = out.add_stream(codec, rate=vin.average_rate, options={"crf": str(crf)})
-            vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+            vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
+            vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 == vout.height % 2 else "yuv444p"  # 4:2:0 needs even sides
             vout.codec_context.time_base = vin.time_base
             aout = out.add_stream_from_template(ain) if ain is not None else None
             bar = tqdm(total=vin.frames or None, unit="frame", desc=src.name, leave=False, disable=not progress,

@@ -23,14 +23,14 @@ FRAMES, FPS, SIZE, FACE_AT, STEP = 12, 10, (320, 240), (10, 40), 8
 RATE = 16000
 
 
-def make_clip(path: Path, *, audio: bool = True) -> Path:
+def make_clip(path: Path, *, audio: bool = True, size: tuple[int, int] = SIZE) -> Path:
     """A 320x240 H.264 clip of FRAMES frames at FPS where a stranger's face slides right, with a 440 Hz tone."""
     face = Image.open(GROUP_PHOTO).convert("RGB").crop((30, 225, 190, 425)).resize((128, 160))
-    w, h = SIZE
+    w, h = size
     background = np.tile(np.linspace(60, 190, w, dtype=np.uint8)[None, :, None], (h, 1, 3))
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p" if w % 2 == 0 == h % 2 else "yuv444p"
         sound = out.add_stream("aac", rate=RATE) if audio else None
         for i in range(FRAMES):
             frame = Image.fromarray(background)
@@ -145,6 +145,14 @@ def test_privacy_does_not_blink_when_the_detector_misses_a_frame(pipe, clip, tmp
     x0, y0, x1, y1 = face_box(5)
     inner = (slice(y0 + 40, y1 - 30), slice(x0 + 30, x1 - 30))
     assert np.abs(before[inner].astype(int) - after[inner].astype(int)).mean() > 8  # the missed face is not shown
+
+
+def test_odd_frame_sizes_are_kept(pipe, tmp_path):
+    """H.264 4:2:0 needs even sizes: an odd-sized clip is written in 4:4:4 rather than resized or refused."""
+    odd = make_clip(tmp_path / "odd.mkv", audio=False, size=(321, 241))
+    out = anonymize_video(pipe, odd, tmp_path / "odd_out.mkv", seed=0, progress=False)
+    assert out.size == (321, 241) and out.frames == FRAMES
+    assert frames_of(out.path)[0].shape == (241, 321, 3)
 
 
 def test_tracker_keeps_ids_through_motion_and_short_gaps():
