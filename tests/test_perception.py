@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -72,6 +74,24 @@ def test_pose_yaw_flips_with_a_mirrored_photo(example_paths, analyzer):
     yaw_mirror = analyzer(image[:, ::-1].copy())[0].pose[0]
     assert abs(yaw) > 10
     assert np.sign(yaw) == -np.sign(yaw_mirror) and abs(abs(yaw) - abs(yaw_mirror)) < 8
+
+
+@pytest.mark.parametrize("angle", [0, -25, 25])
+def test_head_pose_is_never_the_mirrored_solution(analyzer, angle):
+    """No upright or tilted head of the 6-face group photo gets the mirrored PnP solution (the head "upside down":
+    roll near 180 degrees, yaw and pitch flipped), and turning the photo in its plane moves the roll its way (by
+    less than the turn: with six points and a generic head the Euler angles of a tilted, turned head mix)."""
+    import importlib.util
+
+    group = Path(importlib.util.find_spec("insightface").submodule_search_locations[0]) / "data/images/t1.jpg"
+    pil = Image.open(group).convert("RGB")
+    turned = pil.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+    poses = np.array([f.pose for f in analyzer(np.asarray(turned))])
+    assert len(poses) >= 5 and np.all(np.abs(poses[:, 2]) < 60), poses
+    if angle:
+        upright = np.array([f.pose for f in analyzer(np.asarray(pil))])
+        shift = poses[:, 2].mean() - upright[:, 2].mean()
+        assert np.sign(shift) == -np.sign(angle) and abs(shift) > 5, (upright, poses)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P"])

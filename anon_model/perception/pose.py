@@ -21,7 +21,12 @@ def head_pose(landmarks: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray
     focal = float(max(h, w))
     camera = np.array([[focal, 0, w / 2], [0, focal, h / 2], [0, 0, 1]], np.float64)
     points = np.asarray(landmarks, np.float64)[_INDICES]
-    ok, rvec, _ = cv2.solvePnP(_MODEL, points, camera, None, flags=cv2.SOLVEPNP_ITERATIVE)
+    # SQPnP finds the global solution; Levenberg-Marquardt from there refines it. Started cold, the iterative
+    # solver alone can land on the mirrored solution (the head "upside down", roll near 180 degrees, yaw flipped).
+    ok, rvec, tvec = cv2.solvePnP(_MODEL, points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if ok:
+        ok, rvec, _ = cv2.solvePnP(_MODEL, points, camera, None, rvec, tvec, useExtrinsicGuess=True,
+                                   flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return np.zeros(3)
     yaw, pitch, roll = Rotation.from_rotvec(rvec.ravel()).as_euler("YXZ", degrees=True)
