@@ -14,7 +14,7 @@ import numpy as np
 if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it light
     from anon_model.perception.face import Face
 
-__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "box_iou", "face_region", "obscure", "obscure_box", "blur", "pixelate", "solid"]
+__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "obscuring_method", "box_iou", "face_region", "obscure", "obscure_box", "blur", "pixelate", "solid"]
 
 #: Irreversible treatments, by name (the CLI's --fallback and --replace-with).
 FALLBACKS = ("mosaic", "blur", "solid")
@@ -43,6 +43,12 @@ def unsuitable(face: Face) -> str | None:
     if iou < MIN_LANDMARK_IOU:
         return f"landmarks unreliable (they cover {iou:.0%} of the face box)"
     return None
+
+
+def obscuring_method(replace_with: str = "anonymize", fallback: str = "mosaic") -> str:
+    """How faces that are not anonymized get obscured: the classical method asked for, else the fallback ("none":
+    they are left as they are)."""
+    return fallback if replace_with == "anonymize" else replace_with
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from anon_model import __version__
 from anon_model.conditioning import FaceConditioning
-from anon_model.fallback import FALLBACKS, REPLACE_WITH, obscure, unsuitable
+from anon_model.fallback import FALLBACKS, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.output import AnonOutput, Step2Result, face_record
@@ -161,7 +161,7 @@ class AnonPipeline:
         for i, result in step2.items():
             if not result.guard.passed:
                 reasons[i] = result.guard.reason()
-        method = replace_with if replace_with != "anonymize" else fallback
+        method = obscuring_method(replace_with, fallback)
         with stage("paste_back"):
             out = rgb
             for i, result in step2.items():

@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
-from anon_model.fallback import box_iou, obscure_box
+from anon_model.fallback import box_iou, obscure_box, obscuring_method
 from anon_model.imageio import atomic_write
 from anon_model.output import TREATMENTS
 
@@ -158,9 +158,7 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
     src, dest = Path(src), Path(dest)
     if src.resolve() == dest.resolve():
         raise ValueError(f"{dest}: the output would overwrite its input")
-    base = seed if seed is not None else secrets.randbits(62)
-    cfg = pipe.preprocessor.resolve(**{k: options[k] for k in PERCEPTION_OPTIONS if k in options})
-    tracker, tracks = IoUTracker(), {}  # track id -> its record
+    tracked = _TrackedFrames(pipe, src, seed if seed is not None else secrets.randbits(62), options)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as inp, atomic_write(dest) as fh:
         vin = inp.streams.video[0]
@@ -181,27 +179,7 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                         out.mux(packet)
                     continue
                 for frame in packet.decode():
-                    rgb = frame.to_ndarray(format="rgb24")
-                    faces = pipe.perceive(rgb, cfg)
-                    ids = tracker.update([f.box for f in faces])
-                    for face, track in zip(faces, ids):
-                        if track not in tracks:
-                            tracks[track] = TrackRecord(track, track_seed(pipe, rgb, face, base + track, **options))
-                    result = pipe(rgb, faces=faces, face_seeds=[tracks[t].seed for t in ids], **options)
-                    for track, record in zip(ids, result.faces):
-                        if record.treatment == "failed":
-                            raise AnonModelError(f"{src}: frame {index}: a face could not be anonymized and the "
-                                                 "fallback is none: not written")
-                        tracks[track].add(index, record)
-                    image = np.asarray(result.image)
-                    method = options.get("replace_with", "anonymize")
-                    method = options.get("fallback", "mosaic") if method == "anonymize" else method
-                    for track, box in tracker.missing().items():  # missed in this frame: its last box, obscured
-                        if method == "none":
-                            raise AnonModelError(f"{src}: frame {index}: a tracked face was not detected and the "
-                                                 "fallback is none: not written")
-                        image = obscure_box(image, box, method)
-                        tracks[track].add_missed(index, box, "obscured")
+                    image = tracked(frame.to_ndarray(format="rgb24"), index)
                     anonymized = av.VideoFrame.from_ndarray(image, format="rgb24")
                     anonymized.pts, anonymized.time_base = frame.pts, frame.time_base
                     out.mux(vout.encode(anonymized))
@@ -210,4 +188,38 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
             out.mux(vout.encode(None))
             bar.close()
     return VideoOutput(path=dest, frames=index, fps=float(vin.average_rate), size=(vout.width, vout.height),
-                       audio=aout is not None, tracks=[tracks[t] for t in sorted(tracks)])
+                       audio=aout is not None, tracks=[tracked.tracks[t] for t in sorted(tracked.tracks)])
+
+
+class _TrackedFrames:
+    """Anonymizes a clip's frames in order: perceives, tracks, gives each new track its seed, runs the pipeline, and
+    obscures the last box of a live track the detector missed in this frame."""
+
+    def __init__(self, pipe: AnonPipeline, src: Path, base: int, options: dict) -> None:
+        self.pipe, self.src, self.base, self.options = pipe, src, base, options
+        self.cfg = pipe.preprocessor.resolve(**{k: options[k] for k in PERCEPTION_OPTIONS if k in options})
+        self.method = obscuring_method(options.get("replace_with", "anonymize"), options.get("fallback", "mosaic"))
+        self.tracker, self.tracks = IoUTracker(), {}  # track id -> its record
+
+    def __call__(self, rgb: np.ndarray, index: int) -> np.ndarray:
+        """Frame ``index`` anonymized (RGB uint8)."""
+        faces = self.pipe.perceive(rgb, self.cfg)
+        ids = self.tracker.update([f.box for f in faces])
+        for face, track in zip(faces, ids):
+            if track not in self.tracks:
+                self.tracks[track] = TrackRecord(track, track_seed(self.pipe, rgb, face, self.base + track,
+                                                                   **self.options))
+        result = self.pipe(rgb, faces=faces, face_seeds=[self.tracks[t].seed for t in ids], **self.options)
+        for track, record in zip(ids, result.faces):
+            if record.treatment == "failed":
+                raise AnonModelError(f"{self.src}: frame {index}: a face could not be anonymized and the fallback is "
+                                     "none: not written")
+            self.tracks[track].add(index, record)
+        image = np.asarray(result.image)
+        for track, box in self.tracker.missing().items():  # missed in this frame: its last box, obscured
+            if self.method == "none":
+                raise AnonModelError(f"{self.src}: frame {index}: a tracked face was not detected and the fallback "
+                                     "is none: not written")
+            image = obscure_box(image, box, self.method)
+            self.tracks[track].add_missed(index, box, "obscured")
+        return image

@@ -44,10 +44,10 @@ from tqdm.auto import tqdm
 from anon_model.evaluation.attributes import AttributeJudge, landmark_box, preserved
 from anon_model.evaluation.dataset import Sample
 from anon_model.evaluation.methods import Handled, Method, PipelineMethod
-from anon_model.evaluation.metrics import (MetricUnavailable, background_ssim, box_iou, expression_nme,
+from anon_model.evaluation.metrics import (MetricUnavailable, background_ssim, expression_nme,
                                            load_hog_detector, load_lpips, percent, pose_error, ssim)
 from anon_model.evaluation.recognizers import Recognizer, Threshold, load_recognizers, threshold_labels
-from anon_model.fallback import EXPAND, face_region
+from anon_model.fallback import EXPAND, box_iou, face_region
 from anon_model.imageio import load_image
 from anon_model.output import TREATMENTS
 from anon_model.perception import Face, FaceAnalyzer

@@ -16,7 +16,7 @@ from skimage.transform import SimilarityTransform
 from anon_model.perception import landmarks68 as lm
 from anon_model.perception.weights import hub_checkpoint
 
-__all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "box_iou", "expression_nme", "pose_error",
+__all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "expression_nme", "pose_error",
            "percent", "load_hog_detector", "LPIPS_BACKBONE_FILE", "EXPRESSION_POINTS"]
 
 #: torchvision's ImageNet AlexNet weights, the backbone of LPIPS (net="alex"); the lpips package ships only its heads.
@@ -75,15 +75,6 @@ def load_hog_detector(upsample: int = 1) -> Callable[[np.ndarray], np.ndarray]:
         return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
 
     return detect
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _inter_ocular(landmarks: np.ndarray) -> float:
