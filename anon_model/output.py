@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -68,19 +69,55 @@ class FaceRecord:
     # --replace-with), "unchanged" (replace_with="none", asked for) or "failed" (left recognizable: fallback "none")
     treatment: str = "anonymized"
     treatment_reason: str = ""  # why it was not anonymized (empty when it was)
+    image_index: int = 0  # which photo of a list call the face is in
 
 
-@dataclass
 class AnonOutput:
-    """The anonymized photo (same size as the input), one record per face and notes on what ran."""
+    """The anonymized photos (each the size of its input), one record per face and notes on what ran.
 
-    image: Image.Image
-    faces: list[FaceRecord]
-    notes: list[str] = field(default_factory=list)
+    A single-image call holds one photo (``image``); a list call holds ``images`` in input order, and each face's
+    ``image_index`` says which one it belongs to (``split`` gives one output per photo).
+    """
+
+    def __init__(self, image: Image.Image | None = None, faces: list[FaceRecord] | None = None,
+                 notes: list[str] | None = None, *, images: list[Image.Image] | None = None) -> None:
+        if (image is None) == (images is None):
+            raise TypeError("give exactly one of image= (one photo) or images= (a list)")
+        self.images = [image] if image is not None else list(images)
+        self.faces = list(faces or [])
+        self.notes = list(notes or [])
+
+    @property
+    def image(self) -> Image.Image:
+        """The anonymized photo of a single-image call."""
+        if len(self.images) != 1:
+            raise ValueError(f"this output holds {len(self.images)} photos: use .images or .split()")
+        return self.images[0]
 
     def counts(self) -> dict[str, int]:
         """How many faces got each treatment (anonymized, obscured, unchanged, failed)."""
         return {t: sum(f.treatment == t for f in self.faces) for t in TREATMENTS}
+
+    def split(self) -> list["AnonOutput"]:
+        """One output per photo, each with its own faces (``image_index`` 0) and notes."""
+        return [AnonOutput(image, [dataclasses.replace(f, image_index=0) for f in self.faces if f.image_index == j],
+                           [n.removeprefix(f"photo {j + 1}: ") for n in self.notes if not n.startswith("photo ")
+                            or n.startswith(f"photo {j + 1}: ")]) for j, image in enumerate(self.images)]
+
+    @classmethod
+    def join(cls, results: list[tuple[Image.Image, list[FaceRecord]]], notes: list[str]) -> "AnonOutput":
+        """Photos and their faces' records (in input order) as one output, with a note per face not anonymized."""
+        notes = list(notes)
+        for j, (_, records) in enumerate(results):
+            where = f"photo {j + 1}: " if len(results) > 1 else ""
+            if not records:
+                notes.append(f"{where}no face found: the photo is returned unchanged")
+            notes += [f"{where}face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records)
+                      if r.treatment_reason]
+        return cls(images=[image for image, _ in results], faces=[r for _, rs in results for r in rs], notes=notes)
+
+    def __repr__(self) -> str:
+        return f"AnonOutput(images={len(self.images)}, faces={self.counts()})"
 
 
 @dataclass
@@ -94,12 +131,12 @@ class Step2Result:
 
 
 def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *, use_ifa: bool = True,
-                treatment: str = "anonymized", reason: str = "") -> FaceRecord:
+                treatment: str = "anonymized", reason: str = "", image_index: int = 0) -> FaceRecord:
     """The record of one face, built once: perception, and when step 2 ran, IFA's explanation, the kept try's
     delegates and the guard's verdict; ``anonymized`` is the face's crop as it now is."""
     base = dict(box=face.box, score=face.score, landmarks=face.landmarks, pose=face.pose, crop=face.crop,
                 anonymized=anonymized, landmarks_crop=face.crop_landmarks, treatment=treatment,
-                treatment_reason=reason)
+                treatment_reason=reason, image_index=image_index)
     if step2 is None:
         return FaceRecord(**base)
     explained, appearance, geometry = step2.explained, step2.delegates.appearance, step2.delegates.geometry
@@ -111,16 +148,16 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
     if geometry.sample is not None:
         drawn |= {"geometry_candidates": geometry.sample.candidates.tolist(), "geometry_delegate": geometry.sample.chosen,
                   "geometry_probs": geometry.sample.probabilities.numpy()}
-    cams = explained.cams.detach().cpu()
+    cams = explained.cams.detach().float().cpu()
     scale = cams.amax().clamp_min(1e-12)  # one scale for H and H-hat so they compare
     anon_crop = np.asarray(geometry.anonymized_landmarks)
     guard = step2.guard
     return FaceRecord(
         **base, landmarks_anon_crop=anon_crop, landmarks_anon=transform_points(anon_crop, invert(face.matrix)),
-        classes=list(explained.class_names), scores_before=explained.scores.detach().cpu().numpy(),
-        scores_after=explained.scores_distracted.detach().cpu().numpy(),
+        classes=list(explained.class_names), scores_before=explained.scores.detach().float().cpu().numpy(),
+        scores_after=explained.scores_distracted.detach().float().cpu().numpy(),
         cam=(cams / scale).clamp(0, 1).numpy(),
-        cam_distracted=(explained.cams_distracted.detach().cpu() / scale).clamp(0, 1).numpy() if use_ifa else None,
+        cam_distracted=(explained.cams_distracted.detach().float().cpu() / scale).clamp(0, 1).numpy() if use_ifa else None,
         landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
         identity_distance=guard.distance, identity_threshold=guard.threshold, attempts=guard.attempts,

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,24 +45,47 @@ class AnonPipeline:
     (step 2: a trained ``FaceAnonGenerator`` or the ``TrainingFreeSynthesizer``).
     """
 
-    def __init__(self, *, preprocessor, bank, synthesizer) -> None:
+    def __init__(self, *, preprocessor, bank, synthesizer, torch_dtype: torch.dtype | None = None) -> None:
         self.preprocessor, self.bank, self.synthesizer = preprocessor, bank, synthesizer
+        self.torch_dtype = _check_dtype(torch_dtype, self.device)
+        self._progress: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ device, precision, progress (diffusers-style)
+    @property
+    def device(self) -> torch.device:
+        """Where the networks run (the identity network's device; perception follows it)."""
+        return torch.device(self.preprocessor.device)
+
+    def to(self, device: str | torch.device) -> "AnonPipeline":
+        """Move every network (perception, identity, a trained synthesizer) to `device`; returns the pipeline."""
+        self.preprocessor.to(device)
+        if isinstance(self.synthesizer, torch.nn.Module):
+            self.synthesizer.to(device)
+        self.torch_dtype = _check_dtype(self.torch_dtype, self.device)
+        return self
+
+    def set_progress_bar_config(self, **kwargs) -> None:
+        """tqdm options for the progress bar of a list call (e.g. ``disable=True``, ``desc=``, ``leave=``)."""
+        self._progress = dict(kwargs)
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike | None = None, *, device: str = "cpu",
-                        revision: str | None = None, token: str | bool | None = None,
-                        cache_dir: str | None = None, local_files_only: bool = False,
+    def from_pretrained(cls, source: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
+                        torch_dtype: torch.dtype | None = None, revision: str | None = None,
+                        token: str | bool | None = None, cache_dir: str | None = None, local_files_only: bool = False,
                         allow_downloads: bool = False) -> "AnonPipeline":
         """Load from a local folder, a Hugging Face Hub repo id, or None for the built-in offline default.
 
-        A local folder loads local files only: a component that would download weights (identity "facenet" not in
-        the cache, say) is an error unless ``allow_downloads``. A Hub id allows downloads unless ``local_files_only``.
+        `device` None picks CUDA when available, else the CPU. `torch_dtype` (float16/bfloat16) runs the networks in
+        that precision under autocast, where the device supports it. A local folder loads local files only: a
+        component that would download weights (identity "facenet" not in the cache, say) is an error unless
+        ``allow_downloads``. A Hub id allows downloads unless ``local_files_only``.
         """
         from anon_model.downloads import downloads_allowed
 
+        device = str(device or default_device())
         if source is None:
-            return cls.default(device=device)
+            return cls.default(device=device, torch_dtype=torch_dtype)
         path = Path(source)
         may_download = allow_downloads
         if not path.is_dir():
@@ -81,17 +105,18 @@ class AnonPipeline:
                 if key not in index:
                     raise FileNotFoundError(f"{index_path} names no {name!r} component")
                 parts[name] = _load_component(index[key], path / key, device)
-        return cls(**parts)
+        return cls(**parts, torch_dtype=torch_dtype)
 
     @classmethod
-    def default(cls, *, device: str = "cpu") -> "AnonPipeline":
+    def default(cls, *, device: str | torch.device | None = None,
+                torch_dtype: torch.dtype | None = None) -> "AnonPipeline":
         """The offline default: MTCNN + dlib perception, dlib-port Psi, the bundled delegate bank, training-free step 2."""
         from anon_model.bank import DelegateBank
         from anon_model.preprocessor import AnonPreprocessor
         from anon_model.synthesis import TrainingFreeSynthesizer
 
-        return cls(preprocessor=AnonPreprocessor(device=device), bank=DelegateBank.default(),
-                   synthesizer=TrainingFreeSynthesizer())
+        return cls(preprocessor=AnonPreprocessor(device=str(device or default_device())), bank=DelegateBank.default(),
+                   synthesizer=TrainingFreeSynthesizer(), torch_dtype=torch_dtype)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write each component to its own subfolder plus `model_index.json` naming their classes."""
@@ -126,57 +151,65 @@ class AnonPipeline:
         """A one-line description of the step-2 synthesizer in use (the CLI and app print it)."""
         return getattr(self.synthesizer, "description", type(self.synthesizer).__name__)
 
-    def __call__(self, image: ImageLike, *, seed: int | None = 0, k_top: int | None = None,
+    def __call__(self, image: ImageLike | Sequence[ImageLike], *, seed: int | None = 0, k_top: int | None = None,
                  epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
                  fallback: str = "mosaic", timer: Timer | None = None, faces: list[Face] | None = None,
                  face_seeds: Sequence[int] | None = None, **options) -> AnonOutput:
-        """Anonymize every face of `image`; the same seed gives the same output. Each face's record says what it got.
+        """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
+        output. Each face's record says what it got.
 
-        `replace_with`: "anonymize" (the method), or "mosaic" / "blur" / "solid" for every face, or "none" (detect
-        only). `fallback`: how faces step 2 cannot handle, or that the identity guard still recognizes, are obscured
-        ("none" leaves them, and they are reported as failed). `options` override `PreprocessorConfig` fields for this
-        call only (e.g. use_ifa=False for an ablation). `timer(stage)`, when given, returns a context manager wrapped
-        around each stage (see ``STAGES``). `faces`: the photo's faces from ``perceive`` (perception is then skipped;
-        a video tracks them in between). `face_seeds`: one seed per face, left to right, each face drawing (first try
-        and redraws) from its own generator instead of one for the photo (a video's track keeps its delegates).
+        A list gives one output with ``images`` (same order) and every face's record (``image_index`` says whose);
+        each image's result is the one it gets alone with the same seed, while the faces of all images go through
+        IFA, VCA, synthesis and the guard together. `replace_with`: "anonymize" (the method), or "mosaic" / "blur" /
+        "solid" for every face, or "none" (detect only). `fallback`: how faces step 2 cannot handle, or that the
+        identity guard still recognizes, are obscured ("none" leaves them, and they are reported as failed).
+        `options` override `PreprocessorConfig` fields for this call only (e.g. use_ifa=False for an ablation).
+        `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``). `faces`:
+        the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
+        `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
+        generator instead of one for the photo (a video's track keeps its delegates). Both need a single image.
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
+        batch = isinstance(image, (list, tuple))
+        images = list(image) if batch else [image]
+        if batch and (faces is not None or face_seeds is not None):
+            raise ValueError("faces= and face_seeds= describe one photo: call the pipeline on a single image")
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
-        rgb = load_image(image)
-        rng = torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63))  # global RNG untouched
-        notes = [f"step 2: {self.step2_name}"]
-        if faces is None:
-            faces = self.perceive(rgb, cfg, timer)
-        rngs = [rng] * len(faces) if face_seeds is None else _face_generators(face_seeds, len(faces))
-        if not faces:
-            notes.append("no face found: the photo is returned unchanged")
-            return AnonOutput(image=Image.fromarray(rgb), faces=[], notes=notes)
+        rgbs = [load_image(im) for im in images]
+        found = [faces] if faces is not None else [self.perceive(rgb, cfg, timer) for rgb in self._progress_bar(rgbs)]
+        # one generator per image (so batching does not change an image's result), or one per face (face_seeds)
+        rngs = [_face_generators(face_seeds, len(found[0]))] if face_seeds is not None else [
+            [rng] * len(f) for rng, f in zip(_image_generators(seed, len(rgbs)), found)]
         # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
-        reasons = [unsuitable(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}" for f in faces]
-        chosen = [i for i, reason in enumerate(reasons) if reason is None]
-        step2 = dict(zip(chosen, self._anonymize([faces[i] for i in chosen], cfg, [rngs[i] for i in chosen],
-                                                 stage))) if chosen else {}
-        for i, result in step2.items():
+        reasons = [[unsuitable(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}" for f in fs]
+                   for fs in found]
+        chosen = [(j, i) for j, rs in enumerate(reasons) for i, reason in enumerate(rs) if reason is None]
+        results = self._anonymize([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
+                                  stage) if chosen else []
+        step2 = dict(zip(chosen, results))
+        for (j, i), result in step2.items():
             if not result.guard.passed:
-                reasons[i] = result.guard.reason()
+                reasons[j][i] = result.guard.reason()
         method = obscuring_method(replace_with, fallback)
-        with stage("paste_back"):
-            out = rgb
-            for i, result in step2.items():
-                out = paste_back(out, result.crop, faces[i].matrix, faces[i].mask)
-            for face, reason in zip(faces, reasons):
-                if reason is not None and method != "none":
-                    out = obscure(out, face, method)
-        records = []
-        for i, (face, reason) in enumerate(zip(faces, reasons)):
-            treatment = _treatment(reason, replace_with, fallback)
-            crop = step2[i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
-            records.append(face_record(face, crop, step2.get(i), use_ifa=cfg.use_ifa, treatment=treatment,
-                                       reason=reason or ""))
-        notes += [f"face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records) if r.treatment_reason]
-        return AnonOutput(image=Image.fromarray(out), faces=records, notes=notes)
+        outputs = []
+        for j, (rgb, fs) in enumerate(zip(rgbs, found)):
+            with stage("paste_back"):
+                out = rgb
+                for i, face in enumerate(fs):
+                    if (j, i) in step2:
+                        out = paste_back(out, step2[j, i].crop, face.matrix, face.mask)
+                for face, reason in zip(fs, reasons[j]):
+                    if reason is not None and method != "none":
+                        out = obscure(out, face, method)
+            records = []
+            for i, (face, reason) in enumerate(zip(fs, reasons[j])):
+                crop = step2[j, i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
+                records.append(face_record(face, crop, step2.get((j, i)), use_ifa=cfg.use_ifa, image_index=j,
+                                           treatment=_treatment(reason, replace_with, fallback), reason=reason or ""))
+            outputs.append((Image.fromarray(out), records))
+        return AnonOutput.join(outputs, notes=[f"step 2: {self.step2_name}"])
 
     def perceive(self, rgb: np.ndarray, cfg: PreprocessorConfig, timer: Timer | None = None) -> list[Face]:
         """Every face of `rgb`, left to right: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
@@ -195,7 +228,7 @@ class AnonPipeline:
         failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try and draws
         from ``rngs[i]`` (one shared generator for a photo, or one per face)."""
         pre, bank = self.preprocessor, self.bank
-        with stage("ifa"):  # explain (§3.1): H, H-hat and the recast Z_id of every face
+        with stage("ifa"), self._autocast():  # explain (§3.1): H, H-hat and the recast Z_id of every face
             explained = pre.explain(faces, bank=bank, config=cfg)
         with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
             queries = pre.bank_queries(faces, explained, bank=bank)
@@ -205,9 +238,9 @@ class AnonPipeline:
         originals = torch.stack([e.feature.detach() for e in explained]).float()
         tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
         for attempt in range(1, cfg.guard_attempts + 1):
-            with stage("synthesis"):  # synthesize (§3.3)
-                crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort)
-            with stage("guard"):  # verify: is each result far from its original and from every bank identity?
+            with stage("synthesis"), self._autocast():  # synthesize (§3.3)
+                crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort).float()
+            with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
                 tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
             todo = tries.failing(guard.limit)
             if not todo or attempt == cfg.guard_attempts:
@@ -221,10 +254,59 @@ class AnonPipeline:
                 for i, t in enumerate(tries.best)]
 
     def _synthesize(self, conds: list[FaceConditioning], rngs: list[torch.Generator], effort: float) -> torch.Tensor:
-        """Step 2 in one batch when the faces share a generator (a photo), else face by face, each with its own."""
-        if all(r is rngs[0] for r in rngs):
+        """Step 2 in one batch when the synthesizer draws no noise or the faces share a generator; else one batch per
+        generator (a photo's faces, or a video track's face), so batching never changes what a face gets."""
+        if not getattr(self.synthesizer, "uses_generator", True) or all(r is rngs[0] for r in rngs):
             return self.synthesizer.synthesize(conds, generator=rngs[0], effort=effort)
-        return torch.cat([self.synthesizer.synthesize([c], generator=r, effort=effort) for c, r in zip(conds, rngs)])
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(rngs):
+            groups.setdefault(id(r), []).append(i)
+        crops: list[torch.Tensor | None] = [None] * len(conds)
+        for members in groups.values():
+            out = self.synthesizer.synthesize([conds[i] for i in members], generator=rngs[members[0]], effort=effort)
+            for i, crop in zip(members, out):
+                crops[i] = crop
+        return torch.stack(crops)
+
+    def _autocast(self) -> AbstractContextManager:
+        """The networks' precision (IFA's Psi, step 2, the guard's recognizer; not VCA's geometry): autocast to
+        ``torch_dtype`` when one was asked for, else full precision."""
+        if self.torch_dtype in (None, torch.float32):
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.torch_dtype)
+
+    def _progress_bar(self, items: list) -> list:
+        """``items`` behind a tqdm bar for a list call of more than one photo (see ``set_progress_bar_config``)."""
+        if len(items) < 2 or self._progress.get("disable"):
+            return items
+        from tqdm.auto import tqdm
+
+        return tqdm(items, **{"desc": "finding faces", "unit": "photo", "leave": False} | self._progress)
+
+
+def default_device() -> str:
+    """CUDA when available, else the CPU (the pipeline, CLI and app all start from this)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _check_dtype(dtype: torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """A clear error for a precision autocast cannot run on `device` (float16/bfloat16 on CUDA; bfloat16 on CPU)."""
+    if dtype in (None, torch.float32):
+        return dtype
+    if not isinstance(dtype, torch.dtype) or not torch.amp.autocast_mode.is_autocast_available(device.type):
+        raise ValueError(f"torch_dtype={dtype!r} is not supported on {device}")
+    try:
+        with torch.autocast(device.type, dtype=dtype):
+            pass
+    except (RuntimeError, AssertionError) as exc:
+        raise ValueError(f"torch_dtype={dtype} is not supported on {device}: {exc}") from None
+    return dtype
+
+
+def _image_generators(seed: int | None, n_images: int) -> list[torch.Generator]:
+    """One generator per photo, each seeded with `seed` (a photo gets what it gets alone); None draws fresh seeds
+    without touching torch's global RNG."""
+    return [torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63)) for _ in range(n_images)]
 
 
 def _face_generators(seeds: Sequence[int], n_faces: int) -> list[torch.Generator]:

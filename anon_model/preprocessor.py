@@ -80,6 +80,16 @@ class AnonPreprocessor:
         self.identity = load_identity_network(self.config.identity, device=device)
         self._bank_features: weakref.WeakKeyDictionary[DelegateBank, torch.Tensor] = weakref.WeakKeyDictionary()
 
+    def to(self, device: str | torch.device) -> "AnonPreprocessor":
+        """Run the perception and identity networks on `device` (perception is rebuilt there; caches are dropped)."""
+        device = str(torch.device(device))
+        if device != self.device:
+            self.device = device
+            self.analyzer = FaceAnalyzer(detector=self.config.detector, landmarks=self.config.landmarks, device=device)
+            self.identity.to(device)
+            self._bank_features = weakref.WeakKeyDictionary()
+        return self
+
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
         """Write `config.json` (the perception and identity backends are named there, not copied)."""

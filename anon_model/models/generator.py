@@ -121,6 +121,8 @@ class FaceAnonGenerator(
         self.fuse = nn.Linear(2 * z_id_dim, style_dim)
         self.translator = ConditionalTranslator(channels=translator_channels, n_middle=n_middle, style_dim=style_dim)
 
+    uses_generator = False  # G is deterministic: faces of several photos share one batch
+
     @property
     def description(self) -> str:
         """One line naming this step-2 model and its training (printed by the CLI and the app)."""

@@ -21,6 +21,7 @@ class Synthesizer(Protocol):
     """The step-2 interface; ``save_pretrained``/``from_pretrained`` make it a pipeline component."""
 
     description: str  # one line the CLI and app print
+    uses_generator: bool  # False: the output ignores `generator`, so the pipeline may batch any faces together
 
     def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None,
                    effort: float = 0.0) -> torch.Tensor:

@@ -72,6 +72,7 @@ class TrainingFreeSynthesizer:
 
     trained = False
     description = DESCRIPTION
+    uses_generator = False  # deterministic: faces of several photos share one batch
 
     def __init__(self, *, attention_floor: float = 0.5, light_sigma: float = 0.05, feather: float = 0.04) -> None:
         """``attention_floor``: blend weight where IFA's attention is 0 (1 where it is 1); sizes are crop fractions."""
