@@ -57,7 +57,8 @@ CSS = ".gallery-item .caption-label { white-space: normal; }" + inline.CSS + """
 #: Widest shown tile of the Explain tab's images, in CSS pixels (their crops are 256 x 256).
 TILE = 320
 CAM_TITLE = ("<p><b>H</b>: where the recognizer looked (Grad-CAM of class c_i, Eq. 1-2) · <b>Ĥ</b>: where it looks "
-             "after IFA distracted it (Eq. 5). One colour scale for both:</p>")
+             "after IFA distracted it (Eq. 5) · <b>c_i</b>: the i-th identity the recognizer finds most like this "
+             "face. One colour scale for both:</p>")
 STRUCTURE_TITLE = ("<p><b>S_x</b>: this face's 68 landmarks · <b>S̄</b>: the geometry delegate's · <b>Ŝ_x</b>: the "
                    "anonymized structure step 2 draws · <b>Z_g</b>: its landmark map, step 2's geometry input</p>")
 

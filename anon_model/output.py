@@ -54,6 +54,7 @@ class FaceRecord:
     delegate: int | None = None  # the sampled Z_a (bank index; with a mixture, its first source)
     delegate_mixture: list[int] = field(default_factory=list)  # the bank faces mixed into Z_a (one per identity)
     delegate_weights: list[float] = field(default_factory=list)  # their weights, sum 1
+    attribute_filter: str = ""  # which gender/age filter narrowed VAA's candidates, in words ("" when none drew)
     # GSA (§3.2): geometry candidates with the same pose
     geometry_candidates: list[int] = field(default_factory=list)
     geometry_probs: np.ndarray | None = None  # Eq. 6 probabilities with u_g
@@ -144,7 +145,8 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
     if appearance.sample is not None:  # VAA drew (not an ablation keeping x's appearance)
         drawn |= {"delegates": appearance.sample.candidates.tolist(), "delegate": appearance.sample.chosen,
                   "delegate_probs": appearance.sample.probabilities.numpy(),
-                  "delegate_mixture": list(appearance.sources), "delegate_weights": list(appearance.weights)}
+                  "delegate_mixture": list(appearance.sources), "delegate_weights": list(appearance.weights),
+                  "attribute_filter": appearance.attribute_filter}
     if geometry.sample is not None:
         drawn |= {"geometry_candidates": geometry.sample.candidates.tolist(), "geometry_delegate": geometry.sample.chosen,
                   "geometry_probs": geometry.sample.probabilities.numpy()}

@@ -9,6 +9,7 @@ saved as ``config.json``; any of them can be overridden for one call (``resolve`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import weakref
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anon_model.attributes import AgeGenderEstimator, FaceAttributes, optional_estimator
 from anon_model.bank import DelegateBank
 from anon_model.conditioning import FaceConditioning, face_conditioning
 from anon_model.identity import load_identity_network
@@ -50,6 +52,7 @@ class PreprocessorConfig:
     use_gsa: bool = True
     delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
     delegate_mixture: int = 3  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
+    match_attributes: bool = True  # VAA draws delegates of x's perceived gender and age bracket (where the bank has them)
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
     guard_attempts: int = 4  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
@@ -89,6 +92,16 @@ class AnonPreprocessor:
             self.identity.to(device)
             self._bank_features = weakref.WeakKeyDictionary()
         return self
+
+    @functools.cached_property
+    def attribute_estimator(self) -> AgeGenderEstimator | None:
+        """The gender/age estimator VAA matches delegates with (None, with a warning, when it cannot be loaded)."""
+        return optional_estimator("delegates are drawn without matching gender and age")
+
+    def face_attributes(self, face: Face) -> FaceAttributes | None:
+        """x's estimated gender and age, from its aligned crop as bank faces were estimated (None: no estimator)."""
+        estimator = self.attribute_estimator
+        return None if estimator is None else estimator(face.crop, [face.crop_landmarks])[0]
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -162,9 +175,12 @@ class AnonPreprocessor:
         k = len(bank) if uniform_pool else cfg.k_neighbors
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
+            attributes = self.face_attributes(face) if cfg.match_attributes else None
             appearance = visual_appearance_anonymization(
-                query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture,
+                query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
                 epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0, generator=generator)
+            if cfg.match_attributes and attributes is None:
+                appearance.attribute_filter = "none: the gender/age estimator could not be loaded"
         else:  # keep x's own appearance (paper §3.3: "use the facial region of x")
             appearance = AppearanceDelegate(sample=None, crop=face.crop, landmarks=face.crop_landmarks)
         if cfg.use_gsa:

@@ -5,7 +5,9 @@ Both draw from a ``DelegateBank`` with IPD sampling (``anon_model.ipd``, Eq. 6-8
 Our additions to the paper: bank faces within the verification threshold of x (the same person,
 e.g. x itself when its photo is in the bank) are never candidates, for VAA and GSA alike; and VAA's appearance
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
-shape and averaged), so the face step 2 paints in is no single real person's.
+shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
+estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
+the delegate does not change them.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from skimage.transform import SimilarityTransform
 
+from anon_model.attributes import FaceAttributes, bracket_name
 from anon_model.bank import DelegateBank
 from anon_model.errors import AnonModelError
 from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
@@ -31,6 +34,7 @@ __all__ = [
     "geometry_structure_anonymization",
     "recover_contour_and_mouth",
     "mix_faces",
+    "match_attributes",
 ]
 
 
@@ -63,6 +67,7 @@ class AppearanceDelegate:
     landmarks: np.ndarray  # (68, 2) in crop pixels
     sources: list[int] = field(default_factory=list)  # the bank faces mixed (the sample's pick first)
     weights: list[float] = field(default_factory=list)  # their weights, sum 1
+    attribute_filter: str = ""  # which gender/age filter narrowed the candidates, in words ("" when nothing was drawn)
 
 
 @dataclass
@@ -82,6 +87,11 @@ class DelegateDraw:
     appearance: AppearanceDelegate
     geometry: GeometryDelegate
 
+    @property
+    def attribute_filter(self) -> str:
+        """Which gender/age filter narrowed VAA's candidates, in words (see ``match_attributes``)."""
+        return self.appearance.attribute_filter
+
 
 def _eligible(bank: DelegateBank, embedding: torch.Tensor | None) -> torch.Tensor:
     """Bool (N,): bank faces that may be delegates (all but x's own identity)."""
@@ -93,6 +103,39 @@ def _eligible(bank: DelegateBank, embedding: torch.Tensor | None) -> torch.Tenso
     return eligible
 
 
+def _identity_count(bank: DelegateBank, indices: torch.Tensor) -> int:
+    """How many distinct identities the bank faces ``indices`` hold."""
+    return len(torch.unique(bank.identities()[indices]))
+
+
+def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAttributes | None, *,
+                     identities: int = 1) -> tuple[torch.Tensor, str]:
+    """The faces of ``pool`` (bank indices) of x's gender, and of its age bracket when they still hold ``identities``
+    distinct identities (the mixture's size; never fewer than one face), and that filter in words.
+
+    Nothing is filtered when ``attributes`` is None (matching off), when the bank has no estimates (banks of
+    format version 1), or when x's gender is left with too few people: none, or one while a mixture is asked for
+    (a "mixture" of one real person would paste that person in, which the design rules out before attributes).
+    The words say which.
+    """
+    if attributes is None:
+        return pool, "off"
+    if bank.attributes is None:
+        return pool, "none: the bank has no gender/age estimates (built before they were stored)"
+    gender = torch.tensor([bank.attributes[i].gender == attributes.gender for i in pool.tolist()], dtype=torch.bool)
+    if not bool(gender.any()):
+        return pool, f"none: no {attributes.gender} face among the bank's candidates"
+    same = pool[gender]
+    if _identity_count(bank, same) < min(identities, 2):
+        return pool, f"none: one {attributes.gender} person among the bank's candidates, and a mixture needs two"
+    age = bracket_name(attributes.bracket)
+    bracket = torch.tensor([bank.attributes[i].bracket == attributes.bracket for i in same.tolist()], dtype=torch.bool)
+    wanted = min(identities, _identity_count(bank, same))
+    if bool(bracket.any()) and _identity_count(bank, same[bracket]) >= wanted:
+        return same[bracket], f"gender ({attributes.gender}) and age {age}"
+    return same, f"gender ({attributes.gender}); age {age} left too few faces"
+
+
 def visual_appearance_anonymization(
     embedding: torch.Tensor,
     bank: DelegateBank,
@@ -101,17 +144,21 @@ def visual_appearance_anonymization(
     epsilon: float = 1.0,
     farthest: bool = False,
     mixture: int = 1,
+    attributes: FaceAttributes | None = None,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> AppearanceDelegate:
     """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a.
 
-    ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over the candidates left,
-    without the identities already drawn) and mixes them with equal weights (fewer when the candidates hold fewer
-    identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline of the paper's Table 5).
+    With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
+    (``match_attributes``). ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
+    the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
+    candidates hold fewer identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline
+    of the paper's Table 5).
     """
     distances = bank.distances(embedding)
-    pool = _eligible(bank, embedding).nonzero().squeeze(1)
+    pool, matched = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes,
+                                     identities=mixture)
     order = torch.argsort(distances[pool], descending=farthest, stable=True)[:k]
     candidates = pool[order]
     d = distances[candidates]
@@ -127,7 +174,7 @@ def visual_appearance_anonymization(
     sample = DelegateSample(candidates, d, utilities, probs, sources[0])
     weights = [1.0 / len(sources)] * len(sources)
     crop, landmarks = mix_faces(bank, sources, weights, crop_size)
-    return AppearanceDelegate(sample, crop, landmarks, sources, weights)
+    return AppearanceDelegate(sample, crop, landmarks, sources, weights, matched)
 
 
 def mix_faces(bank: DelegateBank, indices: list[int], weights: list[float], size: int = 256) -> tuple[np.ndarray, np.ndarray]:

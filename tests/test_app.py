@@ -73,11 +73,12 @@ def test_explain_and_delegates_return_images(client):
     photo, options = gradio_client.handle_file(str(EXAMPLE)), (1, *OPTIONS[1:])  # seed 1: a fresh pipeline run
     cams, structure, scores, face_note = client.predict(photo, 1, *options, api_name="/explain")
     assert "where the recognizer looked" in cams and "after IFA distracted it" in cams and "colour scale" in cams
+    assert "<b>c_i</b>: the i-th identity the recognizer finds most like this face" in cams  # symbols in plain words
     cams, structure = _inline_images(cams), _inline_images(structure)  # overlays on the original face: inline
     assert len(cams) == 2 * OPTIONS[1] + 1  # the colour scale, then H and H-hat per top-K class
     assert cams[0].size == (256, 14) and len(structure) >= 4
     assert all(im.size == (256, 256) for im in cams[1:] + structure)
-    assert "score on Â" in scores and face_note.startswith("**Face 1: ")
+    assert "score on Â (after IFA's distraction)" in scores and face_note.startswith("**Face 1: ")
     appearance, geometry, note, mixture = client.predict(photo, 1, *options, api_name="/delegates")  # reuses the session
     assert appearance and geometry and all(im.size == (256, 256) for im in _images(appearance + geometry + mixture))
     for gallery in (appearance, geometry):
@@ -85,7 +86,8 @@ def test_explain_and_delegates_return_images(client):
         assert sum(probs) == pytest.approx(1.0, abs=0.01)  # Eq. 6 over the candidate set M_q
     assert sum("chosen" in item["caption"] for item in geometry) == 1
     # Z_a is a mix of bank faces: the mixed face first, then each source with its weight, as framed in the candidates
-    assert mixture[0]["caption"].startswith(f"Z_a · the mix of {len(mixture) - 1} bank face")
+    assert mixture[0]["caption"].startswith(f"Z_a · the appearance delegate step 2 gets: the mix of "
+                                            f"{len(mixture) - 1} bank face")
     sources = [re.match(r"source: bank #(\d+) .* weight ([0-9.]+)$", item["caption"]) for item in mixture[1:]]
     assert all(sources) and sum(float(m.group(2)) for m in sources) == pytest.approx(1.0, abs=0.01)
     mixed_in = [re.match(r"bank #(\d+) .*✔ mixed in", item["caption"]) for item in appearance]

