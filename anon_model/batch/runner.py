@@ -1,0 +1,441 @@
+"""The `anon-model anonymize` run over many files, in one process or under ``accelerate launch`` in many.
+
+Launched with several processes, each takes its share of the files still to do (accelerate's
+``PartialState.split_between_processes``) and runs on its own device; every file is written by exactly one process.
+Photos go through the pipeline ``--batch-size`` at a time (one list call: their faces share the networks' batches)
+while a thread pool decodes the next batches and writes finished ones. Every finished file is recorded in the
+manifest (``anon_model.batch.manifest``), so a rerun into the same OUTDIR skips what is done and goes on with the
+rest; ``--overwrite`` redoes everything.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import warnings
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from anon_model import __version__
+from anon_model.batch import manifest
+from anon_model.batch.metadata import Metadata, read_metadata, save_with_metadata
+from anon_model.errors import AnonModelError
+from anon_model.imageio import load_image, save_image_atomic
+from anon_model.output import TREATMENTS, AnonOutput
+from anon_model.video import anonymize_video, is_video
+
+__all__ = ["Processes", "run"]
+
+#: How long a process waits for the others at the end (a slow share must not time the others out).
+BARRIER_TIMEOUT = timedelta(days=7)
+
+Job = tuple[Path, Path]  # (input file, output name relative to OUTDIR)
+
+
+@dataclass
+class Processes:
+    """This process's place among those of an ``accelerate launch`` (``PartialState``), or the only process."""
+
+    rank: int = 0
+    count: int = 1
+    device: str | None = None  # None: the pipeline's default (CUDA when available)
+    state: Any = None
+
+    @classmethod
+    def current(cls) -> "Processes":
+        """Several processes when launched so (WORLD_SIZE > 1), each on its own device; else the only one."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        import torch
+        from accelerate import PartialState
+
+        # without a GPU (or other accelerator) accelerate runs several processes only when told cpu=True (gloo)
+        state = PartialState(cpu=not torch.accelerator.is_available(), timeout=BARRIER_TIMEOUT)
+        device = "cpu" if state.device.type == "cpu" else str(state.device)  # cuda:<local rank> on GPUs
+        return cls(state.process_index, state.num_processes, device, state)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, items: list) -> list:
+        """This process's contiguous part of ``items`` (the same list in every process)."""
+        if self.state is None:
+            return list(items)
+        with self.state.split_between_processes(items) as mine:
+            return list(mine)
+
+    def barrier(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def gather(self, obj: Any) -> list:
+        """``obj`` of every process, in rank order."""
+        if self.state is None:
+            return [obj]
+        from accelerate.utils import gather_object
+
+        return gather_object([obj])
+
+    def close(self) -> None:
+        if self.state is not None:
+            self.state.destroy_process_group()
+
+
+class Console:
+    """What the run tells the user: errors always, notes unless ``-q``, every file with ``-v``; with ``--json`` one
+    JSON line per file on stdout. Thread-safe; lines carry the process's rank when there are several."""
+
+    def __init__(self, verbosity: int, procs: Processes, as_json: bool) -> None:
+        self.verbosity, self.as_json = verbosity, as_json
+        self.prefix = f"[{procs.rank}] " if procs.count > 1 else ""
+        self._lock = threading.Lock()
+
+    def error(self, text: str) -> None:
+        self._say(f"error: {text}", 0)
+
+    def note(self, text: str) -> None:
+        self._say(text, 1)
+
+    def detail(self, text: str) -> None:
+        self._say(text, 2)
+
+    def _say(self, text: str, level: int) -> None:
+        if self.verbosity >= level:
+            with self._lock:
+                tqdm.write(self.prefix + text, sys.stderr)
+
+    def json(self, entry: dict[str, Any]) -> None:
+        if self.as_json:
+            import json
+
+            with self._lock:
+                print(json.dumps(entry, ensure_ascii=False), flush=True)
+
+
+@dataclass
+class Tally:
+    """One process's files and faces, summed by the main process."""
+
+    done: int = 0
+    failed: int = 0
+    videos: int = 0
+    faces: Counter = field(default_factory=Counter)
+
+    def __add__(self, other: "Tally") -> "Tally":
+        return Tally(self.done + other.done, self.failed + other.failed, self.videos + other.videos,
+                     self.faces + other.faces)
+
+
+@dataclass
+class _Photo:
+    """A decoded input photo and the metadata its result may carry."""
+
+    rgb: np.ndarray
+    metadata: Metadata
+
+
+def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: list[Path]) -> int:
+    """Anonymize ``jobs`` (this process's share) into ``args.output``; the exit code (1 if any file failed)."""
+    procs = Processes.current()
+    console = Console(args.verbosity, procs, args.json)
+    logging.getLogger().setLevel({0: logging.ERROR, 1: logging.WARNING}.get(args.verbosity, logging.INFO))
+    if procs.is_main:
+        for line in errors:
+            console.error(line)
+        for path in skipped:
+            console.note(f"skip: {path}: not an image or video (format unrecognised)")
+    if not jobs:
+        console.error("no images or videos to process")
+        return 1
+    outdir = Path(args.output)
+    if procs.is_main and not args.preview:  # what an interrupted run left: its manifest parts, half-written files
+        manifest.merge(outdir)
+        _remove_partial_files(outdir)
+    procs.barrier()
+    done = set() if args.overwrite or args.preview else manifest.finished(outdir, settings(args))
+    todo = [job for job in jobs if job[1].as_posix() not in done]
+    mine, tally = procs.share(todo), Tally()
+    if mine:  # the pipeline loads only where there is work left
+        try:
+            pipe = _load_pipeline(args, procs)
+        except (AnonModelError, OSError, ValueError) as exc:
+            console.error(str(exc))
+            pipe, tally.failed = None, len(mine)
+        if pipe is not None:
+            if procs.is_main:
+                videos = sum(is_video(src) for src, _ in jobs)
+                resumed = f"; {len(jobs) - len(todo)} already done with these settings (--overwrite redoes them)" \
+                    if len(todo) < len(jobs) else ""
+                launched = f"; {procs.count} processes" if procs.count > 1 else ""
+                console.note(f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other "
+                             f"file(s) skipped -> {outdir}; step 2 = {pipe.step2_name}{resumed}{launched}")
+            batch = _Batch(pipe, args, outdir, console, {src.resolve() for src, _ in jobs}, procs)
+            if args.preview:
+                tally = batch.run(mine, part=None)
+            else:
+                with manifest.ManifestPart(outdir, procs.rank) as part:
+                    tally = batch.run(mine, part=part)
+    elif procs.is_main:
+        console.note(f"anon-model: all {len(jobs)} file(s) already done in {outdir} with these settings (--overwrite "
+                     "redoes them)")
+    total = sum(procs.gather(tally), Tally())
+    procs.barrier()
+    if procs.is_main:
+        if not args.preview:
+            manifest.merge(outdir)
+        console.note(f"anon-model: {total.done} done ({total.videos} video(s)), {total.failed + len(errors)} failed; "
+                     f"faces (once per frame in videos): {face_counts(total.faces)}")
+    procs.close()
+    return 1 if total.failed or errors else 0
+
+
+def _remove_partial_files(outdir: Path) -> None:
+    """Delete the temporary files of writes a killed run never finished (``atomic_write``'s ``.<name>.*.part``)."""
+    if outdir.is_dir():
+        for leftover in outdir.rglob(".*.part"):
+            leftover.unlink(missing_ok=True)
+
+
+def _load_pipeline(args: argparse.Namespace, procs: Processes):
+    """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given."""
+    from anon_model.pipeline import AnonPipeline
+
+    pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device)
+    pipe.set_progress_bar_config(disable=True)  # the run shows its own, per file
+    if args.bank:
+        from anon_model.bank import DelegateBank
+
+        try:
+            pipe.bank = DelegateBank.from_pretrained(args.bank)
+        except (OSError, ValueError) as exc:
+            raise AnonModelError(f"--bank {args.bank}: neither a bank folder nor a Hub repo id holding one ({exc})") \
+                from None
+    return pipe
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that shape a result: a file done with other ones is not finished for this run."""
+    names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "replace_with", "fallback",
+             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf")
+    return {name: getattr(args, name) for name in names}
+
+
+def face_counts(counts: dict[str, int]) -> str:
+    """Faces per treatment, e.g. 3 anonymized, 1 obscured (treatments no face got are left out)."""
+    return ", ".join(f"{counts.get(t, 0)} {t}" for t in TREATMENTS if counts.get(t, 0) or t == "anonymized")
+
+
+class _Batch:
+    """One process's share of a run: photos in batches with decoding and writing on a thread pool, then videos."""
+
+    def __init__(self, pipe, args: argparse.Namespace, outdir: Path, console: Console, inputs: set[Path],
+                 procs: Processes) -> None:
+        self.pipe, self.args, self.outdir, self.console, self.inputs = pipe, args, outdir, console, inputs
+        self.options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
+                        "replace_with": args.replace_with, "fallback": args.fallback,
+                        "detect_threshold": args.threshold}
+        # the obscuring's shape, passed only when asked for (the pipeline's defaults otherwise)
+        self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None)) if v}
+        self.pipeline = {"id": args.model or "anon_model default", "version": __version__,
+                         "step2": type(pipe.synthesizer).__name__, "bank": args.bank or "the pipeline's"}
+        self.tally, self.part, self.settings = Tally(), None, settings(args)
+        self._lock = threading.Lock()
+        self.show_bar = args.verbosity >= 1 and procs.is_main
+        self.bar = None
+
+    def run(self, jobs: list[Job], part: manifest.ManifestPart | None) -> Tally:
+        self.part = part
+        self.bar = tqdm(total=len(jobs), unit="file", desc="preview" if self.args.preview else "anonymizing",
+                        file=sys.stderr, disable=not self.show_bar)
+        photos = [job for job in jobs if not is_video(job[0])]
+        with ThreadPoolExecutor(self.args.workers, thread_name_prefix="anon-io") as pool:
+            writes: deque[Future] = deque()
+            for batch in _prefetch(pool, self._decode, photos, self.args.batch_size):
+                for job, photo, out in self._anonymize(batch):
+                    writes.append(pool.submit(self._finish, job, photo, out))
+                while len(writes) > 2 * self.args.batch_size + self.args.workers:  # bound the results held
+                    writes.popleft().result()
+            for future in writes:
+                future.result()
+        for job in jobs:
+            if is_video(job[0]):
+                self._video(job)
+        self.bar.close()
+        return self.tally
+
+    # ---- photos
+    def _decode(self, src: Path) -> _Photo:
+        return _Photo(load_image(src), read_metadata(src) if self.args.keep_metadata else {})
+
+    def _anonymize(self, batch: list[tuple[Job, Future]]) -> Iterator[tuple[Job, _Photo, AnonOutput]]:
+        """Each decodable photo of ``batch`` with its result (the failures are recorded as such)."""
+        ready = []
+        for job, future in batch:
+            try:
+                photo = future.result()
+            except Exception as exc:  # one unreadable photo must not stop the batch
+                self._failed(job, _message(job[0], exc))
+                continue
+            if (self.outdir / job[1]).resolve() in self.inputs:
+                self._failed(job, f"{job[0]}: its output {self.outdir / job[1]} would overwrite an input; choose "
+                                  "another OUTDIR")
+                continue
+            ready.append((job, photo))
+        if self.args.preview:
+            yield from ((job, photo, None) for job, photo in ready)
+        else:
+            yield from self._results(ready)
+
+    def _results(self, ready: list[tuple[Job, _Photo]]) -> Iterator[tuple[Job, _Photo, AnonOutput]]:
+        """Each photo of ``ready`` with its result: one list call for them all, or photo by photo when that call
+        fails (so that one bad photo fails alone)."""
+        if not ready:
+            return
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                outputs = self.pipe([photo.rgb for _, photo in ready], seed=self.args.seed, **self.options).split()
+        except Exception as exc:
+            if len(ready) == 1:
+                self._failed(ready[0][0], _message(ready[0][0][0], exc))
+                return
+            for item in ready:
+                yield from self._results([item])
+            return
+        for warning in caught:
+            if "anon_model" in warning.filename:  # ours are for the user; the libraries' are noise here
+                self.console.note(f"warning: {', '.join(str(job[0]) for job, _ in ready)}: {warning.message}")
+        yield from ((job, photo, result) for (job, photo), result in zip(ready, outputs))
+
+    def _finish(self, job: Job, photo: _Photo, out: AnonOutput | None) -> None:
+        """Write one photo's result and record it (runs on the thread pool)."""
+        src, name = job
+        dest = self.outdir / name
+        try:
+            if self.args.preview:
+                self._preview(job, photo, dest)
+                return
+            counts = out.counts()
+            entries = [self._face_line(job, i, r) for i, r in enumerate(out.faces)]
+            if counts["failed"]:
+                self._failed(job, f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
+                                  "none: not written", entries, counts)
+                return
+            if photo.metadata:
+                save_with_metadata(out.image, dest, photo.metadata)
+            else:
+                save_image_atomic(out.image, dest)
+        except Exception as exc:
+            self._failed(job, _message(src, exc))
+            return
+        self._record(job, entries, counts, dest.stat().st_size, "image")
+        if not out.faces:
+            self.console.note(f"warning: {src}: no face found, written unchanged")
+        elif counts["anonymized"] < len(out.faces):
+            self.console.note(f"{src}: {face_counts(counts)}; " + "; ".join(
+                f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
+                if r.treatment != "anonymized"))
+        else:
+            self.console.detail(f"{src}: {face_counts(counts)}")
+
+    def _preview(self, job: Job, photo: _Photo, dest: Path) -> None:
+        from anon_model.batch.preview import preview
+
+        cfg = self.pipe.preprocessor.resolve(detect_threshold=self.args.threshold)
+        drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores)
+        save_with_metadata(Image.fromarray(drawn), dest, photo.metadata)
+        with self._lock:
+            self.tally.done += 1
+        self.bar.update()
+        self.console.detail(f"{job[0]}: {len(entries)} face(s) found")
+        self.console.json({"source": str(job[0]), "output": job[1].as_posix(), "status": "preview", "faces": entries})
+
+    # ---- videos
+    def _video(self, job: Job) -> None:
+        src, name = job
+        dest = self.outdir / name
+        if self.args.preview:
+            self.console.note(f"skip: {src}: --preview draws photos only")
+            self.bar.update()
+            return
+        if dest.resolve() in self.inputs:
+            self._failed(job, f"{src}: its output {dest} would overwrite an input; choose another OUTDIR")
+            return
+        try:
+            out = anonymize_video(self.pipe, src, dest, seed=self.args.seed, audio=not self.args.no_audio,
+                                  crf=self.args.crf, progress=self.args.verbosity >= 1, **self.options)
+        except Exception as exc:
+            self._failed(job, _message(src, exc), kind="video")
+            return
+        counts = out.counts()
+        tracks = [{**self._common(job), "record": "track", **manifest.track_entry(t)} for t in out.tracks]
+        self._record(job, tracks, counts, dest.stat().st_size, "video")
+        with self._lock:
+            self.tally.videos += 1
+        self.console.note(f"{src}: {out.frames} frames, {len(out.tracks)} tracked face(s); faces per frame: "
+                          f"{face_counts(counts)}")
+
+    # ---- the record of each file
+    def _common(self, job: Job) -> dict[str, Any]:
+        return {"source": str(job[0]), "output": job[1].as_posix(), "seed": self.args.seed, "pipeline": self.pipeline}
+
+    def _face_line(self, job: Job, index: int, record) -> dict[str, Any]:
+        return {"record": "face", **self._common(job), **manifest.face_entry(record, index)}
+
+    def _record(self, job: Job, lines: list[dict[str, Any]], counts: dict[str, int], size: int, kind: str) -> None:
+        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="done", counts=counts, size=size,
+                                      kind=kind, settings=self.settings)
+        self.part.add([*lines, closing])
+        with self._lock:
+            self.tally.done += 1
+            self.tally.faces.update(counts)
+        self.bar.update()
+        self._json(closing, lines)
+
+    def _failed(self, job: Job, message: str, lines: list[dict[str, Any]] = (), counts: dict[str, int] | None = None,
+                kind: str = "image") -> None:
+        self.console.error(message)
+        with self._lock:
+            self.tally.failed += 1
+        self.bar.update()
+        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="failed", counts=counts, error=message,
+                                      kind=kind, settings=self.settings)
+        if self.part is not None:
+            self.part.add([*lines, closing])
+        self._json(closing, list(lines))
+
+    def _json(self, closing: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+        drop = ("record", "source", "output", "seed", "pipeline")
+        self.console.json({k: v for k, v in closing.items() if k != "record"}
+                          | {"faces": [{k: v for k, v in line.items() if k not in drop} for line in lines]})
+
+
+def _prefetch(pool: ThreadPoolExecutor, load, jobs: list[Job], batch_size: int,
+              ahead: int = 2) -> Iterator[list[tuple[Job, Future]]]:
+    """``jobs`` in batches, each photo's decoding started ``ahead`` batches before it is needed."""
+    queue: deque[list[tuple[Job, Future]]] = deque()
+    for start in range(0, len(jobs), max(1, batch_size)):
+        queue.append([(job, pool.submit(load, job[0])) for job in jobs[start:start + batch_size]])
+        if len(queue) > ahead:
+            yield queue.popleft()
+    yield from queue
+
+
+def _message(src: Path, exc: Exception) -> str:
+    """One line for a file that failed: our errors say it all; others are named."""
+    if isinstance(exc, AnonModelError):
+        text = str(exc)
+        return text if text.startswith(str(src)) else f"{src}: {text}"
+    return f"{src}: {type(exc).__name__}: {exc}"

@@ -1,0 +1,121 @@
+"""Dataset scale (issue 15): batches, `accelerate launch` with 2 processes (gloo, CPU), killed half-way and resumed.
+
+Every face is blurred (``--replace-with blur``) so the runs time the batch machinery, not step 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from _photos import small_photos
+from anon_model.cli import main
+
+
+
+def _launch(port: int) -> list[str]:
+    """`accelerate launch` of `python -m anon_model` in 2 CPU processes (OFFLINE.md: --multi_gpu gives gloo)."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+            "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port), "-m",
+            "anon_model"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from anon_model import AnonPipeline
+
+    return AnonPipeline.from_pretrained(None, device="cpu")
+
+
+@pytest.fixture()
+def shared(pipe, monkeypatch):
+    from anon_model.pipeline import AnonPipeline
+
+    monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(lambda cls, *a, **k: pipe))
+    return pipe
+
+
+def _kill_all(proc: subprocess.Popen) -> None:
+    """SIGKILL the launcher and every worker (torch's elastic agent starts the workers in sessions of their own)."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    for member in family:
+        member.kill()
+    psutil.wait_procs(family)
+    proc.wait()
+
+
+def _manifest(outdir: Path) -> list[dict]:
+    return [json.loads(line) for line in (outdir / "manifest.jsonl").read_text().splitlines()]
+
+
+def _pixels(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
+
+
+def test_batches_give_the_same_results_and_a_bad_photo_fails_alone(shared, tmp_path, capsys):
+    small_photos(tmp_path / "in", 4)
+    (tmp_path / "in" / "p02.jpg").write_bytes((tmp_path / "in" / "p02.jpg").read_bytes()[:1500])  # truncated
+    for size in ("1", "3"):
+        code = main(["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / size), "--replace-with", "blur",
+                     "--batch-size", size, "--workers", "2", "-q"])
+        assert code == 1 and "p02.jpg" in capsys.readouterr().err
+    one, three = _pixels(tmp_path / "1"), _pixels(tmp_path / "3")
+    assert sorted(one) == ["p00.png", "p01.png", "p03.png"] == sorted(three)
+    assert all(np.array_equal(one[k], three[k]) for k in one)
+    assert _manifest(tmp_path / "1") == _manifest(tmp_path / "3")  # the same audit, line for line
+
+
+def test_two_processes_killed_half_way_resume_and_match_one_process(shared, tmp_path):
+    """2 processes (gloo) write every photo once; killed after the first results and relaunched, they finish only
+    the rest; the manifest's faces equal those of a one-process run."""
+    photos = small_photos(tmp_path / "in", 8, height=200)
+    shutil.copy(photos[0], tmp_path / "in" / "p08.jpg")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [*_launch(_free_port()), "anonymize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--replace-with",
+           "blur", "-q"]
+
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = tmp_path / "out" / ".manifest"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        if any('"record": "file"' in p.read_text() for p in parts.glob("part-*.jsonl")):
+            break
+        time.sleep(0.05)
+    _kill_all(first)
+    early = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("*.png")}
+    time.sleep(1)
+    assert len(list((tmp_path / "out").glob("*.png"))) == len(early)  # nothing of the first run goes on
+    assert 1 <= len(early) < 9, f"the kill should land half-way, {len(early)} of 9 were done"
+
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.jsonl"] + [f"p{i:02d}.png" for i in range(9)]
+    assert all(out.joinpath(name).stat().st_mtime_ns == mtime for name, mtime in early.items())  # not redone
+    lines = _manifest(out)
+    files = [line["output"] for line in lines if line["record"] == "file"]
+    assert sorted(files) == sorted(set(files)) and len(files) == 9  # each photo recorded once
+
+    assert main(["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / "one"), "--replace-with", "blur", "-q"]) == 0
+    faces = [(line["output"], line["box"]) for line in lines if line["record"] == "face"]
+    assert faces == [(line["output"], line["box"]) for line in _manifest(tmp_path / "one") if line["record"] == "face"]
+    assert len(faces) >= 9
+    one, two = _pixels(tmp_path / "one"), _pixels(out)
+    assert all(np.array_equal(one[k], two[k]) for k in one)
