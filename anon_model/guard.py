@@ -4,9 +4,11 @@ No one means neither the original person nor any person of the delegate bank (th
 a result must be beyond Psi's verification threshold plus a margin from all of them. ``AnonPipeline`` synthesizes
 every face, asks ``IdentityGuard.verify`` how far each result is from those identities, and redraws the delegates of
 the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with the largest such distance.
-The guard only embeds crops: it works the same for any step-2 synthesizer (how a synthesizer escalates on a retry is
-its own business, see ``effort`` there). It sees through one network only; see the model card for what an
-independent recognizer measured.
+The guard only looks at crops: it works the same for any step-2 synthesizer (how a synthesizer escalates on a retry
+is its own business, see ``effort`` there). It sees through one network only; see the model card for what an
+independent recognizer measured. Its second check (``anon_model.plausibility``) asks whether a result still looks like
+a face with the structure S-hat_x step 2 was asked for: a try that does not counts as failing too, so a distorted
+face is redrawn and, when no try is natural, obscured by the fallback instead of shipped as anonymized.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from anon_model.conditioning import FaceConditioning
+from anon_model.plausibility import Plausibility, PlausibilityCheck, default_check
 from anon_model.vca import DelegateDraw
 
 __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "MARGIN"]
@@ -25,11 +28,18 @@ MARGIN = 0.05
 
 @dataclass
 class Verdict:
-    """Distances (B,) of each result to its original and to the nearest bank identity, and which bank face that is."""
+    """Distances (B,) of each result to its original and to the nearest bank identity, which bank face that is,
+    whether each result is a plausible face (None when that check is off), and the distance a result needs."""
 
     original: torch.Tensor
     bank: torch.Tensor  # +inf without bank identities
     nearest: torch.Tensor  # (B,) long, bank index (-1 without bank identities)
+    plausibility: Plausibility | None = None
+    limit: float = 0.0  # the guard's threshold + margin
+
+    def implausible(self, k: int) -> str:
+        """Why result ``k`` does not look like a natural face (empty when it does, or when that was not checked)."""
+        return "" if self.plausibility is None else self.plausibility.reason(k)
 
     @property
     def worst(self) -> torch.Tensor:
@@ -39,10 +49,16 @@ class Verdict:
 
 class IdentityGuard:
     """Verifies results with the identity network Psi (``embed``, ``distance``, ``threshold``) against the originals
-    and ``others`` (B_o, D): Psi's features of the people no result may look like (the delegate bank's faces)."""
+    and ``others`` (B_o, D): Psi's features of the people no result may look like (the delegate bank's faces); and
+    that each result is a plausible face (``plausibility``: True for the offline default perception on Psi's device,
+    a ``PlausibilityCheck`` of one's own, e.g. built from the pipeline's analyzer, or False to skip it)."""
 
-    def __init__(self, identity, *, others: torch.Tensor | None = None, margin: float = MARGIN) -> None:
+    def __init__(self, identity, *, others: torch.Tensor | None = None, margin: float = MARGIN,
+                 plausibility: PlausibilityCheck | bool = True) -> None:
         self.identity, self.others, self.margin = identity, others, margin
+        if plausibility is True:
+            plausibility = default_check(str(next(identity.parameters()).device))
+        self.plausibility = plausibility or None
 
     @property
     def limit(self) -> float:
@@ -51,16 +67,19 @@ class IdentityGuard:
 
     def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], originals: torch.Tensor) -> Verdict:
         """How far each result (B,3,S,S) is from its original's feature (B,D) and from the bank's identities: the
-        smaller of the result framed by S-hat_x and by S_x, so a face that is still recognized either way fails."""
+        smaller of the result framed by S-hat_x and by S_x, so a face that is still recognized either way fails; and
+        whether each result is a plausible face (when that check is on)."""
         landmarks = torch.stack([c.landmarks_anon for c in conds] + [c.landmarks for c in conds]).float()
+        plausibility = self.plausibility(crops, conds) if self.plausibility is not None else None
         with torch.inference_mode():
             both = self.identity.embed(torch.cat([crops, crops]).float(), landmarks=landmarks)
             original = self.identity.distance(both, torch.cat([originals, originals])).reshape(2, -1).amin(0)
             if self.others is None or len(self.others) == 0:
-                return Verdict(original, torch.full_like(original, float("inf")), torch.full_like(original, -1).long())
+                return Verdict(original, torch.full_like(original, float("inf")), torch.full_like(original, -1).long(),
+                               plausibility, self.limit)
             to_others = self.identity.distance(both[:, None], self.others[None].to(both)).reshape(2, len(crops), -1)
             bank, nearest = to_others.amin(0).min(1)
-        return Verdict(original, bank, nearest)
+        return Verdict(original, bank, nearest, plausibility, self.limit)
 
 
 @dataclass
@@ -73,11 +92,18 @@ class FaceTry:
     bank_distance: float  # to the nearest bank identity
     nearest: int  # that bank face
     number: int  # 1-based
+    implausible: str = ""  # why it does not look like a natural face (empty when it does)
+    passed: bool = False  # far enough from everyone and a natural face
 
     @property
     def worst(self) -> float:
         """The distance to the closest identity it must not look like."""
         return min(self.distance, self.bank_distance)
+
+    @property
+    def rank(self) -> tuple[bool, float]:
+        """Orders tries, best last: one that passes both checks first, then the farthest from everyone."""
+        return self.passed, self.worst
 
 
 @dataclass
@@ -91,21 +117,31 @@ class GuardOutcome:
     limit: float  # threshold + margin: the distance a result needs to pass
     attempts: int  # tries made
     kept: int  # the try whose result is used
-    passed: bool
+    passed: bool  # both checks: no one is recognized in it, and it is a plausible face
+    implausible: str = ""  # why the kept try does not look like a natural face (empty when it does)
+
+    @property
+    def recognized(self) -> bool:
+        """The kept try is within the limit of the original or of a bank identity."""
+        return min(self.distance, self.bank_distance) < self.limit
 
     def reason(self) -> str:
-        """Why the face failed, in words (empty when it passed)."""
+        """Why the face failed, in words, naming each check that failed (empty when it passed)."""
         if self.passed:
             return ""
-        if self.distance < self.limit:
-            who = f"the original (distance {self.distance:.2f} < {self.limit:.2f})"
-        else:
-            who = f"bank face {self.nearest} (distance {self.bank_distance:.2f} < {self.limit:.2f})"
-        return f"still recognized as {who} after {self.attempts} tries"
+        why = []
+        if self.recognized:
+            who = (f"the original (distance {self.distance:.2f} < {self.limit:.2f})" if self.distance < self.limit
+                   else f"bank face {self.nearest} (distance {self.bank_distance:.2f} < {self.limit:.2f})")
+            why.append(f"still recognized as {who}")
+        if self.implausible:
+            why.append(f"step 2 could not make a natural-looking face ({self.implausible})")
+        return f"{'; '.join(why)} after {self.attempts} tries"
 
 
 class BestTries:
-    """Per face, the try farthest from every identity it must not look like, and the number of tries made."""
+    """Per face, the best try (one passing both checks, else the farthest from every identity it must not look like;
+    ``FaceTry.rank``) and the number of tries made."""
 
     def __init__(self, count: int) -> None:
         self.best: list[FaceTry | None] = [None] * count
@@ -115,18 +151,21 @@ class BestTries:
         """Record one try of the faces ``indices`` (``crops``/``verdict`` in that order, ``delegates`` per face)."""
         for k, i in enumerate(indices):
             self.attempts[i] += 1
+            worst, implausible = float(verdict.worst[k]), verdict.implausible(k)
             attempt = FaceTry(crops[k], delegates[i], float(verdict.original[k]), float(verdict.bank[k]),
-                              int(verdict.nearest[k]), self.attempts[i])
-            if self.best[i] is None or attempt.worst > self.best[i].worst:
+                              int(verdict.nearest[k]), self.attempts[i], implausible,
+                              passed=worst >= verdict.limit and not implausible)
+            if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
 
     def failing(self, limit: float) -> list[int]:
-        """Faces whose best try still comes within ``limit`` of someone."""
-        return [i for i, t in enumerate(self.best) if t.worst < limit]
+        """Faces whose best try still comes within ``limit`` of someone, or is not a plausible face."""
+        return [i for i, t in enumerate(self.best) if t.worst < limit or t.implausible]
 
     def outcome(self, i: int, guard: IdentityGuard) -> GuardOutcome:
         """The guard's conclusion for face ``i``."""
         t = self.best[i]
         return GuardOutcome(distance=t.distance, bank_distance=t.bank_distance, nearest=t.nearest,
                             threshold=float(guard.identity.threshold), limit=guard.limit,
-                            attempts=self.attempts[i], kept=t.number, passed=t.worst >= guard.limit)
+                            attempts=self.attempts[i], kept=t.number,
+                            passed=t.worst >= guard.limit and not t.implausible, implausible=t.implausible)

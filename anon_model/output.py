@@ -55,6 +55,7 @@ class FaceRecord:
     delegate_mixture: list[int] = field(default_factory=list)  # the bank faces mixed into Z_a (one per identity)
     delegate_weights: list[float] = field(default_factory=list)  # their weights, sum 1
     attribute_filter: str = ""  # which gender/age filter narrowed VAA's candidates, in words ("" when none drew)
+    delegate_draw: DelegateDraw | None = field(default=None, repr=False)  # the kept try's draw (reusable: face_draws=)
     # GSA (§3.2): geometry candidates with the same pose
     geometry_candidates: list[int] = field(default_factory=list)
     geometry_probs: np.ndarray | None = None  # Eq. 6 probabilities with u_g
@@ -163,5 +164,5 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
         landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
         identity_distance=guard.distance, identity_threshold=guard.threshold, attempts=guard.attempts,
-        guard_passed=guard.passed, **drawn,
+        guard_passed=guard.passed, delegate_draw=step2.delegates, **drawn,
     )

@@ -27,14 +27,16 @@ from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.output import AnonOutput, Step2Result, face_record
 from anon_model.perception.align import paste_back, warp_to_crop
 from anon_model.perception.face import Face
+from anon_model.plausibility import PlausibilityCheck, default_check
 from anon_model.preprocessor import PreprocessorConfig
+from anon_model.vca import DelegateDraw
 
 INDEX_FILE = "model_index.json"
 COMPONENTS = ("preprocessor", "bank", "synthesizer")
 #: Index keys written by earlier versions, still read: the step-2 slot was called "generator".
 LEGACY_KEYS = {"synthesizer": "generator"}
 #: ``__call__``'s stages in order, as a ``timer`` sees them (``anon-model bench`` times each).
-STAGES = ("detect", "landmarks", "align", "ifa", "vca", "synthesis", "guard", "paste_back")
+STAGES = ("detect", "landmarks", "align", "triage", "ifa", "vca", "synthesis", "guard", "paste_back")
 Timer = Callable[[str], AbstractContextManager]
 
 
@@ -155,7 +157,7 @@ class AnonPipeline:
                  epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
                  fallback: str = "mosaic", mask_scale: float = MASK_SCALE, boxes: bool = False,
                  timer: Timer | None = None, faces: list[Face] | None = None, face_seeds: Sequence[int] | None = None,
-                 **options) -> AnonOutput:
+                 face_draws: Sequence[DelegateDraw | None] | None = None, **options) -> AnonOutput:
         """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
         output. Each face's record says what it got.
 
@@ -170,14 +172,18 @@ class AnonPipeline:
         `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``). `faces`:
         the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
-        generator instead of one for the photo (a video's track keeps its delegates). Both need a single image.
+        generator instead of one for the photo. `face_draws`: per face, an earlier delegate draw (a record's
+        ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try
+        (if the guard rejects it the face is obscured, never shown as a second stranger: a video track stays one
+        person). These three need a single image.
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
         batch = isinstance(image, (list, tuple))
         images = list(image) if batch else [image]
-        if batch and (faces is not None or face_seeds is not None):
-            raise ValueError("faces= and face_seeds= describe one photo: call the pipeline on a single image")
+        if batch and (faces is not None or face_seeds is not None or face_draws is not None):
+            raise ValueError("faces=, face_seeds= and face_draws= describe one photo: call the pipeline on a single "
+                             "image")
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         rgbs = [load_image(im) for im in images]
@@ -185,12 +191,15 @@ class AnonPipeline:
         # one generator per image (so batching does not change an image's result), or one per face (face_seeds)
         rngs = [_face_generators(face_seeds, len(found[0]))] if face_seeds is not None else [
             [rng] * len(f) for rng, f in zip(_image_generators(seed, len(rgbs)), found)]
+        draws = [_per_face("face_draws", face_draws, len(found[0]))] if face_draws is not None else [
+            [None] * len(f) for f in found]
         # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
-        reasons = [[unsuitable(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}" for f in fs]
-                   for fs in found]
+        with stage("triage"):
+            reasons = [[self._triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
+                        for f in fs] for fs in found]
         chosen = [(j, i) for j, rs in enumerate(reasons) for i, reason in enumerate(rs) if reason is None]
         results = self._anonymize([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
-                                  stage) if chosen else []
+                                  [draws[j][i] for j, i in chosen], stage) if chosen else []
         step2 = dict(zip(chosen, results))
         for (j, i), result in step2.items():
             if not result.guard.passed:
@@ -225,19 +234,29 @@ class AnonPipeline:
         with stage("align"):
             return analyzer.align(rgb, detections, points)
 
+    def _triage(self, face: Face) -> str | None:
+        """Why step 2 cannot anonymize ``face`` (too small, turned too far, landmarks that do not fit it), or None."""
+        return unsuitable(face) or self.plausibility.unreliable_landmarks(face.crop, face.crop_landmarks)
+
+    @property
+    def plausibility(self) -> PlausibilityCheck:
+        """The guard's second check (is a result a natural face?) and the triage's landmark check, loaded once."""
+        return default_check(str(self.device))
+
     def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rngs: list[torch.Generator],
-                   stage: Timer) -> list[Step2Result]:
+                   reuse: list[DelegateDraw | None], stage: Timer) -> list[Step2Result]:
         """The paper's method for the faces step 2 can handle: IFA -> VCA -> synthesis -> identity guard, with the
         failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try and draws
-        from ``rngs[i]`` (one shared generator for a photo, or one per face)."""
+        from ``rngs[i]`` (one shared generator for a photo, or one per face); a face given a draw to ``reuse`` has
+        that one try only."""
         pre, bank = self.preprocessor, self.bank
         with stage("ifa"), self._autocast():  # explain (§3.1): H, H-hat and the recast Z_id of every face
             explained = pre.explain(faces, bank=bank, config=cfg)
         with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
             queries = pre.bank_queries(faces, explained, bank=bank)
-            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=r, config=cfg)
-                                               for f, e, q, r in zip(faces, explained, queries, rngs)]))
-        guard = IdentityGuard(pre.identity, others=pre.bank_features(bank))
+            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=r, config=cfg, reuse=d)
+                                               for f, e, q, r, d in zip(faces, explained, queries, rngs, reuse)]))
+        guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), plausibility=self.plausibility)
         originals = torch.stack([e.feature.detach() for e in explained]).float()
         tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
         for attempt in range(1, cfg.guard_attempts + 1):
@@ -245,7 +264,7 @@ class AnonPipeline:
                 crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort).float()
             with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
                 tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
-            todo = tries.failing(guard.limit)
+            todo = [i for i in tries.failing(guard.limit) if reuse[i] is None]  # a reused draw is final
             if not todo or attempt == cfg.guard_attempts:
                 break
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
@@ -312,11 +331,17 @@ def _image_generators(seed: int | None, n_images: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(seed if seed is not None else secrets.randbits(63)) for _ in range(n_images)]
 
 
+def _per_face(name: str, values: Sequence, n_faces: int) -> list:
+    """A per-face argument as a list: exactly one entry per face, or a clear error."""
+    if len(values) != n_faces:
+        raise ValueError(f"{name} has {len(values)} entr{'y' if len(values) == 1 else 'ies'} for {n_faces} face(s): "
+                         "give one per face")
+    return list(values)
+
+
 def _face_generators(seeds: Sequence[int], n_faces: int) -> list[torch.Generator]:
-    """One generator per face from ``face_seeds`` (exactly one seed per face, or a clear error)."""
-    if len(seeds) != n_faces:
-        raise ValueError(f"face_seeds has {len(seeds)} seed(s) for {n_faces} face(s): give one per face")
-    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+    """One generator per face from ``face_seeds``."""
+    return [torch.Generator().manual_seed(int(s)) for s in _per_face("face_seeds", seeds, n_faces)]
 
 
 def _treatment(reason: str | None, replace_with: str, fallback: str) -> str:

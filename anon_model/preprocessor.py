@@ -27,7 +27,7 @@ from anon_model.identity.codebook import IdentityCodebook
 from anon_model.ifa import IdentityFeatureAnonymizer, IFAResult, has_class_head
 from anon_model.perception import Face, FaceAnalyzer
 from anon_model.vca import (AppearanceDelegate, DelegateDraw, GeometryDelegate, geometry_structure_anonymization,
-                            visual_appearance_anonymization)
+                            refit_geometry, visual_appearance_anonymization)
 
 CONFIG_FILE = "config.json"
 DELEGATE_SAMPLING = ("ipd", "random", "farthest")
@@ -167,9 +167,14 @@ class AnonPreprocessor:
         return bank.embed(np.stack([f.crop for f in faces]), np.stack([f.crop_landmarks for f in faces]))
 
     def draw_delegates(self, face: Face, explained: IFAResult, query: torch.Tensor, *, bank: DelegateBank,
-                       generator: torch.Generator, config: PreprocessorConfig) -> tuple[FaceConditioning, DelegateDraw]:
-        """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn."""
+                       generator: torch.Generator, config: PreprocessorConfig,
+                       reuse: DelegateDraw | None = None) -> tuple[FaceConditioning, DelegateDraw]:
+        """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn.
+        ``reuse``: an earlier draw for the same person (a video track) kept as it is, its S-bar refitted to this S_x."""
         cfg = config
+        if reuse is not None:
+            return self._conditioning(face, explained, reuse.appearance,
+                                      refit_geometry(reuse.geometry, face.crop_landmarks, bank), cfg)
         uniform_pool = cfg.delegate_sampling == "random"
         farthest = cfg.delegate_sampling == "farthest"
         k = len(bank) if uniform_pool else cfg.k_neighbors
@@ -191,6 +196,12 @@ class AnonPreprocessor:
         else:
             geometry = GeometryDelegate(sample=None, delegate_landmarks=face.crop_landmarks,
                                         anonymized_landmarks=face.crop_landmarks, pose_tolerance=(0.0, 0.0, 0.0))
+        return self._conditioning(face, explained, appearance, geometry, cfg)
+
+    @staticmethod
+    def _conditioning(face: Face, explained: IFAResult, appearance: AppearanceDelegate, geometry: GeometryDelegate,
+                      cfg: PreprocessorConfig) -> tuple[FaceConditioning, DelegateDraw]:
+        """Step 2's conditioning from the delegates and IFA's Z_id and attention (or x's own, without IFA)."""
         z_id = explained.feature_distracted if cfg.use_ifa else explained.feature
         attention = explained.attention if cfg.use_ifa else torch.ones_like(explained.attention)
         cond = face_conditioning(face, appearance, geometry, z_id=z_id.detach().cpu(), attention=attention.detach().cpu())

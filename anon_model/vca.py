@@ -34,6 +34,7 @@ __all__ = [
     "geometry_structure_anonymization",
     "recover_contour_and_mouth",
     "mix_faces",
+    "refit_geometry",
     "match_attributes",
 ]
 
@@ -243,6 +244,17 @@ def geometry_structure_anonymization(
     )
 
 
+def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: DelegateBank, *,
+                   crop_size: int = 256) -> GeometryDelegate:
+    """GSA's earlier draw (the same S-bar) refitted to new landmarks S_x of the same person: a video track keeps its
+    geometry delegate while its jaw and mouth follow every frame."""
+    s_x = np.asarray(landmarks, np.float64)
+    if previous.sample is None:  # the GSA ablation: x's own structure
+        return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance)
+    s_bar = _align_onto(bank.crop_landmarks(previous.sample.chosen, crop_size).numpy(), s_x)
+    return GeometryDelegate(previous.sample, s_bar, recover_contour_and_mouth(s_bar, s_x), previous.pose_tolerance)
+
+
 def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Similarity-align a landmark set onto a reference (least squares over all points)."""
     tform = SimilarityTransform.from_estimate(np.asarray(points, np.float64), np.asarray(reference, np.float64))
@@ -251,6 +263,8 @@ def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return tform(points)
 
 
+#: Brows, nose and eyes (iBUG-68): the features S-bar is fitted on before x's contour and mouth are put back.
+_INNER_FEATURES = slice(17, 48)
 # Outer-lip chains from corner to corner and the inner-lip chains they enclose (iBUG-68 indices).
 _UPPER_OUTER, _UPPER_INNER = [48, 49, 50, 51, 52, 53, 54], [60, 61, 62, 63, 64]
 _LOWER_OUTER, _LOWER_INNER = [54, 55, 56, 57, 58, 59, 48], [64, 65, 66, 67, 60]
@@ -265,12 +279,17 @@ def _along(chain: np.ndarray, t: np.ndarray) -> np.ndarray:
 def recover_contour_and_mouth(delegate: np.ndarray, original: np.ndarray) -> np.ndarray:
     """S-hat_x: S-bar with S_x's jaw contour and mouth opening (inner lips), keeping S-bar's lip thickness.
 
-    Each outer-lip point keeps its offset from the inner lip in S-bar and is re-attached to S_x's
-    inner lip at the same position along the lip, so the mouth's shape and opening follow x while
-    the thickness of the upper and lower lips stays the delegate's.
+    S-bar's brows, eyes and nose are first similarity-fitted onto S_x's (their shapes and layout stay the
+    delegate's): fitted with the jaw, a delegate of another pose (a frontal face on a half profile) puts its
+    eyes and nose beside x's, and the blend then shows both sets (doubled features). Each outer-lip point
+    keeps its offset from the inner lip in S-bar and is re-attached to S_x's inner lip at the same position
+    along the lip, so the mouth's shape and opening follow x while the lips' thickness stays the delegate's.
     """
-    out = np.array(delegate, np.float64, copy=True)
     original = np.asarray(original, np.float64)
+    delegate = np.asarray(delegate, np.float64)
+    fit = SimilarityTransform.from_estimate(delegate[_INNER_FEATURES], original[_INNER_FEATURES])
+    delegate = fit(delegate) if fit else delegate
+    out = delegate.copy()
     out[lm.JAW] = original[lm.JAW]
     out[lm.INNER_LIPS] = original[lm.INNER_LIPS]
     t = np.linspace(0.0, 1.0, len(_UPPER_OUTER))

@@ -1,10 +1,19 @@
 """Video: anonymize a clip frame by frame, every face tracked so that each person stays one stranger throughout.
 
-Decoding and encoding use PyAV (FFmpeg ships inside its wheel). Faces are associated between consecutive frames by
-the IoU of their boxes (Hungarian matching, scipy); each track draws its delegates from its own seed (``track_seed``:
-one whose first draw the identity guard passes), so its draw repeats in every frame. Privacy does not blink: in a
-frame where the detector misses a live track's face, its last box is obscured by the fallback. Audio is copied
-through as it is (remuxed, not re-encoded).
+``anonymize_frames`` streams: it takes frames (RGB arrays) one at a time and yields each anonymized, keeping one record
+per tracked person and never the clip; ``anonymize_video`` runs it between PyAV's decoder and encoder (FFmpeg ships
+inside PyAV's wheel), copying the audio through as it is (remuxed, not re-encoded).
+
+Per frame: faces are detected (every frame, or every ``detect_every``-th) and associated with the live tracks by the
+IoU of their boxes (Hungarian matching, scipy). A live track the whole-frame detection missed, or that was not run in
+this frame, is followed: the detector looks again, with a lower bar, in the small region where the face should now be
+(much cheaper than the whole frame). Boxes and landmarks are smoothed over time (a One-Euro filter,
+``anon_model.smoothing``) so the anonymized face does not shimmer. Each track keeps the delegates of its first anonymized
+frame (the draw the identity guard passed; ``face_draws=``), its S-bar refitted to each frame's landmarks, so it stays
+one stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger
+(until a track's first anonymized frame, each frame draws from the track's own seed, with the guard's redraws). Privacy does not
+blink: a face followed is anonymized like a detected one, and where following fails too the track's predicted box is
+obscured, until the track ends.
 """
 
 from __future__ import annotations
@@ -12,6 +21,9 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,14 +34,17 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
-from anon_model.fallback import box_iou, obscure_box, obscuring_method
-from anon_model.imageio import atomic_write
+from anon_model.fallback import box_iou, face_region, obscure_box, obscuring_method
+from anon_model.imageio import atomic_write, load_image
 from anon_model.output import TREATMENTS
+from anon_model.perception.detect import Detection
+from anon_model.smoothing import OneEuroFilter
 
 if TYPE_CHECKING:
     from anon_model.output import FaceRecord
     from anon_model.perception.face import Face
-    from anon_model.pipeline import AnonPipeline
+    from anon_model.pipeline import AnonPipeline, Timer
+    from anon_model.vca import DelegateDraw
 
 #: File suffixes read as video (the CLI routes them here).
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
@@ -37,8 +52,15 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
 CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: ``__call__`` options that perception reads (the rest go to the call only).
 PERCEPTION_OPTIONS = ("detect_threshold", "max_faces")
-#: A track's candidate seeds are this far apart, so no two tracks of a clip share one.
-SEED_STRIDE = 1 << 20
+#: A face followed between whole-frame detections is looked for in its predicted box widened by this much of its
+#: size on each side ...
+FOLLOW_MARGIN = 0.5
+#: ... with this detector confidence (MTCNN's own last-stage bar): lower than a new face needs, since the track says
+#: a face is there; a face not found even so is obscured at its predicted box.
+FOLLOW_THRESHOLD = 0.7
+#: What each stage of a frame is timed as (``timer``): whole-frame detection, following the faces it did not find,
+#: landmarks, alignment, then the pipeline's own stages.
+VIDEO_STAGES = ("detect", "follow", "landmarks", "align", "triage", "ifa", "vca", "synthesis", "guard", "paste_back")
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -53,80 +75,228 @@ def output_suffix(path: str | os.PathLike) -> str:
 
 
 class IoUTracker:
-    """Track ids for each frame's face boxes: matched to the live tracks by box IoU (Hungarian assignment), a new
-    id for each face left over; a track unseen for more than `max_missed` frames ends."""
+    """Track ids for each frame's detected face boxes: matched by IoU (Hungarian assignment) to where the live tracks
+    should now be (their last box moved as it last moved), a new id for each face left over. A track whose face is
+    found otherwise is ``move``d; one not found is told so (``miss``) and ends after more than `max_missed` frames
+    in a row."""
 
     def __init__(self, min_iou: float = 0.3, max_missed: int = 5) -> None:
         self.min_iou, self.max_missed = min_iou, max_missed
         self._boxes: dict[int, np.ndarray] = {}
+        self._steps: dict[int, np.ndarray] = {}  # each track's box motion per frame, when last found
         self._missed: dict[int, int] = {}
         self._next_id = 0
 
+    @property
+    def boxes(self) -> dict[int, np.ndarray]:
+        """Each live track's last box."""
+        return dict(self._boxes)
+
     def update(self, boxes: list[np.ndarray]) -> list[int]:
-        """The track id of each box (in the boxes' order)."""
+        """The track id of each box (in the boxes' order) found by the detector in this frame; the live tracks left
+        unmatched stay as they are until ``move`` or ``miss``."""
         live = list(self._boxes)
         ids = [-1] * len(boxes)
         if live and boxes:
-            iou = np.array([[box_iou(b, self._boxes[t]) for t in live] for b in boxes])
+            iou = np.array([[box_iou(b, self.predicted(t)) for t in live] for b in boxes])
             for row, col in zip(*linear_sum_assignment(iou, maximize=True)):
                 if iou[row, col] >= self.min_iou:
                     ids[row] = live[col]
         for row, track in enumerate(ids):
             if track < 0:
                 ids[row], self._next_id = self._next_id, self._next_id + 1
-        for track in set(live) - set(ids):
-            self._missed[track] += 1
-            if self._missed[track] > self.max_missed:
-                del self._boxes[track], self._missed[track]
         for track, box in zip(ids, boxes):
-            self._boxes[track], self._missed[track] = np.asarray(box, np.float64), 0
+            self.move(track, box)
         return ids
 
-    def missing(self) -> dict[int, np.ndarray]:
-        """The live tracks not seen in the last frame, with their last box (the face is probably still there)."""
-        return {t: self._boxes[t] for t, missed in self._missed.items() if missed > 0}
+    def predicted(self, track: int) -> np.ndarray:
+        """Where a live track's face should be in this frame: its last box moved on by its last motion per frame."""
+        return self._boxes[track] + self._steps[track] * (self._missed[track] + 1)
 
+    def move(self, track: int, box: np.ndarray) -> None:
+        """Where a track's face is in this frame (found by the detector or otherwise)."""
+        box = np.asarray(box, np.float64)
+        last = self._boxes.get(track)
+        self._steps[track] = np.zeros(4) if last is None else (box - last) / (self._missed[track] + 1)
+        self._boxes[track], self._missed[track] = box, 0
 
-def track_seed(pipe: AnonPipeline, rgb: np.ndarray, face: Face, seed: int, **options) -> int:
-    """The seed a new track keeps: the first of seed, seed + SEED_STRIDE, ... whose first draw the identity guard
-    passes on this frame (the guard's own redraws would give each frame its own stranger); `seed` if none does."""
-    if options.get("replace_with", "anonymize") != "anonymize":
-        return seed
-    attempts = pipe.preprocessor.resolve(guard_attempts=options.get("guard_attempts")).guard_attempts
-    for candidate in range(seed, seed + attempts * SEED_STRIDE, SEED_STRIDE):
-        probe = pipe(rgb, faces=[face], face_seeds=[candidate], **{**options, "guard_attempts": 1})
-        if probe.faces[0].treatment == "anonymized":
-            return candidate
-    return seed
+    def miss(self, track: int) -> None:
+        """Note a frame where a live track's face was not found; after more than `max_missed` in a row it ends."""
+        self._missed[track] += 1
+        if self._missed[track] > self.max_missed:
+            del self._boxes[track], self._steps[track], self._missed[track]
 
 
 @dataclass
 class TrackRecord:
-    """One tracked person: its seed, the frames it appears in and, per frame, what its face got."""
+    """One tracked person: its seed and kept delegate draw, the frames it appears in and, per frame, how it was found
+    and what it got."""
 
     track: int
     seed: int
+    draw: DelegateDraw | None = field(default=None, repr=False)  # from its first anonymized frame, reused in the others
     frames: list[int] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)  # "detected", "followed" (found near its last place) or "lost"
     treatments: list[str] = field(default_factory=list)
     mixtures: list[list[int]] = field(default_factory=list)  # the bank faces mixed into its appearance, per frame
     boxes: list[np.ndarray] = field(default_factory=list)
     distances: list[float | None] = field(default_factory=list)  # the guard's distance to the original, per frame
 
-    def add(self, frame: int, record: FaceRecord) -> None:
+    def add(self, frame: int, found: str, record: FaceRecord) -> None:
         """Note the face record of one frame."""
         self.frames.append(frame)
+        self.found.append(found)
         self.treatments.append(record.treatment)
         self.mixtures.append(list(record.delegate_mixture))
         self.boxes.append(record.box)
         self.distances.append(record.identity_distance)
 
-    def add_missed(self, frame: int, box: np.ndarray, treatment: str) -> None:
-        """Note a frame where the detector missed this face and its last box got ``treatment``."""
+    def add_lost(self, frame: int, box: np.ndarray, treatment: str) -> None:
+        """Note a frame where the face was neither detected nor followed and its predicted box got ``treatment``."""
         self.frames.append(frame)
+        self.found.append("lost")
         self.treatments.append(treatment)
         self.mixtures.append([])
         self.boxes.append(box)
         self.distances.append(None)
+
+
+@dataclass
+class _Live:
+    """What a live track carries between frames: its detector score and its smoothing filters."""
+
+    score: float
+    box_filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+    point_filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+
+
+class FrameStream(Iterator[np.ndarray]):
+    """The anonymized frames of ``frames``, one at a time (see ``anonymize_frames``); ``tracks`` holds one record per
+    tracked person so far, ``frames_done`` the number of frames yielded."""
+
+    def __init__(self, pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: int | None = 0, fps: float = 25.0,
+                 detect_every: int = 1, smooth: bool = True, timer: Timer | None = None, **options) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1 (every frame), not {detect_every}")
+        if not fps > 0:
+            raise ValueError(f"fps must be positive, not {fps}")
+        self.pipe, self._frames, self.options, self.timer = pipe, iter(frames), options, timer
+        self.fps, self.detect_every, self.smooth = float(fps), detect_every, smooth
+        self.base = seed if seed is not None else secrets.randbits(62)
+        self.cfg = pipe.preprocessor.resolve(**{k: options[k] for k in PERCEPTION_OPTIONS if k in options})
+        self.method = obscuring_method(options.get("replace_with", "anonymize"), options.get("fallback", "mosaic"))
+        self.tracker, self.frames_done = IoUTracker(), 0
+        self._live: dict[int, _Live] = {}
+        self._records: dict[int, TrackRecord] = {}
+
+    @property
+    def tracks(self) -> list[TrackRecord]:
+        """One record per tracked person so far, in the order they appeared."""
+        return [self._records[t] for t in sorted(self._records)]
+
+    def __next__(self) -> np.ndarray:
+        rgb = load_image(next(self._frames))
+        image = self._anonymize(rgb, self.frames_done)
+        self.frames_done += 1
+        return image
+
+    def _stage(self, name: str) -> AbstractContextManager:
+        return self.timer(name) if self.timer else nullcontext()
+
+    def _anonymize(self, rgb: np.ndarray, index: int) -> np.ndarray:
+        """Frame ``index`` anonymized (RGB uint8)."""
+        analyzer = self.pipe.preprocessor.analyzer
+        found: dict[int, tuple[np.ndarray, np.ndarray, float, str]] = {}  # track -> box, landmarks, score, how
+        if index % self.detect_every == 0:
+            with self._stage("detect"):
+                detections = analyzer.detect(rgb, threshold=self.cfg.detect_threshold, max_faces=self.cfg.max_faces)
+            ids = self.tracker.update([d.box for d in detections])
+            with self._stage("landmarks"):
+                points = analyzer.landmark(rgb, detections)
+            found = {t: (d.box, p, d.score, "detected") for t, d, p in zip(ids, detections, points)}
+        for track in set(self._live) - set(self.tracker.boxes):  # ended: missed too long
+            del self._live[track]
+        lost: dict[int, np.ndarray] = {}
+        for track in sorted(set(self._live) - set(found)):  # missed by the detector, or not looked for in this frame
+            live = self._live[track]
+            with self._stage("follow"):
+                fit = self._follow(rgb, self.tracker.predicted(track), live.score, [f[0] for f in found.values()])
+            if fit is None:
+                lost[track] = self.tracker.predicted(track)
+                self.tracker.miss(track)
+            else:
+                found[track] = (*fit, live.score, "followed")
+                self.tracker.move(track, fit[0])
+        tracks, faces = list(found), []
+        with self._stage("align"):
+            for track in tracks:
+                faces.append(self._face(rgb, track, *found[track][:3], index))
+        for track in tracks:
+            self._records.setdefault(track, TrackRecord(track, self.base + track))
+        records = [self._records[t] for t in tracks]
+        result = self.pipe(rgb, faces=faces, face_seeds=[r.seed for r in records], face_draws=[r.draw for r in records],
+                           timer=self.timer, **self.options)
+        for track, record in zip(tracks, result.faces):
+            if record.treatment == "failed":
+                raise AnonModelError(f"frame {index}: a face could not be anonymized and the fallback is none")
+            if record.treatment == "anonymized" and self._records[track].draw is None:
+                self._records[track].draw = record.delegate_draw
+            self._records[track].add(index, found[track][3], record)
+        image = np.asarray(result.image)
+        for track, box in lost.items():  # neither detected nor followed: its predicted box, obscured
+            if self.method == "none":
+                raise AnonModelError(f"frame {index}: a tracked face was lost and the fallback is none")
+            with self._stage("paste_back"):
+                image = obscure_box(image, box, self.method)
+            self._records[track].add_lost(index, box, "obscured")
+        return image
+
+    def _face(self, rgb: np.ndarray, track: int, box: np.ndarray, points: np.ndarray, score: float,
+              index: int) -> Face:
+        """The track's face in this frame (crop, pose, mask) from its box and landmarks, smoothed over time."""
+        analyzer = self.pipe.preprocessor.analyzer
+        live = self._live.setdefault(track, _Live(score=score))
+        live.score = score
+        if self.smooth:
+            t, scale = index / self.fps, float(box[2] - box[0])
+            box = live.box_filter(box.reshape(2, 2), t, scale).reshape(4)
+            points = live.point_filter(points, t, scale)
+        return analyzer.align(rgb, [Detection(box, score)], [points])[0]
+
+    def _follow(self, rgb: np.ndarray, predicted: np.ndarray, score: float,
+                taken: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+        """A face's box and landmarks in this frame without a whole-frame detection: the detector run on the region
+        around where the face should be (``predicted``), with the lower ``FOLLOW_THRESHOLD``; None when it finds no
+        face there, or only one another track already has (``taken`` boxes)."""
+        analyzer = self.pipe.preprocessor.analyzer
+        x0, y0, x1, y1 = face_region(predicted, rgb.shape, FOLLOW_MARGIN)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        threshold = min(self.cfg.detect_threshold, FOLLOW_THRESHOLD)
+        boxes = [d.box + (x0, y0, x0, y0) for d in analyzer.detect(rgb[y0:y1, x0:x1], threshold=threshold)]
+        overlap = [box_iou(b, predicted) for b in boxes]
+        if not boxes or max(overlap) < self.tracker.min_iou:
+            return None
+        box = boxes[int(np.argmax(overlap))]
+        if any(box_iou(box, other) >= self.tracker.min_iou for other in taken):
+            return None
+        return box, analyzer.landmark(rgb, [Detection(box, score)])[0]
+
+
+def anonymize_frames(pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: int | None = 0, fps: float = 25.0,
+                     detect_every: int = 1, smooth: bool = True, timer: Timer | None = None,
+                     **options) -> FrameStream:
+    """Anonymize a clip given as frames (RGB uint8 arrays, in order), streaming: each anonymized frame is yielded
+    before the next is read, so the clip is never held in memory. The result iterates over the anonymized frames
+    and keeps one ``TrackRecord`` per tracked person (``.tracks``).
+
+    `fps` times the smoothing; `detect_every` n runs the detector on every n-th frame only and follows the faces in
+    between (a face entering the picture may then wait n - 1 frames to be found); `smooth` False turns the One-Euro
+    filter off; `timer` is ``AnonPipeline.__call__``'s, around each of ``VIDEO_STAGES``; `options` go to
+    ``pipe(...)``. A face reported as failed (``fallback="none"``) raises ``AnonModelError``.
+    """
+    return FrameStream(pipe, frames, seed=seed, fps=fps, detect_every=detect_every, smooth=smooth, timer=timer,
+                       **options)
 
 
 @dataclass
@@ -147,10 +317,10 @@ class VideoOutput:
 
 def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.PathLike, *, seed: int | None = 0,
                     audio: bool = True, codec: str = "libx264", crf: int = 18, progress: bool = True,
+                    detect_every: int = 1, smooth: bool = True, timer: Timer | None = None,
                     **options) -> VideoOutput:
-    """Anonymize every frame of `src` into `dest` (same frame count, rate and size; H.264 at `crf`; audio copied
-    unless ``audio=False``), each tracked face drawing from its track's seed (``track_seed``). `options` go to
-    ``pipe(...)``.
+    """Anonymize every frame of `src` into `dest` (same frame count, rate, size and timestamps; H.264 at `crf`; audio
+    copied unless ``audio=False``) with ``anonymize_frames`` (`seed`, `detect_every`, `smooth`, `timer`, `options`).
 
     `dest` appears only when complete (written beside it, then moved); `src` is only read. A face the call reports
     as failed (``fallback="none"``) stops the run: nothing is written.
@@ -158,7 +328,6 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
     src, dest = Path(src), Path(dest)
     if src.resolve() == dest.resolve():
         raise ValueError(f"{dest}: the output would overwrite its input")
-    tracked = _TrackedFrames(pipe, src, seed if seed is not None else secrets.randbits(62), options)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(src)) as inp, atomic_write(dest) as fh:
         vin = inp.streams.video[0]
@@ -169,57 +338,32 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
             vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 == vout.height % 2 else "yuv444p"  # 4:2:0 needs even sides
             vout.codec_context.time_base = vin.time_base
             aout = out.add_stream_from_template(ain) if ain is not None else None
-            bar = tqdm(total=vin.frames or None, unit="frame", desc=src.name, leave=False, disable=not progress,
-                       file=sys.stderr)
-            index = 0
-            for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
-                if packet.stream is ain:
-                    if packet.dts is not None:  # the demuxer's final empty packet carries nothing
-                        packet.stream = aout
-                        out.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    image = tracked(frame.to_ndarray(format="rgb24"), index)
-                    anonymized = av.VideoFrame.from_ndarray(image, format="rgb24")
-                    anonymized.pts, anonymized.time_base = frame.pts, frame.time_base
-                    out.mux(vout.encode(anonymized))
-                    index += 1
-                    bar.update()
+            stamps: deque[tuple[int | None, object]] = deque()
+
+            def decoded() -> Iterator[np.ndarray]:
+                """The clip's frames in order; audio packets met on the way are copied to the output."""
+                for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
+                    if packet.stream is ain:
+                        if packet.dts is not None:  # the demuxer's final empty packet carries nothing
+                            packet.stream = aout
+                            out.mux(packet)
+                        continue
+                    for frame in packet.decode():
+                        stamps.append((frame.pts, frame.time_base))
+                        yield frame.to_ndarray(format="rgb24")
+
+            stream = anonymize_frames(pipe, decoded(), seed=seed, fps=float(vin.average_rate or 25), timer=timer,
+                                      detect_every=detect_every, smooth=smooth, **options)
+            with tqdm(total=vin.frames or None, unit="frame", desc=src.name, leave=False, disable=not progress,
+                      file=sys.stderr) as bar:
+                try:
+                    for image in stream:
+                        anonymized = av.VideoFrame.from_ndarray(image, format="rgb24")
+                        anonymized.pts, anonymized.time_base = stamps.popleft()
+                        out.mux(vout.encode(anonymized))
+                        bar.update()
+                except AnonModelError as err:
+                    raise AnonModelError(f"{src}: {err}: not written") from None
             out.mux(vout.encode(None))
-            bar.close()
-    return VideoOutput(path=dest, frames=index, fps=float(vin.average_rate), size=(vout.width, vout.height),
-                       audio=aout is not None, tracks=[tracked.tracks[t] for t in sorted(tracked.tracks)])
-
-
-class _TrackedFrames:
-    """Anonymizes a clip's frames in order: perceives, tracks, gives each new track its seed, runs the pipeline, and
-    obscures the last box of a live track the detector missed in this frame."""
-
-    def __init__(self, pipe: AnonPipeline, src: Path, base: int, options: dict) -> None:
-        self.pipe, self.src, self.base, self.options = pipe, src, base, options
-        self.cfg = pipe.preprocessor.resolve(**{k: options[k] for k in PERCEPTION_OPTIONS if k in options})
-        self.method = obscuring_method(options.get("replace_with", "anonymize"), options.get("fallback", "mosaic"))
-        self.tracker, self.tracks = IoUTracker(), {}  # track id -> its record
-
-    def __call__(self, rgb: np.ndarray, index: int) -> np.ndarray:
-        """Frame ``index`` anonymized (RGB uint8)."""
-        faces = self.pipe.perceive(rgb, self.cfg)
-        ids = self.tracker.update([f.box for f in faces])
-        for face, track in zip(faces, ids):
-            if track not in self.tracks:
-                self.tracks[track] = TrackRecord(track, track_seed(self.pipe, rgb, face, self.base + track,
-                                                                   **self.options))
-        result = self.pipe(rgb, faces=faces, face_seeds=[self.tracks[t].seed for t in ids], **self.options)
-        for track, record in zip(ids, result.faces):
-            if record.treatment == "failed":
-                raise AnonModelError(f"{self.src}: frame {index}: a face could not be anonymized and the fallback is "
-                                     "none: not written")
-            self.tracks[track].add(index, record)
-        image = np.asarray(result.image)
-        for track, box in self.tracker.missing().items():  # missed in this frame: its last box, obscured
-            if self.method == "none":
-                raise AnonModelError(f"{self.src}: frame {index}: a tracked face was not detected and the fallback "
-                                     "is none: not written")
-            image = obscure_box(image, box, self.method)
-            self.tracks[track].add_missed(index, box, "obscured")
-        return image
+    return VideoOutput(path=dest, frames=stream.frames_done, fps=float(vin.average_rate), size=(vout.width, vout.height),
+                       audio=aout is not None, tracks=stream.tracks)

@@ -83,3 +83,19 @@ def test_device_defaults_to_cuda_when_there_is_one_and_to_moves_the_pipeline(pip
     assert default_device() == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert default_device() == "cpu"
+
+
+def test_a_reused_draw_keeps_the_stranger_on_a_new_frame(pipe, two_photos):
+    """face_draws= (a video track's kept draw): same appearance mixture and S-bar, S-hat refitted to the new face."""
+    from PIL import Image
+
+    first = pipe(two_photos[0], seed=0).faces[0]
+    assert first.treatment == "anonymized" and first.delegate_draw is not None
+    photo = Image.open(two_photos[0])
+    squeezed = photo.resize((int(photo.width * 0.92), photo.height))  # the same person, a slightly different shape
+    faces = pipe.perceive(np.asarray(squeezed.convert("RGB")), pipe.preprocessor.config)
+    again = pipe(squeezed, seed=123, faces=faces, face_draws=[first.delegate_draw]).faces[0]
+    assert again.delegate_mixture == first.delegate_mixture and again.geometry_delegate == first.geometry_delegate
+    assert not np.allclose(again.landmarks_anon_crop, first.landmarks_anon_crop), "S-hat follows the new landmarks"
+    with pytest.raises(ValueError, match="face_draws has 2 entries for 1 face"):
+        pipe(squeezed, faces=faces, face_draws=[None, None])

@@ -1,0 +1,149 @@
+"""The guard's second check: a result that does not look like a face with the structure asked for counts as failing,
+and a face whose every try is implausible is obscured with that reason, never reported as anonymized."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from anon_model import AnonPipeline
+from anon_model.guard import BestTries, GuardOutcome, IdentityGuard, Verdict
+from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
+
+
+def _as_result(face) -> tuple[torch.Tensor, SimpleNamespace]:
+    """A real face's crop as a step-2 result (3,S,S) in [0,1], asked for its own structure S_x."""
+    x = torch.from_numpy(face.crop).permute(2, 0, 1).float() / 255
+    s_x = torch.from_numpy(face.crop_landmarks).float()
+    return x, SimpleNamespace(x=x, landmarks=s_x, landmarks_anon=s_x)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return AnonPipeline.from_pretrained(None)
+
+
+@pytest.fixture(scope="module")
+def real(analyzer, example_paths):
+    """The bundled photos' faces as results that are exactly what was asked for."""
+    crops, conds = zip(*[_as_result(analyzer(p)[0]) for p in example_paths])
+    return torch.stack(crops), list(conds)
+
+
+def _scramble_eyes(crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The band of both eyes and the band of the mouth swapped: eyes where the mouth was, and the other way round."""
+    out = crop.copy()
+    eyes, mouth = landmarks[36:48, 1].mean(), landmarks[48:68, 1].mean()
+    half = 16
+    e, m = (slice(int(v) - half, int(v) + half) for v in (eyes, mouth))
+    out[e], out[m] = crop[m], crop[e]
+    return out
+
+
+def test_landmark_nme_ignores_pose_and_scale_but_not_shape(real):
+    _, conds = real
+    s = conds[0].landmarks.numpy().astype(np.float64)
+    angle = np.radians(20)
+    moved = 1.3 * s @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]) + 7
+    assert landmark_nme(moved, s) < 1e-9
+    bent = s.copy()
+    bent[36:48] += [0, 20]  # the eyes dropped to the nose
+    assert landmark_nme(bent, s) > MAX_NME
+
+
+def test_real_faces_are_plausible(real):
+    crops, conds = real
+    result = default_check()(crops, conds)
+    assert result.passed.all(), (result.score, result.error)
+    assert [result.reason(i) for i in range(len(crops))] == [""] * len(crops)
+
+
+def test_broken_faces_are_not_plausible(real):
+    """A blank crop, the eyes scrambled with the mouth, the face turned 90 degrees in the crop: none passes."""
+    crops, conds = real
+    check = default_check()
+    face = (crops[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    broken = {
+        "blank": np.full_like(face, 128),
+        "scrambled": _scramble_eyes(face, conds[0].landmarks.numpy()),
+        "turned 90": np.ascontiguousarray(np.rot90(face)),
+    }
+    images = torch.stack([torch.from_numpy(b).permute(2, 0, 1).float() / 255 for b in broken.values()])
+    result = check(images, [conds[0]] * len(broken))
+    assert not result.passed.any(), dict(zip(broken, zip(result.score, result.error)))
+    assert result.reason(0) == "no face found in the result"
+    assert all(result.reason(i) for i in range(len(broken)))
+
+
+def _verdict(distance: float, reason: str = "") -> Verdict:
+    """One face's verdict: ``distance`` to the original and to the bank, implausible when ``reason`` is given."""
+    d = torch.tensor([distance])
+    plausible = Plausibility(np.array([1.0]), np.array([0.2 if reason else 0.0]), max_error=0.1)
+    return Verdict(d, d, torch.tensor([0]), plausible, limit=0.65)
+
+
+def _outcome(tries: BestTries, limit: float = 0.65) -> GuardOutcome:
+    guard = SimpleNamespace(identity=SimpleNamespace(threshold=0.6), limit=limit)
+    return tries.outcome(0, guard)
+
+
+def test_a_distorted_try_fails_and_never_replaces_a_passing_one():
+    tries, crop = BestTries(1), torch.zeros(1, 3, 4, 4)
+    tries.add([0], crop, [None], _verdict(0.9, "distorted"))  # far from everyone, but no natural face
+    assert tries.failing(0.65) == [0]
+    outcome = _outcome(tries)
+    assert not outcome.passed and "natural-looking" in outcome.reason() and "recognized" not in outcome.reason()
+    tries.add([0], crop, [None], _verdict(0.7))  # natural and far enough
+    assert tries.failing(0.65) == [] and tries.best[0].number == 2
+    assert _outcome(tries).passed and _outcome(tries).reason() == ""
+    tries.add([0], crop, [None], _verdict(1.2, "distorted"))  # farther still, distorted: never replaces a pass
+    assert tries.best[0].number == 2 and _outcome(tries).attempts == 3
+
+
+def test_reason_names_each_check_that_failed():
+    tries = BestTries(1)
+    tries.add([0], torch.zeros(1, 3, 4, 4), [None], _verdict(0.3, "distorted"))
+    reason = _outcome(tries).reason()
+    assert "still recognized as the original" in reason and "natural-looking" in reason and "after 1 tries" in reason
+
+
+class Blank:
+    """A step 2 whose every result is a grey square: far from everyone, and no face."""
+
+    description = "test synthesizer that returns a blank crop"
+
+    def synthesize(self, conds, *, generator=None, effort=0.0):
+        return torch.full((len(conds), 3, *conds[0].x.shape[-2:]), 0.5)
+
+
+def test_a_face_whose_every_try_is_implausible_is_obscured_never_anonymized(pipe, example_paths):
+    blank = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=Blank())
+    out = blank(example_paths[0], seed=0, guard_attempts=2)
+    (record,) = out.faces
+    assert record.treatment == "obscured" and record.guard_passed is False and record.attempts == 2
+    assert "step 2 could not make a natural-looking face (no face found in the result)" in record.treatment_reason
+    assert out.counts()["anonymized"] == 0
+
+
+def test_guard_without_the_check_sees_identity_only(pipe, real):
+    crops, conds = real
+    identity = pipe.preprocessor.identity
+    with torch.inference_mode():
+        originals = identity.embed(crops, landmarks=torch.stack([c.landmarks for c in conds]))
+    verdict = IdentityGuard(identity, plausibility=False).verify(crops, conds, originals)
+    assert verdict.plausibility is None and verdict.implausible(0) == ""
+
+
+def test_triage_sends_a_face_whose_landmarks_do_not_fit_it_to_the_fallback(pipe, analyzer, example_paths):
+    """x's own landmarks are checked once, before step 2: a face the landmarker missed gets no tries at all."""
+    import dataclasses
+
+    face = analyzer(example_paths[0])[0]
+    assert pipe._triage(face) is None
+    missed = face.crop_landmarks.copy()
+    missed[36:48] += [0, 25]  # eyes where the nose is: landmarks that do not sit on this face
+    reason = pipe._triage(dataclasses.replace(face, crop_landmarks=missed))
+    assert reason and "landmarks do not fit it" in reason
