@@ -10,7 +10,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,22 @@ class AnonPipeline:
                                            treatment=_treatment(reason, replace_with, fallback), reason=reason or ""))
             outputs.append((Image.fromarray(out), records))
         return AnonOutput.join(outputs, notes=[f"step 2: {self.step2_name}"])
+
+    def video(self, source: str | os.PathLike | Iterable[np.ndarray], dest: str | os.PathLike | None = None, *,
+              seed: int | None = 0, **options):
+        """Anonymize a clip: a video file into `dest` (``anon_model.video.anonymize_video``: frames, rate, size and
+        audio kept; returns its per-track records), or frames (RGB arrays) streamed one by one
+        (``anon_model.video.anonymize_frames``: returns an iterator of anonymized frames with ``.tracks``). Every
+        tracked person stays one stranger; `options` are those functions' and ``__call__``'s."""
+        from anon_model import video
+
+        if isinstance(source, (str, os.PathLike)):
+            if dest is None:
+                raise ValueError("a video file needs dest=, the path of the anonymized clip")
+            return video.anonymize_video(self, source, dest, seed=seed, **options)
+        if dest is not None:
+            raise ValueError("dest= is for video files: frames are returned as a stream")
+        return video.anonymize_frames(self, source, seed=seed, **options)
 
     def perceive(self, rgb: np.ndarray, cfg: PreprocessorConfig, timer: Timer | None = None) -> list[Face]:
         """Every face of `rgb`, left to right: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask

@@ -319,3 +319,13 @@ def test_cli_anonymizes_a_clip_next_to_a_photo(clip, example_paths, tmp_path, ca
     with av.open(str(out / "walk.mp4")) as written:
         assert not written.streams.audio and len(list(written.decode(video=0))) == FRAMES
     assert "1 image(s), 2 video(s)" in err and f"faces (once per frame in videos): 0 anonymized, {2 * FRAMES + 1} obscured" in err
+
+
+def test_pipeline_video_streams_frames_and_writes_files(pipe, walk, clip, tmp_path):
+    stream = pipe.video(walk[:2], fps=FPS)
+    frames = list(stream)
+    assert len(frames) == 2 and frames[0].shape == walk[0].shape and len(stream.tracks) == 1
+    with pytest.raises(ValueError, match="dest="):
+        pipe.video(clip)
+    out = pipe.video(clip, tmp_path / "walk.mp4", progress=False)
+    assert out.path.is_file() and len(frames_of(out.path)) == FRAMES
