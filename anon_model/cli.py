@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from anon_model import __version__
@@ -15,13 +15,22 @@ from anon_model.fallback import FALLBACKS, REPLACE_WITH
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `anon-model`; returns the process exit code."""
+    # OpenMP threads that wait for each other by spinning stall whenever the cores are shared: on a busy 2-core
+    # machine a photo took 10x longer. Set before torch loads its OpenMP runtime; the user's own setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    return int(args.run(args) or 0)
+    from anon_model.errors import AnonModelError
+
+    try:
+        return int(args.run(args) or 0)
+    except AnonModelError as exc:  # meant for users: one line (a missing extra, weights, a bad input), no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,13 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         "Runs offline with bundled models; pass --model for a trained pipeline (Hub id or folder).",
     )
     parser.add_argument("--version", action="version", version=f"anon_model {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_LazyParser)
     _add_anonymize(sub)
     _add_bank(sub)
     _add_optional(sub, "evaluate", "score methods on a dataset: the paper's tables (ReID, IDS, SSIM, attributes)",
-                  "anon_model.evaluation.report", "add_evaluate_arguments", "run_evaluate")
+                  "anon_model.evaluation.report", "add_evaluate_arguments", "run_evaluate", needs=("matplotlib",))
     _add_optional(sub, "bench", "time each stage (detect, landmarks, IFA, VCA, synthesis, paste-back)",
                   "anon_model.evaluation.bench", "add_bench_arguments", "run_bench")
+    _add_optional(sub, "report", "summarize an anonymize run from OUTDIR/manifest.jsonl",
+                  "anon_model.batch.report", "add_report_arguments", "run_report")
+    _add_optional(sub, "anonymize-dataset", "anonymize the image column of a Hugging Face dataset (Hub or disk)",
+                  "anon_model.datasets", "add_dataset_arguments", "run_anonymize_dataset", needs=("datasets",))
     return parser
 
 
@@ -49,7 +62,9 @@ def _add_anonymize(sub) -> None:
         "OUTDIR/<name>.png at the input's size; a video (.mp4, .mov, .mkv, .webm, .avi) as OUTDIR/<name>.mp4, .mov "
         "or .mkv (H.264, same frame count, rate and size, audio copied; each tracked person one stranger "
         "throughout); inputs are never modified. A file that cannot be read is reported and skipped; "
-        "a photo without faces is copied unchanged with a warning. Exit code 1 if any file failed.",
+        "a photo without faces is copied unchanged with a warning. OUTDIR/manifest.jsonl records what every face "
+        "got (no pixels); a rerun into the same OUTDIR skips the files it lists as done. Runs on several GPUs or "
+        "machines with `accelerate launch -m anon_model anonymize ...`. Exit code 1 if any file failed.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders of them")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the results (created if needed)")
@@ -57,25 +72,59 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--model", default=None, metavar="ID|DIR",
                    help="pipeline to use: a Hugging Face Hub repo id or a local folder written by save_pretrained "
                    "(default: the built-in offline pipeline with the training-free step 2)")
+    p.add_argument("--bank", default=None, metavar="DIR|ID",
+                   help="delegate bank to draw from instead of the pipeline's: a folder written by `anon-model bank "
+                   "build` (or bank synth), or a Hub repo id holding one")
     p.add_argument("--seed", type=int, default=0, help="random seed for delegate sampling (default 0: reproducible)")
     p.add_argument("--k-top", type=int, default=None, metavar="K",
                    help="number of top identity classes whose attention IFA distracts (paper: 2-4; default 3)")
     p.add_argument("--epsilon", type=float, default=None, metavar="E",
                    help="privacy budget of IPD sampling, Eq. 6 (0 = uniform over candidates; default 1.0)")
     p.add_argument("--neighbors", type=int, default=None, metavar="k", help="delegate candidates k for VAA (default 10)")
-    p.add_argument("--threshold", type=float, default=None, metavar="T",
+    p.add_argument("--threshold", "--thresh", type=float, default=None, metavar="T",
                    help="face detection confidence in [0, 1]: lower finds more faces, and more false alarms "
                    "(default 0.9)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace results that already exist in OUTDIR")
+    p.add_argument("--device", default=None,
+                   help="torch device, e.g. cpu or cuda (default: CUDA when available, else the CPU; under "
+                   "accelerate launch each process's own device)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo every file, also those OUTDIR's manifest lists as done (default: skip them, so an "
+                   "interrupted run resumes)")
     p.add_argument("--replace-with", default="anonymize", choices=REPLACE_WITH,
                    help="what every detected face gets: anonymize (this method, default), a classical obscuring "
                    "(mosaic, blur, solid) or none (detection only: nothing is changed)")
     p.add_argument("--fallback", default="mosaic", choices=(*FALLBACKS, "none"),
                    help="how a face that cannot be anonymized (too small, turned away, unreliable landmarks, still "
                    "recognized after every try) is obscured (default mosaic); none leaves it and fails the file")
+    p.add_argument("--mask-scale", type=float, default=None, metavar="S",
+                   help="obscured faces: cover the face box scaled by S about its centre (default 1.4)")
+    p.add_argument("--boxes", action="store_true",
+                   help="obscured faces: cover the whole scaled box instead of the ellipse inscribed in it")
+    p.add_argument("--keep-metadata", action="store_true",
+                   help="copy the photo's EXIF camera, date and rights tags and its colour profile to the result "
+                   "(never GPS, thumbnail, maker note, comments, serial numbers, XMP or IPTC; default: copy nothing)")
+    p.add_argument("--preview", action="store_true",
+                   help="dry run: write each photo with its detected faces drawn (yellow: step 2 would take it, "
+                   "red: straight to the fallback) instead of anonymizing; no manifest")
+    p.add_argument("--draw-scores", action="store_true", help="with --preview: label each box with its detection score")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="photos per pipeline call: their faces go through the networks together (8-32 keep a GPU "
+                   "busy; default 1)")
+    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+                   help="threads decoding the next photos and writing results while the networks run")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON line per file on stdout: its status, and per face the box, score, "
+                   "treatment and why")
+    p.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=0, default=1,
+                   help="print errors only (no progress bar, notes or summary)")
+    p.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
+                   help="also name every file and what its faces got, and log the library's info messages")
     p.add_argument("--no-audio", action="store_true", help="videos: drop the audio (default: copied unchanged)")
     p.add_argument("--crf", type=int, default=18, help="videos: H.264 quality, lower is better (default 18)")
+    p.add_argument("--detect-every", type=int, default=1, metavar="N",
+                   help="videos: search the whole frame for faces every N-th frame only, following known faces in "
+                   "between (a face entering the picture may wait N-1 frames; measured: no faster with several "
+                   "faces) (default 1)")
     p.set_defaults(run=_run_anonymize)
 
 
@@ -101,18 +150,55 @@ def _add_bank(sub) -> None:
     synth.set_defaults(run=_run_bank_synth)
 
 
-def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_fn: str) -> None:
-    """A sub-command whose options live next to its implementation."""
-    import importlib
+def _add_optional(sub, name: str, help_text: str, module: str, add_fn: str, run_fn: str, *,
+                  needs: tuple[str, ...] = ()) -> None:
+    """A sub-command whose options live next to its implementation, in `module`: imported only when this
+    sub-command is parsed or its help shown, so `anon-model --help` and the other commands start fast. `needs`:
+    packages it imports only later, on the way (checked first, so a partial install fails at once, not after
+    the work)."""
+    sub.add_parser(name, help=help_text, description=help_text,
+                   register=lambda p: _register(p, f"anon-model {name}", module, add_fn, run_fn, needs))
 
-    p = sub.add_parser(name, help=help_text, description=help_text)
+
+def _register(parser: argparse.ArgumentParser, command: str, module: str, add_fn: str, run_fn: str,
+              needs: tuple[str, ...]) -> None:
+    """Add `module`'s options and runner to `parser`; when an extra it needs is missing, exit saying which."""
+    from anon_model.extras import MissingExtraError, installed, missing_message, require
+
+    missing = [name for name in needs if not installed(name)]
+    if missing:  # a partial install
+        sys.exit(f"error: {missing_message(command, missing[0])}")
     try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:  # a partial install: say so when the command is used
-        p.set_defaults(run=lambda args: sys.exit(f"error: anon-model {name} is unavailable ({exc})"))
-        return
-    getattr(mod, add_fn)(p)
-    p.set_defaults(run=getattr(mod, run_fn))
+        mod = require(module, command)
+    except MissingExtraError as exc:
+        sys.exit(f"error: {exc}")
+    getattr(mod, add_fn)(parser)
+    parser.set_defaults(run=getattr(mod, run_fn))
+
+
+class _LazyParser(argparse.ArgumentParser):
+    """A sub-command's parser whose options are added by `register` on first use (parsing, usage or help)."""
+
+    def __init__(self, *args, register: Callable[[argparse.ArgumentParser], None] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._register = register
+
+    def _ensure_registered(self) -> None:
+        register, self._register = self._register, None
+        if register is not None:
+            register(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._ensure_registered()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._ensure_registered()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._ensure_registered()
+        return super().format_help()
 
 
 # ---------------------------------------------------------------------- anonymize
@@ -167,88 +253,22 @@ def check_output_dir(path: str | os.PathLike) -> None:
 
 
 def _run_anonymize(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    """Check the options and OUTDIR, list the inputs, and run them (``anon_model.batch.runner``)."""
+    from anon_model.batch.runner import run
 
-    from anon_model.errors import AnonModelError
-    from anon_model.imageio import save_image_atomic
-    from anon_model.output import TREATMENTS
-    from anon_model.pipeline import AnonPipeline
-    from anon_model.video import anonymize_video, is_video
-
-    jobs, errors, skipped = collect_inputs(args.inputs, args.recursive)
-    for line in errors:
-        print(f"error: {line}", file=sys.stderr)
-    for path in skipped:
-        print(f"skip: {path}: not an image or video (format unrecognised)", file=sys.stderr)
-    if not jobs:
-        print("error: no images or videos to process", file=sys.stderr)
-        return 1
-    outdir = Path(args.output)
-    inputs = {src.resolve() for src, _ in jobs}
+    if args.batch_size < 1 or args.workers < 1:
+        print("error: --batch-size and --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.mask_scale is not None and args.mask_scale < 1:
+        print(f"error: --mask-scale must be at least 1 (the face box itself), not {args.mask_scale}", file=sys.stderr)
+        return 2
     try:
-        check_output_dir(outdir)
-        pipe = AnonPipeline.from_pretrained(args.model, device=args.device)
-    except (AnonModelError, OSError, ValueError) as exc:
+        check_output_dir(args.output)
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    videos = sum(is_video(src) for src, _ in jobs)
-    print(f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other file(s) skipped -> "
-          f"{outdir}; step 2 = {pipe.step2_name}", file=sys.stderr)
-    failed, faces = len(errors), dict.fromkeys(TREATMENTS, 0)
-    options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
-               "replace_with": args.replace_with, "fallback": args.fallback, "detect_threshold": args.threshold}
-    for src, name in tqdm(jobs, desc="anonymizing", unit="file", file=sys.stderr):
-        dest = outdir / name
-        if dest.resolve() in inputs:
-            tqdm.write(f"error: {src}: its output {dest} would overwrite an input; choose another OUTDIR", sys.stderr)
-            failed += 1
-            continue
-        if dest.exists() and not args.overwrite:
-            tqdm.write(f"skip: {dest} exists (use --overwrite to replace it)", sys.stderr)
-            continue
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                if is_video(src):  # written as it goes; a failed face stops it before anything is written
-                    out = anonymize_video(pipe, src, dest, seed=args.seed, audio=not args.no_audio, crf=args.crf,
-                                          **options)
-                else:
-                    out = pipe(src, seed=args.seed, **options)
-            for warning in caught:
-                if "anon_model" in warning.filename:  # ours are for the user; the libraries' are noise here
-                    tqdm.write(f"warning: {src}: {warning.message}", sys.stderr)
-            counts = out.counts()
-            if counts["failed"]:
-                raise AnonModelError(f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
-                                     "none: not written")
-            if not is_video(src):
-                save_image_atomic(out.image, dest)
-        except AnonModelError as exc:
-            tqdm.write(f"error: {exc}", sys.stderr)
-            failed += 1
-            continue
-        except Exception as exc:  # one broken photo must not stop the batch
-            tqdm.write(f"error: {src}: {type(exc).__name__}: {exc}", sys.stderr)
-            failed += 1
-            continue
-        faces = {t: faces[t] + counts[t] for t in TREATMENTS}
-        if is_video(src):
-            tqdm.write(f"{src}: {out.frames} frames, {len(out.tracks)} tracked face(s); faces per frame: "
-                       f"{_face_counts(counts)}", sys.stderr)
-        elif not out.faces:
-            tqdm.write(f"warning: {src}: no face found, written unchanged", sys.stderr)
-        elif counts["anonymized"] < len(out.faces):
-            tqdm.write(f"{src}: {_face_counts(counts)}; " + "; ".join(
-                f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
-                if r.treatment != "anonymized"), sys.stderr)
-    print(f"anon-model: {len(jobs) - failed + len(errors)} done ({videos} video(s)), {failed} failed; faces (once per "
-          f"frame in videos): {_face_counts(faces)}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _face_counts(counts: dict[str, int]) -> str:
-    """Faces per treatment, e.g. 3 anonymized, 1 obscured (treatments no face got are left out)."""
-    return ", ".join(f"{n} {t}" for t, n in counts.items() if n or t == "anonymized")
+    jobs, errors, skipped = collect_inputs(args.inputs, args.recursive)
+    return run(args, jobs, errors, skipped)
 
 
 # ---------------------------------------------------------------------- bank

@@ -6,6 +6,7 @@ Loadable as one folder (``model_index.json`` naming each component and its subfo
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import json
 import os
 import secrets
@@ -142,7 +143,7 @@ class AnonPipeline:
         api.create_repo(repo_id, private=private, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             self.save_pretrained(tmp)
-            card = Path(__file__).resolve().parents[1] / "model_card.md"
+            card = importlib.resources.files("anon_model") / "model_card.md"  # package data: a wheel has it too
             if card.is_file():
                 (Path(tmp) / "README.md").write_text(card.read_text())
             return api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message).commit_url

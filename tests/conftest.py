@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no OpenMP spin-waiting on shared cores
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "anon_model" / "assets" / "examples"

@@ -13,6 +13,7 @@ import torch
 
 from anon_model.downloads import require_download
 from anon_model.errors import MissingWeightsError
+from anon_model.extras import require
 from anon_model.perception.align import five_points
 
 __all__ = ["Embedder", "IdentityEmbedder", "ArcFaceEmbedder", "load_embedder", "arcface_file", "ARCFACE_FILE"]
@@ -69,6 +70,7 @@ class ArcFaceEmbedder(Embedder):
     """insightface's ArcFace recognition model (an .onnx file) on 112-px chips aligned from the 68 landmarks."""
 
     def __init__(self, path: Path) -> None:
+        require("insightface", "ArcFace (insightface)")  # one clear line when the extra is missing
         from insightface.model_zoo import get_model
 
         self.model = get_model(str(path), providers=["CPUExecutionProvider"])
@@ -101,6 +103,7 @@ def arcface_file(path: Path | None = None) -> Path:
     """A local ArcFace .onnx; None means insightface's buffalo_l pack, downloaded by insightface if absent (and allowed)."""
     if path is None:
         if not ARCFACE_FILE.is_file():
+            require("insightface", "ArcFace (insightface)")
             from insightface.utils.storage import ensure_available
 
             require_download(f"ArcFace ({ARCFACE_FILE})", "run insightface once online")

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from anon_model.bank.build import BankBuilder, BankContents, as_embedder, default_analyzer
 from anon_model.bank.embedder import Embedder
+from anon_model.extras import require
 
 __all__ = ["synthesize", "DEFAULT_SYNTH_MODEL"]
 
@@ -52,6 +53,7 @@ def synthesize(n: int, *, model: str | Callable = DEFAULT_SYNTH_MODEL, analyzer=
 
 def _unconditional_pipeline(model: str, device: str):
     """Load a diffusers unconditional image pipeline; a DDPM gets a DDIM scheduler (same weights, fewer steps)."""
+    require("diffusers", "anon-model bank synth")  # one clear line when the extra is missing
     from diffusers import DDIMPipeline, DDIMScheduler, DiffusionPipeline
 
     pipe = DiffusionPipeline.from_pretrained(model)

@@ -228,7 +228,7 @@ def _load_pipeline(args: argparse.Namespace, procs: Processes):
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options that shape a result: a file done with other ones is not finished for this run."""
     names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "replace_with", "fallback",
-             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf")
+             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every")
     return {name: getattr(args, name) for name in names}
 
 
@@ -375,7 +375,8 @@ class _Batch:
             return
         try:
             out = anonymize_video(self.pipe, src, dest, seed=self.args.seed, audio=not self.args.no_audio,
-                                  crf=self.args.crf, progress=self.args.verbosity >= 1, **self.options)
+                                  crf=self.args.crf, detect_every=self.args.detect_every,
+                                  progress=self.args.verbosity >= 1, **self.options)
         except Exception as exc:
             self._failed(job, _message(src, exc), kind="video")
             return

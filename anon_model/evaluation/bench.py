@@ -3,13 +3,16 @@
 The stages are those of ``AnonPipeline.__call__`` itself (``anon_model.pipeline.STAGES``), timed through its ``timer``
 hook: detect, landmarks, align, IFA, VCA (delegate draws, redraws included), synthesis (every try), the identity
 guard's verification, paste-back. The end-to-end time is a second, untimed pass of one ``pipe(image)`` call per
-photo; ``seconds_per_face`` is taken from it.
+photo; ``seconds_per_face`` is taken from it. ``startup_seconds`` is what a fresh process pays before its first photo:
+importing anon_model and loading the pipeline (``from_pretrained``), measured in a new Python process.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,7 +25,7 @@ import torch
 from anon_model.imageio import IMAGE_SUFFIXES, load_image
 from anon_model.pipeline import STAGES
 
-__all__ = ["STAGES", "BenchResult", "bench", "add_bench_arguments", "run_bench"]
+__all__ = ["STAGES", "BenchResult", "bench", "measure_startup", "add_bench_arguments", "run_bench"]
 
 
 @dataclass
@@ -38,6 +41,7 @@ class BenchResult:
     peak_rss_mb: float = 0.0  # process peak resident memory (models included)
     peak_cuda_mb: float | None = None  # torch.cuda.max_memory_allocated during the timed runs
     step2: str = ""
+    startup_seconds: float | None = None  # a fresh process: import anon_model + from_pretrained (None: not measured)
 
     @property
     def seconds_per_face(self) -> float:
@@ -74,10 +78,12 @@ class _Clock:
 
 
 def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None, device: str = "cpu", repeats: int = 1,
-          seed: int = 0) -> BenchResult:
-    """Time every stage and the whole pipeline on `images` (after one untimed warm-up pass) on `device`."""
+          seed: int = 0, startup: bool = False) -> BenchResult:
+    """Time every stage and the whole pipeline on `images` (after one untimed warm-up pass) on `device`; with
+    `startup`, also a fresh process's import and load (``measure_startup``)."""
     from anon_model import AnonPipeline
 
+    startup_seconds = measure_startup(model, device) if startup else None
     photos = [load_image(p) for p in images]
     pipe = AnonPipeline.from_pretrained(model, device=device)
     for image in photos:  # warm-up: lazy loads, codebook, allocator, cuDNN autotuning
@@ -100,8 +106,21 @@ def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None
         stages={k: v / repeats for k, v in clock.totals.items()}, end_to_end=end_to_end,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         peak_cuda_mb=torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None,
-        step2=str(getattr(pipe, "step2_name", "")),
+        step2=str(getattr(pipe, "step2_name", "")), startup_seconds=startup_seconds,
     )
+
+
+def measure_startup(model: str | None = None, device: str = "cpu") -> float:
+    """Seconds a new Python process takes to import anon_model and load the pipeline `model` on `device` (what every
+    command-line run and script pays before its first photo), with this process's torch thread count."""
+    code = ("import sys, time; t0 = time.perf_counter(); import torch; torch.set_num_threads(int(sys.argv[3])); "
+            "from anon_model import AnonPipeline; "
+            "AnonPipeline.from_pretrained(sys.argv[1] or None, device=sys.argv[2]); print(time.perf_counter() - t0)")
+    done = subprocess.run([sys.executable, "-c", code, model or "", device, str(torch.get_num_threads())],
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"loading the pipeline in a new process failed: {done.stderr.strip().splitlines()[-1:]}")
+    return float(done.stdout.split()[-1])
 
 
 def _devices(choice: str) -> list[str]:
@@ -120,16 +139,29 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object (with seconds_per_face) instead of a table")
+    parser.add_argument("--video", action="store_true", help="time video instead: frames/s on generated 720p clips of "
+                        "the photos sliding (1 and 4 faces; detection every frame and every 5th)")
+    parser.add_argument("--batch-sizes", default=None, metavar="LIST", help="time batching instead: faces/s with "
+                        "LIST photos per pipeline call, e.g. 1,8,32 (the photos repeated to the largest size)")
 
 
 def run_bench(args: argparse.Namespace) -> int:
     """Run ``anon-model bench``; the JSON's top level is the last device's result, ``runs`` holds every device's."""
+    if args.video:
+        from anon_model.evaluation.bench_video import run_bench_video
+
+        return run_bench_video(args)
+    if args.batch_sizes:
+        from anon_model.evaluation.throughput import run_bench_batches
+
+        return run_bench_batches(args)
     from anon_model.evaluation.dataset import EXAMPLES_DIR
 
     if args.threads:
         torch.set_num_threads(args.threads)
     images = args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    runs = [bench(images, model=args.model, device=d, repeats=args.repeat, seed=args.seed) for d in _devices(args.device)]
+    runs = [bench(images, model=args.model, device=d, repeats=args.repeat, seed=args.seed, startup=True)
+            for d in _devices(args.device)]
     if args.json:
         print(json.dumps({**runs[-1].as_dict(), "threads": torch.get_num_threads(),
                           "runs": {r.device: r.as_dict() for r in runs}}))
@@ -140,6 +172,8 @@ def run_bench(args: argparse.Namespace) -> int:
         for stage in STAGES:
             print(f"  {stage:<11} {r.stages[stage]:8.3f} s  ({r.stages[stage] / max(r.faces, 1):.3f} s/face)")
         print(f"  end to end  {r.end_to_end:8.3f} s  -> {r.seconds_per_face:.3f} s/face, {r.faces_per_second:.2f} faces/s")
+        if r.startup_seconds is not None:
+            print(f"  startup     {r.startup_seconds:8.3f} s  (a new process: import + from_pretrained)")
         cuda = f", CUDA peak {r.peak_cuda_mb:.0f} MB" if r.peak_cuda_mb is not None else ""
         print(f"  peak memory: RSS {r.peak_rss_mb:.0f} MB{cuda}")
     return 0

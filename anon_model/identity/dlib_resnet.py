@@ -26,6 +26,7 @@ from torch import nn
 from anon_model.identity.base import IdentityNetwork
 from anon_model.identity.chip import chip_matrices
 from anon_model.identity.dlib_format import DlibNet, read_dlib_net
+from anon_model.perception.pooling import MaxPool2d
 
 # (output channels, downsampling) of the 14 residual blocks, in forward order
 _BLOCKS = [(32, False)] * 3 + [(64, True)] + [(64, False)] * 3 + [(128, True)] + [(128, False)] * 2 \
@@ -97,7 +98,7 @@ class DlibResNet(IdentityNetwork, PyTorchModelHubMixin, library_name="anon_model
             raise ValueError(f"ifa_layer must be one of {sorted(IFA_LAYERS)}, got {ifa_layer!r}")
         self.input_size, self.chip_padding, self.ifa_layer, self.threshold = chip_size, chip_padding, ifa_layer, threshold
         self.register_buffer("means", torch.tensor(means, dtype=torch.float32)[:, None, None], persistent=False)
-        self.stem = nn.Sequential(nn.Conv2d(3, 32, 7, stride=2), Affine(32), nn.ReLU(), nn.MaxPool2d(3, 2))
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 7, stride=2), Affine(32), nn.ReLU(), MaxPool2d(3, 2))
         channels = [32] + [c for c, _ in _BLOCKS]
         self.blocks = nn.ModuleList(ResidualBlock(i, o, down=d) for i, (o, d) in zip(channels, _BLOCKS))
         self.fc = nn.Linear(256, 128, bias=False)
@@ -133,7 +134,8 @@ class DlibResNet(IdentityNetwork, PyTorchModelHubMixin, library_name="anon_model
                 state[f"{names[module]}.beta"] = layer.attrs["beta"]
             elif kind == "fc":
                 state[f"{names[module]}.weight"] = layer.attrs["weight"]
-        self.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True)
+        # assign: the parsed arrays become the parameters (copying 5.6 M values into fresh ones is slow on a busy CPU)
+        self.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=True, assign=True)
 
     def input_matrices(self, crops: torch.Tensor, *, landmarks: torch.Tensor | None = None) -> torch.Tensor:
         """dlib's chip framing in each crop: from the crop's 68 landmarks (exact) or the fixed mean window."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anon_model.extras import require
 from anon_model.perception.weights import centerface_model_file
 
 #: The network's input must be a multiple of its stride-32 backbone; images are padded (not resized) to it.
@@ -25,8 +26,9 @@ class CenterFace:
     """Boxes and heatmap scores of the faces in an RGB image, at the image's own resolution."""
 
     def __init__(self, path: str | Path | None = None, *, threads: int | None = None) -> None:
-        import onnx
         import onnxruntime
+
+        onnx = require("onnx", "the CenterFace detector")
 
         model = onnx.load(str(path or centerface_model_file()))
         for value, names in [(model.graph.input[0], "BCHW"), *((out, "Bchw") for out in model.graph.output)]:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
-from torchvision.ops import nms
 
+from anon_model.extras import installed, require
+from anon_model.perception.nms import nms
 from anon_model.perception.weights import S3FD_FILE, hub_checkpoint
 
 #: The whole-photo view is at most this large (longest side); it finds the faces too big for one tile.
@@ -48,8 +49,8 @@ class FaceDetector:
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu", min_score: float = MIN_SCORE,
                  min_size: int = 20, sfd_path: str | None = None) -> None:
-        if backend == "auto":
-            backend = "sfd" if (sfd_path or hub_checkpoint(S3FD_FILE)) else "mtcnn"
+        if backend == "auto":  # S3FD once face-alignment and its weights are there
+            backend = "sfd" if sfd_path or (installed("face_alignment") and hub_checkpoint(S3FD_FILE)) else "mtcnn"
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r} (choose {', '.join(BACKENDS)} or auto)")
         self.backend, self.min_score, self.min_size = backend, min_score, min_size
@@ -69,8 +70,7 @@ class FaceDetector:
                 boxes, scores = np.concatenate([boxes, tiles[0]]), np.concatenate([scores, tiles[1]])
         keep = scores >= threshold
         boxes, scores = boxes[keep], scores[keep]
-        keep = nms(torch.as_tensor(boxes, dtype=torch.float32), torch.as_tensor(scores, dtype=torch.float32),
-                   NMS_IOU).numpy()
+        keep = nms(boxes, scores, NMS_IOU)
         found = [Detection(box=boxes[i].astype(np.float64), score=float(scores[i])) for i in keep]
         return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
@@ -110,17 +110,10 @@ class FaceDetector:
 
 
 def _mtcnn(device: str, min_size: int) -> Runner:
-    """MTCNN from facenet-pytorch's bundled weights; its scores are face probabilities."""
-    from facenet_pytorch import MTCNN
+    """MTCNN from facenet-pytorch's bundled weights (``perception/mtcnn.py``); its scores are face probabilities."""
+    from anon_model.perception.mtcnn import MTCNN
 
-    net = MTCNN(keep_all=True, min_face_size=min_size, device=device)
-
-    def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        boxes, probs = net.detect(image)
-        if boxes is None:
-            return np.zeros((0, 4)), np.zeros(0)
-        return np.asarray(boxes, np.float64), np.asarray(probs, np.float64)
-    return run
+    return MTCNN(min_size=min_size, device=device).detect
 
 
 def _centerface() -> Runner:
@@ -139,9 +132,9 @@ def _centerface() -> Runner:
 
 def _sfd(device: str, sfd_path: str | None) -> Runner:
     """face-alignment's S3FD (downloaded by face-alignment, or from `sfd_path`)."""
-    from face_alignment.detection.sfd import FaceDetector as SFD
-
     from anon_model.downloads import require_download
+
+    SFD = require("face_alignment.detection.sfd", "the S3FD detector (detector='sfd')").FaceDetector
 
     path = sfd_path or _as_str(hub_checkpoint(S3FD_FILE))
     if path is None:  # face-alignment downloads its S3FD weights (users with the internet)

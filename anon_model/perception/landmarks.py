@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from anon_model.downloads import require_download
+from anon_model.extras import installed, require
 from anon_model.perception.weights import FAN_2D_FILE, dlib_model_file, hub_checkpoint
 
 #: What face-alignment loads for FAN from torch hub's checkpoint folder: 2D-FAN-4 and its BlazeFace detector
@@ -17,16 +20,13 @@ class LandmarkPredictor:
     """Predicts the iBUG-68 landmarks of each given face box; `backend` is "dlib", "fan" or "auto"."""
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu", dlib_path: str | None = None) -> None:
-        if backend == "auto":
-            backend = "dlib" if _missing_fan_files() else "fan"
+        if backend == "auto":  # FAN once face-alignment and its weights are there
+            backend = "fan" if installed("face_alignment") and not _missing_fan_files() else "dlib"
         self.backend = backend
         if backend == "dlib":
-            import dlib
-
-            self._net = dlib.shape_predictor(str(dlib_path or dlib_model_file("shape_predictor_68_face_landmarks.dat")))
+            self._net = _dlib_predictor(str(dlib_path or dlib_model_file("shape_predictor_68_face_landmarks.dat")))
         elif backend == "fan":
-            import face_alignment
-
+            face_alignment = require("face_alignment", "FAN landmarks (landmarks='fan')")
             missing = _missing_fan_files()
             if missing:  # face-alignment downloads them into torch hub's cache (users with the internet)
                 require_download(f"face-alignment's FAN landmark model ({', '.join(missing)})",
@@ -53,6 +53,15 @@ class LandmarkPredictor:
         x0, y0, x1, y1 = _dlib_style_box(box)
         shape = self._net(image, dlib.rectangle(int(x0), int(y0), int(x1), int(y1)))
         return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
+
+
+@functools.lru_cache(maxsize=None)
+def _dlib_predictor(path: str):
+    """dlib's shape predictor in `path`, read once per process (100 MB, about 0.6 s) and shared by every pipeline:
+    it is never changed after loading."""
+    import dlib
+
+    return dlib.shape_predictor(path)
 
 
 def _missing_fan_files() -> list[str]:
