@@ -13,6 +13,7 @@ import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # no telemetry, before gradio is imported
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: Space CPUs are shared, don't spin-wait
 
 import contextlib  # noqa: E402
 import functools  # noqa: E402
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 import anon_model  # noqa: E402
 from anon_model.errors import AnonModelError  # noqa: E402
 from anon_model.imageio import load_image  # noqa: E402
-from anon_model.ui import compare, inline, private, render, study, views  # noqa: E402
+from anon_model.ui import compare, inline, private, render, study, video_tab, views  # noqa: E402
 from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
 
 EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glob("*.jpg"))
@@ -133,11 +134,14 @@ def _delete_upload(path: Path) -> None:
 
 @functools.cache
 def pipeline():
-    """The shared pipeline: $ANON_MODEL_ID if set (trained generator), else the built-in offline default."""
-    import torch
+    """The shared pipeline: $ANON_MODEL_ID if set (trained generator), else the built-in offline default, on CUDA when
+    available; $ANON_BANK (a bank folder or Hub id from `anon-model bank build`) replaces its delegate bank."""
+    pipe = anon_model.AnonPipeline.from_pretrained(os.environ.get("ANON_MODEL_ID") or None)
+    if os.environ.get("ANON_BANK"):
+        from anon_model.bank import DelegateBank
 
-    return anon_model.AnonPipeline.from_pretrained(os.environ.get("ANON_MODEL_ID") or None,
-                                                  device="cuda" if torch.cuda.is_available() else "cpu")
+        pipe.bank = DelegateBank.from_pretrained(os.environ["ANON_BANK"])
+    return pipe
 
 
 @functools.cache
@@ -286,6 +290,25 @@ def submit_answer(item, participant, answer):
     return None, gr.Radio(interactive=False), study.rates_markdown(log.rates())
 
 
+def anonymize_video(clip, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa,
+                    progress=gr.Progress(track_tqdm=True)):
+    """Anonymize a short clip (refused from its header when over the limits): the clip and a per-person summary. The
+    upload is deleted once processed; the result is written in gradio's cache, which removes it like photo results."""
+    if not clip:
+        raise gr.Error("Upload a clip first.")
+    try:
+        if not Path(clip).is_file():
+            raise gr.Error("For privacy, uploads are deleted from the server once processed: please upload the clip "
+                           "again.")
+        out, info = video_tab.anonymize_clip(pipeline(), clip, gr.utils.get_upload_folder(), RunOptions(
+            seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa))
+    except (video_tab.ClipRefused, AnonModelError) as err:
+        raise gr.Error(str(err)) from None
+    finally:
+        _delete_upload(Path(clip))
+    return str(out.path), video_tab.summary(out, info, pipeline().preprocessor.identity.threshold)
+
+
 def new_seed() -> int:
     """A fresh seed for re-sampling the delegates."""
     return secrets.randbelow(2**31)
@@ -369,6 +392,12 @@ def build_demo() -> gr.Blocks:
                             answer = gr.Radio([], label="Your answer", interactive=True)
                             submit = gr.Button("Submit answer")
                             rates = gr.Markdown()
+                    with gr.Tab("Video"):
+                        gr.Markdown(video_tab.NOTE)
+                        clip = gr.Video(label="Clip", sources=["upload"], elem_id="clip")
+                        clip_btn = gr.Button("Anonymize the clip", variant="primary")
+                        clip_result = gr.Video(label="Anonymized clip", interactive=False, elem_id="clip-result")
+                        clip_summary = gr.Markdown(elem_id="clip-summary")
 
         options = [seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa]
         shared = dict(concurrency_id="pipeline", concurrency_limit=CONCURRENCY)
@@ -400,6 +429,8 @@ def build_demo() -> gr.Blocks:
                           [photos, face_crops, compare_note, session], api_name="compare", **shared)
         question_btn.click(next_question, participant, [item, participant, query, references, prompt, answer],
                            api_visibility="private", **shared)
+        clip_btn.click(anonymize_video, [clip, *options], [clip_result, clip_summary], api_name="anonymize_video",
+                       **shared)
         submit.click(submit_answer, [item, participant, answer], [item, answer, rates], api_visibility="private")
         demo.load(lambda: study.rates_markdown(study.StudyLog(STUDY_CSV).rates()), None, rates, **private)
     return demo

@@ -172,3 +172,71 @@ def test_trained_pipeline_is_taken_from_anon_model_id(monkeypatch):
         assert app.pipeline() is AnonPipeline
     app.pipeline.cache_clear()
     assert asked == ["someone/trained-anon-model", None]
+
+
+@pytest.fixture(scope="module")
+def walking_clip(served) -> Path:
+    """tests/test_video.py's clip: a stranger's face walking across 6 frames of 320x240 at 10 fps, with audio."""
+    pytest.importorskip("insightface")
+    from test_video import FPS, FRAMES, frame_with, group_face, walk_at
+
+    from anon_model.evaluation.bench_video import write_clip
+
+    face = group_face((440, 232, 595, 430))
+    return write_clip(served[1] / "walk.mp4", [frame_with((face, *walk_at(i))) for i in range(FRAMES)], fps=FPS)
+
+
+def test_video_tab_anonymizes_a_clip_and_keeps_nothing(client, served, walking_clip):
+    """Same frame count, the face changed in every frame, a per-person summary; the upload is gone once processed
+    and the served result once gradio's cache time has passed."""
+    from test_video import FPS, FRAMES, changed, frames_of, walk_at
+
+    assert "/anonymize_video" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    result, summary = client.predict(gradio_client.handle_file(str(walking_clip)), *OPTIONS,
+                                     api_name="/anonymize_video")
+    before, after = frames_of(walking_clip), frames_of(Path(result))
+    assert len(after) == len(before) == FRAMES
+    assert all(changed(b, a, *walk_at(i)) > 8 for i, (b, a) in enumerate(zip(before, after))), "a face was left as is"
+    assert summary.startswith(f"{FRAMES} frames, 320×240 at {FPS} fps; audio kept. **1 person tracked:**"), summary
+    person = re.search(rf"\*\*Person 1\*\*, in frames 1–{FRAMES} \({FRAMES} frames\): ([a-z0-9 ,]+)\.", summary)
+    assert person and sum(int(n) for n in re.findall(r"(?:anonymized|obscured) in (\d+)", person.group(1))) == FRAMES
+    assert ("Why obscured: in " in summary) == ("obscured in" in person.group(1))  # and why, when it was
+    cache = served[1] / "gradio"
+    assert not list(cache.rglob(walking_clip.name)), "the uploaded clip outlived its response"
+    assert list(cache.rglob("anonymized.mp4")), "the result should be served from gradio's cache for a while"
+    deadline = time.monotonic() + 3 * CACHE_SECONDS + 10
+    while list(cache.rglob("*.mp4")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not list(cache.rglob("*.mp4")), "the anonymized clip outlived gradio's cache time"
+
+
+def test_video_tab_refuses_a_clip_over_the_stated_limit(client, served):
+    """The page states the limit; an 11-second clip is refused with it, and its upload deleted."""
+    from anon_model.evaluation.bench_video import write_clip
+    from anon_model.ui.video_tab import LIMITS
+
+    with urllib.request.urlopen(served[0] + "config", timeout=30) as response:
+        page = json.dumps(json.load(response), ensure_ascii=False)
+    assert LIMITS in page and "No webcam mode" in page  # the page states the limit
+    long = write_clip(served[1] / "long.mp4", [np.full((48, 64, 3), 128, np.uint8)] * 11, fps=1, audio=False)
+    refusal = rf"This clip is 11\.0 seconds long, longer than the 10 seconds .*{re.escape(LIMITS)}"
+    with pytest.raises(Exception, match=refusal):
+        client.predict(gradio_client.handle_file(str(long)), *OPTIONS, api_name="/anonymize_video")
+    assert not list((served[1] / "gradio").rglob("long.mp4")), "a refused clip stayed on disk"
+    # a browser still showing a processed clip re-sends its deleted upload: the visitor is told to upload it again
+    gone = {"path": str(next((served[1] / "gradio").glob("anon_model_app-*")) / "gone" / "clip.mp4"),
+            "meta": {"_type": "gradio.FileData"}}
+    stream = _raw_call(served[0], "anonymize_video", [gone, *OPTIONS])
+    assert "event: error" in stream and "please upload the clip again" in stream, stream
+
+
+def _raw_call(url: str, endpoint: str, data: list) -> str:
+    """The event stream of one call to ``endpoint`` over plain HTTP, with ``data`` sent as is (gradio_client would
+    upload a file path it is given, not send it)."""
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", method="POST",
+                                     data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60) as response:
+        return response.read().decode()

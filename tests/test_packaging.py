@@ -69,7 +69,7 @@ def test_the_space_requirements_hold_the_core_dependencies():
     core = {req.split(">")[0].split("<")[0].split("=")[0].split(";")[0].strip().lower()
             for req in _pyproject()["dependencies"]}
     core = {"opencv-python-headless" if name == "opencv-python" else name for name in core}  # a server has no GUI
-    assert core - {"av"} <= names, core - names  # the app takes no video
+    assert core <= names, core - names
 
 
 def test_the_space_is_assembled_with_its_files_where_the_space_wants_them(tmp_path):
