@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from anon_model.conditioning import FaceConditioning
@@ -68,18 +69,31 @@ class IdentityGuard:
     def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], originals: torch.Tensor) -> Verdict:
         """How far each result (B,3,S,S) is from its original's feature (B,D) and from the bank's identities: the
         smaller of the result framed by S-hat_x and by S_x, so a face that is still recognized either way fails; and
-        whether each result is a plausible face (when that check is on)."""
+        whether each result is a plausible face (when that check is on: only for the results far enough from
+        everyone, the others fail anyway)."""
         landmarks = torch.stack([c.landmarks_anon for c in conds] + [c.landmarks for c in conds]).float()
-        plausibility = self.plausibility(crops, conds) if self.plausibility is not None else None
         with torch.inference_mode():
             both = self.identity.embed(torch.cat([crops, crops]).float(), landmarks=landmarks)
             original = self.identity.distance(both, torch.cat([originals, originals])).reshape(2, -1).amin(0)
             if self.others is None or len(self.others) == 0:
-                return Verdict(original, torch.full_like(original, float("inf")), torch.full_like(original, -1).long(),
-                               plausibility, self.limit)
-            to_others = self.identity.distance(both[:, None], self.others[None].to(both)).reshape(2, len(crops), -1)
-            bank, nearest = to_others.amin(0).min(1)
-        return Verdict(original, bank, nearest, plausibility, self.limit)
+                bank, nearest = torch.full_like(original, float("inf")), torch.full_like(original, -1).long()
+            else:
+                to_others = self.identity.distance(both[:, None], self.others[None].to(both)).reshape(2, len(crops), -1)
+                bank, nearest = to_others.amin(0).min(1)
+        return Verdict(original, bank, nearest, self._plausibility(crops, conds, torch.minimum(original, bank)),
+                       self.limit)
+
+    def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning],
+                      worst: torch.Tensor) -> Plausibility | None:
+        """The naturalness check of the results beyond the limit (the others count as plausible: they fail anyway)."""
+        if self.plausibility is None:
+            return None
+        far = (worst >= self.limit).nonzero().squeeze(1).tolist()
+        score, error = np.ones(len(crops)), np.zeros(len(crops))
+        if far:
+            checked = self.plausibility(crops[far], [conds[i] for i in far])
+            score[far], error[far] = checked.score, checked.error
+        return Plausibility(score, error, self.plausibility.max_error, self.plausibility.min_score)
 
 
 @dataclass
