@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,8 +61,9 @@ def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "a
     finally:
         proc.send_signal(stop)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=60)  # a loaded CI machine can take a while to stop gradio's workers
         except subprocess.TimeoutExpired:
+            warnings.warn(f"app.py did not stop within 60 s of {stop.name}: killed (its temp files may remain)")
             proc.kill()
             proc.wait()
         log.close()
