@@ -30,6 +30,7 @@ they are computed, so an interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -298,8 +299,18 @@ class _Gallery:
 
 
 def _fingerprint(method: Method, seed: int, judges: Judges, bank: BankJudge | None = None) -> str:
-    key = f"{method.describe()}|{seed}|{judges.fingerprint()}|{bank.digest if bank else ''}"
+    key = f"{method.describe()}|{seed}|{judges.fingerprint()}|{bank.digest if bank else ''}|{_code_digest()}"
     return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of anon_model's source: cached scores are reused only with the code that made them."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _read_cache(path: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
