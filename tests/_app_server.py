@@ -31,6 +31,12 @@ class Served(NamedTuple):
     process: subprocess.Popen
 
 
+def _interruptible() -> None:
+    """In the app's process, before it starts: SIGINT as in a foreground process. A test run started in the background
+    by a non-interactive shell (`... &`) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "app.py",
               stop: signal.Signals = signal.SIGTERM, **env: str):
@@ -43,7 +49,7 @@ def serve_app(workdir: Path, *, timeout: float = 240.0, script: Path = ROOT / "a
     if "ANON_MODEL_ID" not in env:
         environ.pop("ANON_MODEL_ID", None)  # the offline default unless a test names a pipeline
     proc = subprocess.Popen([sys.executable, str(script)], cwd=workdir, env=environ, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=_interruptible)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout
