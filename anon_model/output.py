@@ -87,7 +87,7 @@ class AnonOutput:
             raise TypeError("give exactly one of image= (one photo) or images= (a list)")
         self.images = [image] if image is not None else list(images)
         self.faces = list(faces or [])
-        self.notes = list(notes or [])
+        self.run_notes = list(notes or [])  # what ran (e.g. which step 2); the per-face notes follow from the records
 
     @property
     def image(self) -> Image.Image:
@@ -96,6 +96,19 @@ class AnonOutput:
             raise ValueError(f"this output holds {len(self.images)} photos: use .images or .split()")
         return self.images[0]
 
+    @property
+    def notes(self) -> list[str]:
+        """What ran, then per photo: that no face was found, or why each face not anonymized was not."""
+        notes = list(self.run_notes)
+        for j in range(len(self.images)):
+            where = f"photo {j + 1}: " if len(self.images) > 1 else ""
+            records = [f for f in self.faces if f.image_index == j]
+            if not records:
+                notes.append(f"{where}no face found: the photo is returned unchanged")
+            notes += [f"{where}face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records)
+                      if r.treatment_reason]
+        return notes
+
     def counts(self) -> dict[str, int]:
         """How many faces got each treatment (anonymized, obscured, unchanged, failed)."""
         return {t: sum(f.treatment == t for f in self.faces) for t in TREATMENTS}
@@ -103,20 +116,7 @@ class AnonOutput:
     def split(self) -> list["AnonOutput"]:
         """One output per photo, each with its own faces (``image_index`` 0) and notes."""
         return [AnonOutput(image, [dataclasses.replace(f, image_index=0) for f in self.faces if f.image_index == j],
-                           [n.removeprefix(f"photo {j + 1}: ") for n in self.notes if not n.startswith("photo ")
-                            or n.startswith(f"photo {j + 1}: ")]) for j, image in enumerate(self.images)]
-
-    @classmethod
-    def join(cls, results: list[tuple[Image.Image, list[FaceRecord]]], notes: list[str]) -> "AnonOutput":
-        """Photos and their faces' records (in input order) as one output, with a note per face not anonymized."""
-        notes = list(notes)
-        for j, (_, records) in enumerate(results):
-            where = f"photo {j + 1}: " if len(results) > 1 else ""
-            if not records:
-                notes.append(f"{where}no face found: the photo is returned unchanged")
-            notes += [f"{where}face {i + 1}: {r.treatment}, {r.treatment_reason}" for i, r in enumerate(records)
-                      if r.treatment_reason]
-        return cls(images=[image for image, _ in results], faces=[r for _, rs in results for r in rs], notes=notes)
+                           self.run_notes) for j, image in enumerate(self.images)]
 
     def __repr__(self) -> str:
         return f"AnonOutput(images={len(self.images)}, faces={self.counts()})"

@@ -206,7 +206,7 @@ class AnonPipeline:
             if not result.guard.passed:
                 reasons[j][i] = result.guard.reason()
         method = obscuring_method(replace_with, fallback)
-        outputs = []
+        images, all_records = [], []
         for j, (rgb, fs) in enumerate(zip(rgbs, found)):
             with stage("paste_back"):
                 out = rgb
@@ -221,8 +221,9 @@ class AnonPipeline:
                 crop = step2[j, i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
                 records.append(face_record(face, crop, step2.get((j, i)), use_ifa=cfg.use_ifa, image_index=j,
                                            treatment=_treatment(reason, replace_with, fallback), reason=reason or ""))
-            outputs.append((Image.fromarray(out), records))
-        return AnonOutput.join(outputs, notes=[f"step 2: {self.step2_name}"])
+            images.append(Image.fromarray(out))
+            all_records += records
+        return AnonOutput(images=images, faces=all_records, notes=[f"step 2: {self.step2_name}"])
 
     def video(self, source: str | os.PathLike | Iterable[np.ndarray], dest: str | os.PathLike | None = None, *,
               seed: int | None = 0, **options):
@@ -271,8 +272,11 @@ class AnonPipeline:
             explained = pre.explain(faces, bank=bank, config=cfg)
         with stage("vca"):  # draw delegates (§3.2): Z_a and S-hat_x -> Z_g
             queries = pre.bank_queries(faces, explained, bank=bank)
-            conds, delegates = map(list, zip(*[pre.draw_delegates(f, e, q, bank=bank, generator=r, config=cfg, reuse=d)
-                                               for f, e, q, r, d in zip(faces, explained, queries, rngs, reuse)]))
+            fresh = [i for i, d in enumerate(reuse) if d is None]  # a reused draw needs no attribute estimate
+            attributes = dict(zip(fresh, pre.face_attributes([faces[i] for i in fresh], config=cfg)))
+            conds, delegates = map(list, zip(*[
+                pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank, attributes=attributes.get(i),
+                                   generator=rngs[i], config=cfg, reuse=reuse[i]) for i in range(len(faces))]))
         guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), plausibility=self.plausibility)
         originals = torch.stack([e.feature.detach() for e in explained]).float()
         tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
@@ -287,7 +291,8 @@ class AnonPipeline:
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
                 for i in todo:
                     conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
-                                                                generator=rngs[i], config=cfg)
+                                                                attributes=attributes.get(i), generator=rngs[i],
+                                                                config=cfg)
             effort = attempt / (cfg.guard_attempts - 1)
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]

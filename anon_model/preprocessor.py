@@ -98,10 +98,11 @@ class AnonPreprocessor:
         """The gender/age estimator VAA matches delegates with (None, with a warning, when it cannot be loaded)."""
         return optional_estimator("delegates are drawn without matching gender and age")
 
-    def face_attributes(self, face: Face) -> FaceAttributes | None:
-        """x's estimated gender and age, from its aligned crop as bank faces were estimated (None: no estimator)."""
-        estimator = self.attribute_estimator
-        return None if estimator is None else estimator(face.crop, [face.crop_landmarks])[0]
+    def face_attributes(self, faces: list[Face], *, config: PreprocessorConfig) -> list[FaceAttributes | None]:
+        """Each x's estimated gender and age, from its aligned crop as bank faces were estimated, once per face for
+        all its draws (None: matching off, no appearance draw, or no estimator)."""
+        estimator = self.attribute_estimator if (config.match_attributes and config.use_vaa) else None
+        return [None if estimator is None else estimator(f.crop, [f.crop_landmarks])[0] for f in faces]
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
@@ -167,10 +168,11 @@ class AnonPreprocessor:
         return bank.embed(np.stack([f.crop for f in faces]), np.stack([f.crop_landmarks for f in faces]))
 
     def draw_delegates(self, face: Face, explained: IFAResult, query: torch.Tensor, *, bank: DelegateBank,
-                       generator: torch.Generator, config: PreprocessorConfig,
+                       attributes: FaceAttributes | None, generator: torch.Generator, config: PreprocessorConfig,
                        reuse: DelegateDraw | None = None) -> tuple[FaceConditioning, DelegateDraw]:
         """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn.
-        ``reuse``: an earlier draw for the same person (a video track) kept as it is, its S-bar refitted to this S_x."""
+        ``attributes``: x's, from ``face_attributes``. ``reuse``: an earlier draw for the same person (a video
+        track) kept as it is, its S-bar refitted to this S_x."""
         cfg = config
         if reuse is not None:
             return self._conditioning(face, explained, reuse.appearance,
@@ -180,7 +182,6 @@ class AnonPreprocessor:
         k = len(bank) if uniform_pool else cfg.k_neighbors
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
-            attributes = self.face_attributes(face) if cfg.match_attributes else None
             appearance = visual_appearance_anonymization(
                 query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
                 epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0, generator=generator)

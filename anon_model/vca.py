@@ -236,12 +236,8 @@ def geometry_structure_anonymization(
     d = geometry_distance(s_x, bank.crop_landmarks(candidates, crop_size))
     utilities = utility_geometry(d)
     pick, probs = sample_delegate(utilities, epsilon, generator=generator)
-    chosen = int(candidates[pick])
-    s_bar = _align_onto(bank.crop_landmarks(chosen, crop_size).numpy(), s_x.numpy())
-    return GeometryDelegate(
-        DelegateSample(candidates, d, utilities, probs, chosen), s_bar,
-        recover_contour_and_mouth(s_bar, s_x.numpy()), tuple(float(t) for t in tolerance),
-    )
+    sample = DelegateSample(candidates, d, utilities, probs, int(candidates[pick]))
+    return _fit_geometry(sample, s_x.numpy(), bank, tuple(float(t) for t in tolerance), crop_size)
 
 
 def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: DelegateBank, *,
@@ -251,8 +247,14 @@ def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: Dele
     s_x = np.asarray(landmarks, np.float64)
     if previous.sample is None:  # the GSA ablation: x's own structure
         return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance)
-    s_bar = _align_onto(bank.crop_landmarks(previous.sample.chosen, crop_size).numpy(), s_x)
-    return GeometryDelegate(previous.sample, s_bar, recover_contour_and_mouth(s_bar, s_x), previous.pose_tolerance)
+    return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, crop_size)
+
+
+def _fit_geometry(sample: DelegateSample, s_x: np.ndarray, bank: DelegateBank, tolerance: tuple[float, float, float],
+                  crop_size: int) -> GeometryDelegate:
+    """The drawn S-bar aligned onto S_x, and S-hat_x from it (x's contour and mouth recovered)."""
+    s_bar = _align_onto(bank.crop_landmarks(sample.chosen, crop_size).numpy(), s_x)
+    return GeometryDelegate(sample, s_bar, recover_contour_and_mouth(s_bar, s_x), tolerance)
 
 
 def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
-from skimage.transform import SimilarityTransform
 
 from anon_model.perception import landmarks68 as lm
 from anon_model.perception.weights import hub_checkpoint
+from anon_model.plausibility import landmark_nme
 
 __all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "expression_nme", "pose_error",
            "percent", "load_hog_detector", "LPIPS_BACKBONE_FILE", "EXPRESSION_POINTS"]
@@ -77,18 +77,10 @@ def load_hog_detector(upsample: int = 1) -> Callable[[np.ndarray], np.ndarray]:
     return detect
 
 
-def _inter_ocular(landmarks: np.ndarray) -> float:
-    return float(np.linalg.norm(landmarks[lm.RIGHT_EYE].mean(0) - landmarks[lm.LEFT_EYE].mean(0)))
-
-
 def expression_nme(pred: np.ndarray, ref: np.ndarray) -> float:
     """Error of the jaw and mouth points (``EXPRESSION_POINTS``) after removing position, scale and rotation (a
     similarity fit on them), over the inter-ocular distance: the change of mouth and jaw shape, not of pose or framing."""
-    pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
-    p, r = pred[EXPRESSION_POINTS], ref[EXPRESSION_POINTS]
-    tform = SimilarityTransform.from_estimate(p, r)
-    aligned = tform(p) if tform else p
-    return float(np.linalg.norm(aligned - r, axis=1).mean() / _inter_ocular(ref))
+    return landmark_nme(pred, ref, EXPRESSION_POINTS)
 
 
 def pose_error(pred: Sequence[float], ref: Sequence[float]) -> float:
