@@ -16,7 +16,7 @@ from anon_model.evaluation.evaluate import (BankJudge, EvaluationResult, Judges,
                                             evaluate)
 from anon_model.evaluation.methods import (VARIANTS, Blur, Copy, External, Pixelate, PipelineMethod, PipelineProvider,
                                            SolidMask, k_curve_name, make_methods)
-from anon_model.evaluation.recognizers import Threshold, summary_label, threshold_labels
+from anon_model.evaluation.recognizers import FaceNetCasiaRecognizer, Threshold, summary_label, threshold_labels
 from anon_model.evaluation.report import add_evaluate_arguments, write_report
 from anon_model.fallback import face_region
 from anon_model.imageio import load_image
@@ -109,11 +109,28 @@ def test_thresholds_follow_the_paper():
 
 
 def test_missing_judges_are_reported_not_faked(judges):
-    assert [r.name for r in judges.recognizers][0] == "dlib"
+    assert [r.name for r in judges.recognizers] == ["dlib", "facenet-casia"]  # the offline pair; the others n/a
     assert "lpips" in judges.unavailable and judges.lpips is None  # no ImageNet backbone here: never random weights
     for name in ("ethnicity", "makeup"):
         assert f"attr/{name}" in judges.unavailable
     assert {"gender", "age"} <= set(judges.attributes.attributes)
+
+
+def test_independent_facenet_tells_the_bundled_people_apart(analyzer, samples):
+    """FaceNet-CASIA (not the pipeline's network): Obama's three photos within its threshold, other pairs beyond."""
+    rec = FaceNetCasiaRecognizer()
+    names, vectors = [], []
+    for sample in samples:
+        image = load_image(sample.path)
+        faces = analyzer(image)
+        names += [sample.identity] * len(faces)
+        vectors.append(rec.embed(image, faces))
+    vectors = np.concatenate(vectors)
+    assert vectors.shape == (5, 512) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    dist = rec.score(vectors, vectors)
+    same = np.array([[a == b for b in names] for a in names])
+    off = ~np.eye(len(names), dtype=bool)
+    assert dist[same & off].max() < 0.9 and dist[~same].min() > 1.0
 
 
 def test_onnx_recognizer_plumbing(tmp_path, analyzer):
@@ -247,6 +264,10 @@ def test_copy_is_fully_reidentified(run):
     assert result.get("copy", "ssim") == pytest.approx(1.0)
     assert result.get("copy", "ids/dlib/L2<0.6") == 0.0  # dlib tells these three people apart
     assert result.get("copy", "intrusion/dlib/L2<0.6") == 0.0  # each matches only its own bank identity
+    for lab in ("L2<0.9", "L2<1.0"):  # the independent judge agrees
+        assert result.get("copy", f"reid/facenet-casia/{lab}") == 100.0
+        assert result.get("copy", f"ids/facenet-casia/{lab}") == 0.0
+        assert result.get("copy", f"intrusion/facenet-casia/{lab}") == 0.0
     assert result.get("copy", "background_ssim") == pytest.approx(1.0) and result.get("copy", "expression_nme") < 1e-9
     assert result.get("copy", "attr/gender") == 100.0 and result.get("copy", "pose_error") == pytest.approx(0.0)
     assert result.meta["faces"] == 5 and result.meta["identities"] == 3
@@ -387,7 +408,8 @@ def test_treatments_are_reported_for_ours_and_na_for_baselines(samples, judges, 
     assert na.value is None and "no per-face treatment" in na.note
     assert "no delegate bank" in result.values["blur"]["intrusion/dlib/L2<0.6"].note  # no bank given: not measured
     text = write_report(result, tmp_path)["markdown"].read_text()
-    assert "| ours | 100.0 | n/a | n/a | 0.0 | 100.0 |" in text  # ReID (the photo is unchanged), IDS, intrusion, treatments
+    # per judge (FaceNet-CASIA, dlib): ReID (the photo is unchanged), IDS, intrusion (no bank); then the treatments
+    assert "| ours | 100.0 | n/a | n/a | 100.0 | n/a | n/a | 0.0 | 100.0 |" in text
 
 
 def test_unlabelled_folder_scores_every_face(judges, bank, tmp_path):

