@@ -11,7 +11,8 @@ this frame, is followed: the detector looks again, with a lower bar, in the smal
 ``anon_model.smoothing``) so the anonymized face does not shimmer. Each track keeps the delegates of its first anonymized
 frame (the draw the identity guard passed; ``face_draws=``), its S-bar refitted to each frame's landmarks, so it stays
 one stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger
-(until a track's first anonymized frame, each frame draws from the track's own seed, with the guard's redraws). Privacy does not
+(until a track's first anonymized frame, each frame draws afresh from a seed of the track's seed and the frame index, with
+the guard's redraws, so a hard face meets new delegates in every frame instead of the same failing ones). Privacy does not
 blink: a face followed is anonymized like a detected one, and where following fails too the track's predicted box is
 obscured, until the track ends.
 """
@@ -142,6 +143,10 @@ class TrackRecord:
     boxes: list[np.ndarray] = field(default_factory=list)
     distances: list[float | None] = field(default_factory=list)  # the guard's distance to the original, per frame
 
+    def draw_seed(self, frame: int) -> int:
+        """The seed of this frame's delegate draws while the track has none kept (the same for the same clip and seed)."""
+        return int(np.random.SeedSequence([self.seed, frame]).generate_state(1, np.uint64)[0] >> 1)
+
     def add(self, frame: int, found: str, record: FaceRecord) -> None:
         """Note the face record of one frame."""
         self.frames.append(frame)
@@ -234,7 +239,8 @@ class FrameStream(Iterator[np.ndarray]):
         for track in tracks:
             self._records.setdefault(track, TrackRecord(track, self.base + track))
         records = [self._records[t] for t in tracks]
-        result = self.pipe(rgb, faces=faces, face_seeds=[r.seed for r in records], face_draws=[r.draw for r in records],
+        seeds = [r.seed if r.draw is not None else r.draw_seed(index) for r in records]
+        result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=[r.draw for r in records],
                            timer=self.timer, **self.options)
         for track, record in zip(tracks, result.faces):
             if record.treatment == "failed":

@@ -231,6 +231,31 @@ def test_a_face_that_leaves_and_returns_is_the_same_stranger(pipe, faces):
     assert all(changed(frames[i], out[i], 100, 60) > 8 for i in range(FRAMES) if i not in (2, 3))
 
 
+def test_until_a_draw_is_kept_each_frame_draws_afresh(pipe, walk, monkeypatch):
+    """While no try of a track passed the guard, each frame draws from its own seed (so a hard face meets new
+    delegates), the same on a rerun; from the first anonymized frame on, that draw is reused."""
+    real, seeds, draws = type(pipe).__call__, [], []
+
+    def first_two_fail(self, rgb, **kwargs):  # the guard "rejects" every try of frames 0 and 1
+        seeds.append(kwargs["face_seeds"][0])
+        draws.append(kwargs["face_draws"][0])
+        out = real(self, rgb, **kwargs)
+        if len(seeds) <= 2:
+            out.faces[0].treatment = "obscured"
+        return out
+
+    monkeypatch.setattr(type(pipe), "__call__", first_two_fail)
+    stream = anonymize_frames(pipe, walk[:5], fps=FPS)
+    list(stream)
+    (track,) = stream.tracks
+    kept = track.treatments.index("anonymized")  # the first frame whose try passed: its draw is kept
+    assert kept >= 2 and track.draw is not None
+    fresh = seeds[:kept + 1]
+    assert len(set(fresh)) == len(fresh) and track.seed not in fresh  # a fresh draw in each frame without a kept one
+    assert fresh == [track.draw_seed(i) for i in range(kept + 1)]  # reproducible from the clip's seed
+    assert draws[:kept + 1] == [None] * (kept + 1) and all(d is track.draw for d in draws[kept + 1:])
+
+
 def test_frames_are_streamed_not_held(pipe, walk):
     """anonymize_frames reads a frame only when the next result is asked for."""
     pulled = []
