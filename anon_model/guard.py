@@ -38,6 +38,12 @@ class Verdict:
     plausibility: Plausibility | None = None
     limit: float = 0.0  # the guard's threshold + margin
 
+    def landmark_error(self, k: int) -> float | None:
+        """How far result ``k``'s features lie from S-hat_x (inter-ocular units; None when that was not checked)."""
+        if self.plausibility is None or self.worst[k] < self.limit:  # the check runs only on results far enough
+            return None
+        return float(self.plausibility.error[k])
+
     def implausible(self, k: int) -> str:
         """Why result ``k`` does not look like a natural face (empty when it does, or when that was not checked)."""
         return "" if self.plausibility is None else self.plausibility.reason(k)
@@ -108,6 +114,7 @@ class FaceTry:
     number: int  # 1-based
     implausible: str = ""  # why it does not look like a natural face (empty when it does)
     passed: bool = False  # far enough from everyone and a natural face
+    landmark_error: float | None = None  # the naturalness check's landmark error (None: not checked)
 
     @property
     def worst(self) -> float:
@@ -133,6 +140,7 @@ class GuardOutcome:
     kept: int  # the try whose result is used
     passed: bool  # both checks: no one is recognized in it, and it is a plausible face
     implausible: str = ""  # why the kept try does not look like a natural face (empty when it does)
+    landmark_error: float | None = None  # the kept try's naturalness landmark error (None: not checked)
 
     @property
     def recognized(self) -> bool:
@@ -168,7 +176,7 @@ class BestTries:
             worst, implausible = float(verdict.worst[k]), verdict.implausible(k)
             attempt = FaceTry(crops[k], delegates[i], float(verdict.original[k]), float(verdict.bank[k]),
                               int(verdict.nearest[k]), self.attempts[i], implausible,
-                              passed=worst >= verdict.limit and not implausible)
+                              passed=worst >= verdict.limit and not implausible, landmark_error=verdict.landmark_error(k))
             if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
 
@@ -182,4 +190,5 @@ class BestTries:
         return GuardOutcome(distance=t.distance, bank_distance=t.bank_distance, nearest=t.nearest,
                             threshold=float(guard.identity.threshold), limit=guard.limit,
                             attempts=self.attempts[i], kept=t.number,
-                            passed=t.worst >= guard.limit and not t.implausible, implausible=t.implausible)
+                            passed=t.worst >= guard.limit and not t.implausible, implausible=t.implausible,
+                            landmark_error=t.landmark_error)

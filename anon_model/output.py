@@ -66,6 +66,7 @@ class FaceRecord:
     identity_distance: float | None = None  # distance(original, anonymized) in the identity network's metric
     identity_threshold: float | None = None
     bank_distance: float | None = None  # distance(anonymized, nearest bank identity): no result may be a bank person
+    landmark_error: float | None = None  # the naturalness check: the result's features vs S-hat_x (None: not checked)
     attempts: int = 1
     guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
     # what the face got: "anonymized" (step 2, verified by the guard), "obscured" (the fallback or a classical
@@ -165,6 +166,6 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
         landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
         identity_distance=guard.distance, identity_threshold=guard.threshold, bank_distance=guard.bank_distance,
-        attempts=guard.attempts,
+        landmark_error=guard.landmark_error, attempts=guard.attempts,
         guard_passed=guard.passed, delegate_draw=step2.delegates, **drawn,
     )

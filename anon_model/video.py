@@ -8,11 +8,13 @@ Per frame: faces are detected (every frame, or every ``detect_every``-th) and as
 IoU of their boxes (Hungarian matching, scipy). A live track the whole-frame detection missed, or that was not run in
 this frame, is followed: the detector looks again, with a lower bar, in the small region where the face should now be
 (much cheaper than the whole frame). Boxes and landmarks are smoothed over time (a One-Euro filter,
-``anon_model.smoothing``) so the anonymized face does not shimmer. Each track keeps the delegates of its first anonymized
-frame (the draw the identity guard passed; ``face_draws=``), its S-bar refitted to each frame's landmarks, so it stays
-one stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger
-(until a track's first anonymized frame, each frame draws afresh from a seed of the track's seed and the frame index, with
-the guard's redraws, so a hard face meets new delegates in every frame instead of the same failing ones). Privacy does not
+``anon_model.smoothing``) so the anonymized face does not shimmer. Each track keeps one delegate draw (``face_draws=``),
+its S-bar refitted to each frame's landmarks, so it stays one stranger; in a frame where that draw fails the guard the
+face is obscured, never shown as a second stranger. Which draw: as the face moves, a try that passed the guard by a
+hair fails it in many later frames, so a passing try is kept only with room to spare (``KEEP_DISTANCE``,
+``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the sturdiest seen; the frames before are
+obscured. Until then each frame draws afresh from a seed of the track's seed and the frame index (with the guard's
+redraws), so a hard face meets new delegates in every frame instead of the same failing ones. Privacy does not
 blink: a face followed is anonymized like a detected one, and where following fails too the track's predicted box is
 obscured, until the track ends.
 """
@@ -36,6 +38,7 @@ from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
 from anon_model.fallback import box_iou, face_region, obscure_box, obscuring_method
+from anon_model.guard import MARGIN
 from anon_model.imageio import atomic_write, load_image
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
@@ -62,6 +65,13 @@ FOLLOW_THRESHOLD = 0.7
 #: What each stage of a frame is timed as (``timer``): whole-frame detection, following the faces it did not find,
 #: landmarks, alignment, then the pipeline's own stages.
 VIDEO_STAGES = ("detect", "follow", "landmarks", "align", "triage", "ifa", "vca", "synthesis", "guard", "paste_back")
+#: A draw is kept for a whole track only with room to spare, as the face will move and change: at least this much
+#: beyond the guard's distance limit ...
+KEEP_DISTANCE = 0.03
+#: ... and a naturalness landmark error at most this share of the check's limit.
+KEEP_ERROR = 0.8
+#: When no passing draw of a track is that sturdy within this many frames, the sturdiest one seen is kept.
+AUDITION_FRAMES = 12
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -135,7 +145,7 @@ class TrackRecord:
 
     track: int
     seed: int
-    draw: DelegateDraw | None = field(default=None, repr=False)  # from its first anonymized frame, reused in the others
+    draw: DelegateDraw | None = field(default=None, repr=False)  # the kept draw (see the module), reused in every frame
     frames: list[int] = field(default_factory=list)
     found: list[str] = field(default_factory=list)  # "detected", "followed" (found near its last place) or "lost"
     treatments: list[str] = field(default_factory=list)
@@ -173,6 +183,9 @@ class _Live:
     score: float
     box_filter: OneEuroFilter = field(default_factory=OneEuroFilter)
     point_filter: OneEuroFilter = field(default_factory=OneEuroFilter)
+    auditioned: int = 0  # frames in which a passing draw was tried and not yet kept
+    candidate: DelegateDraw | None = None  # the sturdiest of them so far ...
+    candidate_room: float = float("-inf")  # ... and its room (see ``FrameStream._room``)
 
 
 class FrameStream(Iterator[np.ndarray]):
@@ -242,13 +255,17 @@ class FrameStream(Iterator[np.ndarray]):
         seeds = [r.seed if r.draw is not None else r.draw_seed(index) for r in records]
         result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=[r.draw for r in records],
                            timer=self.timer, **self.options)
+        image = np.asarray(result.image)
         for track, record in zip(tracks, result.faces):
             if record.treatment == "failed":
                 raise AnonModelError(f"frame {index}: a face could not be anonymized and the fallback is none")
-            if record.treatment == "anonymized" and self._records[track].draw is None:
-                self._records[track].draw = record.delegate_draw
+            if record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
+                with self._stage("paste_back"):  # only the stranger kept for the track is ever shown
+                    image = obscure_box(image, record.box, self.method)
+                record.treatment, record.treatment_reason = "obscured", (
+                    "this try passed the guard, but with too little room to be kept as the person's stranger for the "
+                    "whole clip (its frames until one is kept are obscured)")
             self._records[track].add(index, found[track][3], record)
-        image = np.asarray(result.image)
         for track, box in lost.items():  # neither detected nor followed: its predicted box, obscured
             if self.method == "none":
                 raise AnonModelError(f"frame {index}: a tracked face was lost and the fallback is none")
@@ -256,6 +273,32 @@ class FrameStream(Iterator[np.ndarray]):
                 image = obscure_box(image, box, self.method)
             self._records[track].add_lost(index, box, "obscured")
         return image
+
+    def _room(self, record: FaceRecord) -> float:
+        """How sturdily a passing try passed, in units of the room a kept draw needs (>= 1: enough): the smaller of
+        its distance beyond the guard's limit over ``KEEP_DISTANCE`` and its naturalness error below the check's
+        limit over the share ``KEEP_ERROR`` leaves free."""
+        worst = min(record.identity_distance, record.bank_distance if record.bank_distance is not None else np.inf)
+        room = (worst - record.identity_threshold - MARGIN) / KEEP_DISTANCE
+        if record.landmark_error is not None:
+            limit = self.pipe.plausibility.max_error
+            room = min(room, (limit - record.landmark_error) / (limit * (1.0 - KEEP_ERROR)))
+        return float(room)
+
+    def _keep(self, track: int, record: FaceRecord) -> bool:
+        """Whether this frame's passing try of a track without a kept draw becomes its draw (and is shown): when it
+        has the room (``_room`` >= 1), or after ``AUDITION_FRAMES`` frames when it is the sturdiest seen; in that
+        case an earlier frame's sturdier draw is kept instead and this frame is obscured."""
+        live, room = self._live[track], self._room(record)
+        if room > live.candidate_room:
+            live.candidate, live.candidate_room = record.delegate_draw, room
+        live.auditioned += 1
+        if room >= 1.0 or (live.auditioned >= AUDITION_FRAMES and live.candidate is record.delegate_draw):
+            self._records[track].draw = record.delegate_draw
+            return True
+        if live.auditioned >= AUDITION_FRAMES:
+            self._records[track].draw = live.candidate
+        return False
 
     def _face(self, rgb: np.ndarray, track: int, box: np.ndarray, points: np.ndarray, score: float,
               index: int) -> Face:

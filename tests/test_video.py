@@ -16,7 +16,9 @@ from PIL import Image
 from anon_model import AnonPipeline
 from anon_model.evaluation.bench_video import write_clip
 from anon_model.smoothing import OneEuroFilter
-from anon_model.video import IoUTracker, anonymize_frames, anonymize_video
+from anon_model import video
+from anon_model.guard import MARGIN
+from anon_model.video import IoUTracker, TrackRecord, anonymize_frames, anonymize_video
 
 insightface = pytest.importorskip("insightface")
 #: insightface's group photo: strangers to the delegate bank, so step 2 anonymizes them (the bank's own people,
@@ -138,7 +140,7 @@ def test_one_track_one_stable_stranger(pipe, clip, result):
     (track,) = result.tracks
     assert track.frames == list(range(FRAMES)) and set(track.treatments) <= {"anonymized", "obscured"}
     shown = [i for i, t in enumerate(track.treatments) if t == "anonymized"]
-    kept = track.mixtures[shown[0]]  # the draw of its first anonymized frame: never redrawn (obscured where it fails)
+    kept = track.mixtures[shown[0]]  # the kept draw, first shown there: never redrawn (obscured where it fails)
     assert len(shown) >= 3 and all(track.mixtures[i] == kept for i in shown), track.mixtures
     psi = pipe.preprocessor.identity
     written, original = frames_of(result.path), frames_of(clip)
@@ -233,7 +235,7 @@ def test_a_face_that_leaves_and_returns_is_the_same_stranger(pipe, faces):
 
 def test_until_a_draw_is_kept_each_frame_draws_afresh(pipe, walk, monkeypatch):
     """While no try of a track passed the guard, each frame draws from its own seed (so a hard face meets new
-    delegates), the same on a rerun; from the first anonymized frame on, that draw is reused."""
+    delegates), the same on a rerun; once a try is kept, that draw is reused."""
     real, seeds, draws = type(pipe).__call__, [], []
 
     def first_two_fail(self, rgb, **kwargs):  # the guard "rejects" every try of frames 0 and 1
@@ -245,6 +247,7 @@ def test_until_a_draw_is_kept_each_frame_draws_afresh(pipe, walk, monkeypatch):
         return out
 
     monkeypatch.setattr(type(pipe), "__call__", first_two_fail)
+    monkeypatch.setattr(video.FrameStream, "_room", lambda self, record: float("inf"))  # any passing try is kept
     stream = anonymize_frames(pipe, walk[:5], fps=FPS)
     list(stream)
     (track,) = stream.tracks
@@ -254,6 +257,39 @@ def test_until_a_draw_is_kept_each_frame_draws_afresh(pipe, walk, monkeypatch):
     assert len(set(fresh)) == len(fresh) and track.seed not in fresh  # a fresh draw in each frame without a kept one
     assert fresh == [track.draw_seed(i) for i in range(kept + 1)]  # reproducible from the clip's seed
     assert draws[:kept + 1] == [None] * (kept + 1) and all(d is track.draw for d in draws[kept + 1:])
+
+
+def test_a_draw_is_kept_with_room_to_spare_or_the_sturdiest_after_an_audition(pipe):
+    """A passing try becomes the track's stranger at once only with room beyond the guard's limits; otherwise,
+    after AUDITION_FRAMES passing frames, the sturdiest seen is kept (from an earlier frame if it was sturdier)."""
+    from types import SimpleNamespace
+
+    stream = anonymize_frames(pipe, iter(()), fps=FPS)
+    threshold, max_error = 0.6, pipe.plausibility.max_error
+
+    def attempt(room: float, error: float | None = None) -> SimpleNamespace:
+        worst = threshold + MARGIN + room * video.KEEP_DISTANCE
+        return SimpleNamespace(identity_distance=worst + 0.1, bank_distance=worst, identity_threshold=threshold,
+                               landmark_error=error, delegate_draw=object())
+
+    def track(n: int) -> TrackRecord:
+        stream._live[n], stream._records[n] = video._Live(score=1.0), TrackRecord(n, n)
+        return stream._records[n]
+
+    sturdy = attempt(1.5)
+    record = track(1)
+    assert stream._keep(1, sturdy) and record.draw is sturdy.delegate_draw
+    record = track(2)
+    assert not stream._keep(2, attempt(5.0, error=0.95 * max_error))  # far from everyone, features barely in place
+    rooms = [0.5, 0.9, 0.2] + [0.1] * (video.AUDITION_FRAMES - 5)  # with the one above: all but the last frame
+    tries = [attempt(r) for r in rooms]
+    assert not any(stream._keep(2, t) for t in tries) and record.draw is None  # still auditioning
+    assert not stream._keep(2, attempt(0.3))  # the last audition frame: the sturdiest seen (0.9) is kept instead
+    assert record.draw is tries[1].delegate_draw
+    record = track(3)
+    tries = [attempt(0.2)] * (video.AUDITION_FRAMES - 1) + [attempt(0.8)]
+    assert [stream._keep(3, t) for t in tries] == [False] * (video.AUDITION_FRAMES - 1) + [True]  # itself the best
+    assert record.draw is tries[-1].delegate_draw
 
 
 def test_frames_are_streamed_not_held(pipe, walk):
