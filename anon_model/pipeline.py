@@ -285,7 +285,7 @@ class AnonPipeline:
                 crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort).float()
             with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
                 tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
-            todo = [i for i in tries.failing(guard.limit) if reuse[i] is None]  # a reused draw is final
+            todo = [i for i in tries.failing() if reuse[i] is None]  # a reused draw is final
             if not todo or attempt == cfg.guard_attempts:
                 break
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)

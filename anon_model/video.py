@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
 from anon_model.fallback import box_iou, face_region, obscure_box, obscuring_method
-from anon_model.guard import MARGIN
+from anon_model.guard import MARGIN, ORIGINAL_MARGIN
 from anon_model.imageio import atomic_write, load_image
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
@@ -276,10 +276,11 @@ class FrameStream(Iterator[np.ndarray]):
 
     def _room(self, record: FaceRecord) -> float:
         """How sturdily a passing try passed, in units of the room a kept draw needs (>= 1: enough): the smaller of
-        its distance beyond the guard's limit over ``KEEP_DISTANCE`` and its naturalness error below the check's
+        its distance beyond the guard's limits over ``KEEP_DISTANCE`` and its naturalness error below the check's
         limit over the share ``KEEP_ERROR`` leaves free."""
-        worst = min(record.identity_distance, record.bank_distance if record.bank_distance is not None else np.inf)
-        room = (worst - record.identity_threshold - MARGIN) / KEEP_DISTANCE
+        bank = record.bank_distance if record.bank_distance is not None else np.inf
+        room = min(record.identity_distance - ORIGINAL_MARGIN, bank - MARGIN) - record.identity_threshold
+        room /= KEEP_DISTANCE
         if record.landmark_error is not None:
             limit = self.pipe.plausibility.max_error
             room = min(room, (limit - record.landmark_error) / (limit * (1.0 - KEEP_ERROR)))

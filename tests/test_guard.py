@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import BestTries, GuardOutcome, IdentityGuard, Verdict
+from anon_model.guard import MARGIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, Verdict
 from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
 
 
@@ -82,25 +82,46 @@ def _verdict(distance: float, reason: str = "") -> Verdict:
     """One face's verdict: ``distance`` to the original and to the bank, implausible when ``reason`` is given."""
     d = torch.tensor([distance])
     plausible = Plausibility(np.array([1.0]), np.array([0.2 if reason else 0.0]), max_error=0.1)
-    return Verdict(d, d, torch.tensor([0]), plausible, limit=0.65)
+    return Verdict(d, d, torch.tensor([0]), plausible, limit=0.65, original_limit=0.65)
 
 
 def _outcome(tries: BestTries, limit: float = 0.65) -> GuardOutcome:
-    guard = SimpleNamespace(identity=SimpleNamespace(threshold=0.6), limit=limit)
+    guard = SimpleNamespace(identity=SimpleNamespace(threshold=0.6), limit=limit, original_limit=limit)
     return tries.outcome(0, guard)
 
 
 def test_a_distorted_try_fails_and_never_replaces_a_passing_one():
     tries, crop = BestTries(1), torch.zeros(1, 3, 4, 4)
     tries.add([0], crop, [None], _verdict(0.9, "distorted"))  # far from everyone, but no natural face
-    assert tries.failing(0.65) == [0]
+    assert tries.failing() == [0]
     outcome = _outcome(tries)
     assert not outcome.passed and "natural-looking" in outcome.reason() and "recognized" not in outcome.reason()
     tries.add([0], crop, [None], _verdict(0.7))  # natural and far enough
-    assert tries.failing(0.65) == [] and tries.best[0].number == 2
+    assert tries.failing() == [] and tries.best[0].number == 2
     assert _outcome(tries).passed and _outcome(tries).reason() == ""
     tries.add([0], crop, [None], _verdict(1.2, "distorted"))  # farther still, distorted: never replaces a pass
     assert tries.best[0].number == 2 and _outcome(tries).attempts == 3
+
+
+def test_the_original_needs_a_wider_margin_than_the_bank():
+    """A result must be beyond threshold + ORIGINAL_MARGIN from the person it replaces, + MARGIN from bank people."""
+    assert ORIGINAL_MARGIN > MARGIN
+    limit, original_limit = 0.6 + MARGIN, 0.6 + ORIGINAL_MARGIN
+    between = (limit + original_limit) / 2  # far enough from a bank person, too close to the original
+
+    def verdict(original: float, bank: float) -> Verdict:
+        plausible = Plausibility(np.array([1.0]), np.array([0.0]), max_error=0.1)
+        return Verdict(torch.tensor([original]), torch.tensor([bank]), torch.tensor([3]), plausible, limit=limit,
+                       original_limit=original_limit)
+
+    guard = SimpleNamespace(identity=SimpleNamespace(threshold=0.6), limit=limit, original_limit=original_limit)
+    tries = BestTries(1)
+    tries.add([0], torch.zeros(1, 3, 4, 4), [None], verdict(between, 1.0))
+    outcome = tries.outcome(0, guard)
+    assert tries.failing() == [0] and not outcome.passed
+    assert f"still recognized as the original (distance {between:.2f} < {original_limit:.2f})" in outcome.reason()
+    tries.add([0], torch.zeros(1, 3, 4, 4), [None], verdict(1.0, between))  # as close to a bank person: passes
+    assert tries.failing() == [] and tries.outcome(0, guard).passed and tries.best[0].number == 2
 
 
 def test_reason_names_each_check_that_failed():

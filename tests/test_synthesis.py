@@ -147,15 +147,15 @@ def test_effort_widens_the_blend_until_the_identity_is_gone(conditionings, ident
     still = [replace(c, attention=torch.zeros(256, 256)) for c in conditionings]
     syn = TrainingFreeSynthesizer(attention_floor=0.0)
     assert isinstance(syn, Synthesizer)
-    guard = IdentityGuard(identity, margin=0.0)
+    guard = IdentityGuard(identity, margin=0.0, original_margin=0.0)
     with torch.inference_mode():
         original = identity.embed(torch.stack([c.x for c in still]), landmarks=torch.stack([c.landmarks for c in still]))
     tries = {e: syn.synthesize(still, effort=e) for e in (0.0, 1 / 3, 2 / 3, 1.0)}
     distances = {e: guard.verify(images, still, original).original for e, images in tries.items()}
     torch.testing.assert_close(tries[0.0], torch.stack([c.x for c in still]), atol=1e-5, rtol=0)  # x kept
-    assert bool((distances[0.0] < guard.limit).all()) and bool((distances[1.0] > distances[0.0]).all())
+    assert bool((distances[0.0] < guard.original_limit).all()) and bool((distances[1.0] > distances[0.0]).all())
     best = torch.stack(list(distances.values())).amax(0)
-    assert bool((best >= guard.limit).all()), distances  # some effort makes every face another person
+    assert bool((best >= guard.original_limit).all()), distances  # some effort makes every face another person
     with torch.inference_mode():
         for key in ("landmarks", "landmarks_anon"):  # framed either way, the full-effort result is another person
             framed = identity.embed(tries[1.0], landmarks=torch.stack([getattr(c, key) for c in still]))
@@ -252,7 +252,7 @@ def test_end_to_end_every_face_is_anonymized_or_obscured(anonymized, analyzer):
         ssim = structural_similarity(original, out, channel_axis=2, full=True)[1].mean(axis=2)
         assert ssim[~changed].mean() >= 0.98
     assert set(treatments) <= {"anonymized", "obscured"}
-    assert treatments.count("anonymized") >= 5, treatments  # the strangers of the group photo, mostly
+    assert treatments.count("anonymized") >= 4, treatments  # most strangers of the group photo (the rest obscured)
     assert np.mean(errors) <= 0.1, errors
 
 
