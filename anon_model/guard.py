@@ -28,8 +28,8 @@ __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "
 MARGIN = 0.05
 #: ... and from the original, the person the anonymization protects. With 0.05 here too, the independent FaceNet-CASIA
 #: still recognized 6 of 19 anonymized faces (t1.jpg, the astronaut, Grace Hopper; seeds 0-5), all within 0.10 of
-#: dlib's threshold; with 0.10, none of 13 (docs/evaluation). Chosen on those photos: their FaceNet-CASIA figures are
-#: no longer a held-out check.
+#: dlib's threshold; with 0.10, none of 13 (docs/guard_margin.md). Chosen on those photos: their FaceNet-CASIA figures
+#: are no longer a held-out check.
 ORIGINAL_MARGIN = 0.10
 
 
