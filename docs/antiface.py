@@ -12,8 +12,6 @@ Hopper's portrait (matplotlib's sample data), seeds 0-2.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -24,19 +22,9 @@ from anon_model import AnonPipeline
 from anon_model.bank import DelegateBank
 from anon_model.evaluation.recognizers import FaceNetCasiaRecognizer
 from anon_model.perception.warp import control_points, piecewise_affine_warp
+from second_judge import HERE, facenet_distance, photos, write_table
 
-HERE = Path(__file__).resolve().parent
 LAMBDAS, SEEDS, SIZE = (0.0, 0.5, 1.0), (0, 1, 2), 256
-
-
-def photos() -> list[tuple[str, np.ndarray]]:
-    """The three test photos (none is a bank person)."""
-    import insightface
-    import matplotlib
-
-    paths = [Path(insightface.__file__).parent / "data/images/t1.jpg", HERE.parent / "anon_model/assets/examples/astronaut.jpg",
-             Path(matplotlib.get_data_path()) / "sample_data/grace_hopper.jpg"]
-    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
 
 
 def mean_face(bank: DelegateBank) -> tuple[np.ndarray, np.ndarray]:
@@ -68,9 +56,8 @@ def use_anti_face(lam: float, mean: np.ndarray, shape: np.ndarray) -> None:
 
 
 def main() -> None:
-    pipe, judge, named = AnonPipeline.from_pretrained(), FaceNetCasiaRecognizer(), photos()
+    pipe, judge, images = AnonPipeline.from_pretrained(), FaceNetCasiaRecognizer(), photos()
     pipe.set_progress_bar_config(disable=True)
-    images = [image for _, image in named]
     mean, shape = mean_face(pipe.bank)
     rows, tiles = [], {lam: [] for lam in LAMBDAS}
     for lam in LAMBDAS:
@@ -84,9 +71,7 @@ def main() -> None:
                 if r.treatment != "anonymized":
                     continue
                 anonymized += 1
-                at = [SimpleNamespace(landmarks=r.landmarks)]
-                d = judge.score(judge.embed(images[r.image_index], at), judge.embed(np.asarray(out.images[r.image_index]), at))
-                recognized += bool(d[0, 0] < 1.0)
+                recognized += facenet_distance(judge, images[r.image_index], np.asarray(out.images[r.image_index]), r) < 1.0
                 if seed == 0:
                     tiles[lam].append(np.concatenate([r.crop, r.anonymized], 1))
         rows.append(f"| {lam:g} | {faces} | {anonymized} | {recognized} | {unnatural} |")
@@ -95,12 +80,8 @@ def main() -> None:
     height = max(s.shape[0] for s in strips)
     strips = [np.pad(s, ((0, height - s.shape[0]), (0, 8), (0, 0)), constant_values=255) for s in strips]
     Image.fromarray(np.concatenate(strips, 1)).resize((sum(s.shape[1] for s in strips) // 2, height // 2)).save(HERE / "antiface.jpg", quality=85)
-    text = (HERE / "antiface.md").read_text()
-    head, _, rest = text.partition("<!-- table -->")
-    _, _, tail = rest.partition("<!-- /table -->")
-    table = "\n".join(["| lambda | face draws | anonymized (passed the guard) | of those, recognized by FaceNet-CASIA "
-                       "| obscured as not natural-looking |", "|---|---|---|---|---|", *rows])
-    (HERE / "antiface.md").write_text(f"{head}<!-- table -->\n{table}\n<!-- /table -->{tail}")
+    write_table("antiface.md", ["lambda", "face draws", "anonymized (passed the guard)",
+                                "of those, recognized by FaceNet-CASIA", "obscured as not natural-looking"], rows)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ the original's landmarks). The guard's bank margin stays at MARGIN.
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -17,16 +15,15 @@ import anon_model.pipeline
 from anon_model import AnonPipeline
 from anon_model.evaluation.recognizers import FaceNetCasiaRecognizer
 from anon_model.guard import IdentityGuard
-from antiface import photos
+from second_judge import facenet_distance, photos, write_table
 
-HERE = Path(__file__).resolve().parent
 MARGINS, SEEDS = (0.05, 0.10), range(6)
 
 
 def main() -> None:
     pipe, judge = AnonPipeline.from_pretrained(), FaceNetCasiaRecognizer()
     pipe.set_progress_bar_config(disable=True)
-    images = [image for _, image in photos()]
+    images = photos()
     rows = []
     for margin in MARGINS:
         anon_model.pipeline.IdentityGuard = lambda *a, m=margin, **k: IdentityGuard(*a, original_margin=m, **k)
@@ -38,20 +35,14 @@ def main() -> None:
                 if r.treatment != "anonymized":
                     continue
                 anonymized += 1
-                at = [SimpleNamespace(landmarks=r.landmarks)]
-                d = judge.score(judge.embed(images[r.image_index], at), judge.embed(np.asarray(out.images[r.image_index]), at))
-                if d[0, 0] < 1.0:
+                if facenet_distance(judge, images[r.image_index], np.asarray(out.images[r.image_index]), r) < 1.0:
                     recognized += 1
                     close.append(f"{r.identity_distance:.3f}")
         rows.append(f"| {margin:.2f} | {faces} | {anonymized} | {recognized} | {', '.join(close) or '-'} |")
         print(rows[-1], flush=True)
     anon_model.pipeline.IdentityGuard = IdentityGuard
-    text = (HERE / "guard_margin.md").read_text()
-    head, _, rest = text.partition("<!-- table -->")
-    _, _, tail = rest.partition("<!-- /table -->")
-    table = "\n".join(["| margin from the original | face draws | anonymized | of those, recognized by FaceNet-CASIA "
-                       "| their dlib distance to the original |", "|---|---|---|---|---|", *rows])
-    (HERE / "guard_margin.md").write_text(f"{head}<!-- table -->\n{table}\n<!-- /table -->{tail}")
+    write_table("guard_margin.md", ["margin from the original", "face draws", "anonymized",
+                                    "of those, recognized by FaceNet-CASIA", "their dlib distance to the original"], rows)
 
 
 if __name__ == "__main__":
