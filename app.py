@@ -331,9 +331,11 @@ def build_demo() -> gr.Blocks:
     with gr.Blocks(title="anon_model: face anonymization", delete_cache=(min(60, CACHE_SECONDS), CACHE_SECONDS)) as demo:
         session = gr.State(None, time_to_live=SESSION_SECONDS)
         gr.Markdown("# Face anonymization by identity attention distraction\n"
-                    "Every face in the photo is replaced by a face of no one, keeping pose, expression and "
-                    "background (IFA + VAA/GSA, paper §3); a face that cannot be made safe that way (too small, "
-                    "turned away, or still recognizable) is obscured instead, and the result says which. " + PRIVACY)
+                    "Every face in the photo is replaced by a stranger, keeping pose, expression and background "
+                    "(IFA + VAA/GSA, paper §3): a blend of the delegate bank's faces that the identity guard (one "
+                    "recognizer) finds to be neither the original nor anyone in the bank. A face that cannot be made "
+                    "safe that way (too small, turned away, or still recognizable) is obscured instead, and the "
+                    "result says which. " + PRIVACY)
         with gr.Row():
             with gr.Column(scale=1):
                 photo = private_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
