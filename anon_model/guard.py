@@ -1,9 +1,10 @@
 """The identity guard (our addition to the paper): a synthesized face counts only if Psi recognizes no one in it.
 
 No one means neither the original person nor any person of the delegate bank (the delegates' sources included):
-a result must be beyond Psi's verification threshold plus a margin from all of them (a wider one from the original). ``AnonPipeline`` synthesizes
-every face, asks ``IdentityGuard.verify`` how far each result is from those identities, and redraws the delegates of
-the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with the largest such distance.
+a result must be beyond Psi's verification threshold plus a margin from all of them (a wider one from the original).
+``AnonPipeline`` synthesizes every face, asks ``IdentityGuard.verify`` how far each result is from those identities,
+and redraws the delegates of the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with
+the most room beyond its limits.
 The guard only looks at crops: it works the same for any step-2 synthesizer (how a synthesizer escalates on a retry
 is its own business, see ``effort`` there). It sees through one network only; see the model card for what an
 independent recognizer measured. Its second check (``anon_model.plausibility``) asks whether a result still looks like
