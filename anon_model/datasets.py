@@ -102,7 +102,6 @@ def run_anonymize_dataset(args: argparse.Namespace) -> int:
     from anon_model.pipeline import AnonPipeline
 
     try:
-        require("datasets", "anon-model anonymize-dataset")  # before any model loads
         ds = load_any(args.dataset, args.split)
         pipe = AnonPipeline.from_pretrained(args.model, device=args.device)
         pipe.set_progress_bar_config(disable=True)  # Dataset.map shows its own

@@ -159,6 +159,11 @@ class GuardOutcome:
     landmark_error: float | None = None  # the kept try's naturalness landmark error (None: not checked)
 
     @property
+    def room(self) -> float:
+        """How far the kept try is beyond the nearer of its two limits (negative: within one)."""
+        return min(self.distance - self.original_limit, self.bank_distance - self.limit)
+
+    @property
     def recognized(self) -> bool:
         """The kept try is within the limit of the original or of a bank identity."""
         return self.distance < self.original_limit or self.bank_distance < self.limit

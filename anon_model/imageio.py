@@ -127,14 +127,15 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(values, 0, 255).round().astype(np.uint8)
 
 
-def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike) -> Path:
-    """Write `image` to `path` via a temporary file in the same folder, so a crash never leaves half a file."""
+def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike, **save_options) -> Path:
+    """Write `image` to `path` (format by suffix, PNG otherwise; `save_options` go to Pillow, e.g. kept metadata) via a
+    temporary file in the same folder, so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     with atomic_write(path) as fh:
-        pil.save(fh, format=fmt)
+        pil.save(fh, format=fmt, **save_options)
     return path
 
 

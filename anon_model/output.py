@@ -65,7 +65,7 @@ class FaceRecord:
     # identity guard
     identity_distance: float | None = None  # distance(original, anonymized) in the identity network's metric
     identity_threshold: float | None = None
-    bank_distance: float | None = None  # distance(anonymized, nearest bank identity): no result may be a bank person
+    guard_room: float | None = None  # how far beyond the nearer of the guard's limits (original, bank identities)
     landmark_error: float | None = None  # the naturalness check: the result's features vs S-hat_x (None: not checked)
     attempts: int = 1
     guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
@@ -165,7 +165,7 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
         cam_distracted=(explained.cams_distracted.detach().float().cpu() / scale).clamp(0, 1).numpy() if use_ifa else None,
         landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
-        identity_distance=guard.distance, identity_threshold=guard.threshold, bank_distance=guard.bank_distance,
+        identity_distance=guard.distance, identity_threshold=guard.threshold, guard_room=guard.room,
         landmark_error=guard.landmark_error, attempts=guard.attempts,
         guard_passed=guard.passed, delegate_draw=step2.delegates, **drawn,
     )

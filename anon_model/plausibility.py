@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from skimage.transform import SimilarityTransform
 
+from anon_model.attributes import landmark_box
 from anon_model.conditioning import FaceConditioning
 from anon_model.fallback import MIN_LANDMARK_IOU, box_iou
 from anon_model.perception import landmarks68 as lm
@@ -112,7 +113,7 @@ class PlausibilityCheck:
     def _face_box(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray | None, float]:
         """The detected face box that overlaps the landmarks' extent most (at least ``MIN_LANDMARK_IOU``), and its
         score; (None, 0) when there is none."""
-        extent = (*landmarks.min(0), *landmarks.max(0))
+        extent = tuple(landmark_box(landmarks))
         found = [(box_iou(tuple(d.box), extent), d) for d in self.detector(image, threshold=0.0)]
         iou, best = max(found, key=lambda t: t[0], default=(0.0, None))
         return (best.box, best.score) if best is not None and iou >= MIN_LANDMARK_IOU else (None, 0.0)

@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
 from anon_model.fallback import box_iou, face_region, obscure_box, obscuring_method
-from anon_model.guard import MARGIN, ORIGINAL_MARGIN
 from anon_model.imageio import atomic_write, load_image
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
@@ -278,9 +277,7 @@ class FrameStream(Iterator[np.ndarray]):
         """How sturdily a passing try passed, in units of the room a kept draw needs (>= 1: enough): the smaller of
         its distance beyond the guard's limits over ``KEEP_DISTANCE`` and its naturalness error below the check's
         limit over the share ``KEEP_ERROR`` leaves free."""
-        bank = record.bank_distance if record.bank_distance is not None else np.inf
-        room = min(record.identity_distance - ORIGINAL_MARGIN, bank - MARGIN) - record.identity_threshold
-        room /= KEEP_DISTANCE
+        room = record.guard_room / KEEP_DISTANCE
         if record.landmark_error is not None:
             limit = self.pipe.plausibility.max_error
             room = min(room, (limit - record.landmark_error) / (limit * (1.0 - KEEP_ERROR)))

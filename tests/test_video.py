@@ -17,7 +17,6 @@ from anon_model import AnonPipeline
 from anon_model.evaluation.bench_video import write_clip
 from anon_model.smoothing import OneEuroFilter
 from anon_model import video
-from anon_model.guard import MARGIN
 from anon_model.video import IoUTracker, TrackRecord, anonymize_frames, anonymize_video
 
 insightface = pytest.importorskip("insightface")
@@ -265,12 +264,10 @@ def test_a_draw_is_kept_with_room_to_spare_or_the_sturdiest_after_an_audition(pi
     from types import SimpleNamespace
 
     stream = anonymize_frames(pipe, iter(()), fps=FPS)
-    threshold, max_error = 0.6, pipe.plausibility.max_error
+    max_error = pipe.plausibility.max_error
 
     def attempt(room: float, error: float | None = None) -> SimpleNamespace:
-        worst = threshold + MARGIN + room * video.KEEP_DISTANCE
-        return SimpleNamespace(identity_distance=worst + 0.1, bank_distance=worst, identity_threshold=threshold,
-                               landmark_error=error, delegate_draw=object())
+        return SimpleNamespace(guard_room=room * video.KEEP_DISTANCE, landmark_error=error, delegate_draw=object())
 
     def track(n: int) -> TrackRecord:
         stream._live[n], stream._records[n] = video._Live(score=1.0), TrackRecord(n, n)

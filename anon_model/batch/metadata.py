@@ -9,13 +9,10 @@ and all XMP and IPTC data (they may list the people shown). Orientation is reset
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from PIL import ExifTags, Image
 
-from anon_model.imageio import atomic_write
-
-__all__ = ["Metadata", "read_metadata", "save_with_metadata"]
+__all__ = ["Metadata", "read_metadata"]
 
 _BASE = ExifTags.Base
 #: Tags of the main image directory left out.
@@ -46,12 +43,3 @@ def read_metadata(path: str | os.PathLike) -> Metadata:
             exif[_BASE.Orientation] = 1
         kept["exif"] = exif.tobytes()
     return kept
-
-
-def save_with_metadata(image: Image.Image, path: str | os.PathLike, metadata: Metadata) -> Path:
-    """Write ``image`` to ``path`` (format by suffix, PNG otherwise) carrying ``metadata``, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as fh:
-        image.save(fh, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"), **metadata)
-    return path

@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from anon_model import __version__
 from anon_model.batch import manifest
-from anon_model.batch.metadata import Metadata, read_metadata, save_with_metadata
+from anon_model.batch.metadata import Metadata, read_metadata
 from anon_model.errors import AnonModelError
 from anon_model.imageio import load_image, save_image_atomic
 from anon_model.output import TREATMENTS, AnonOutput
@@ -333,10 +332,7 @@ class _Batch:
                 self._failed(job, f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
                                   "none: not written", entries, counts)
                 return
-            if photo.metadata:
-                save_with_metadata(out.image, dest, photo.metadata)
-            else:
-                save_image_atomic(out.image, dest)
+            save_image_atomic(out.image, dest, **photo.metadata)
         except Exception as exc:
             self._failed(job, _message(src, exc))
             return
@@ -355,7 +351,7 @@ class _Batch:
 
         cfg = self.pipe.preprocessor.resolve(detect_threshold=self.args.threshold)
         drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores)
-        save_with_metadata(Image.fromarray(drawn), dest, photo.metadata)
+        save_image_atomic(drawn, dest, **photo.metadata)
         with self._lock:
             self.tally.done += 1
         self.bar.update()

@@ -60,9 +60,9 @@ class BenchResult:
 class _Clock:
     """Adds up wall time per stage; synchronizes CUDA so asynchronous kernels are counted where they run."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, stages: Sequence[str] = STAGES) -> None:
         self.cuda = device.startswith("cuda")
-        self.totals = {s: 0.0 for s in STAGES}
+        self.totals = {s: 0.0 for s in stages}
 
     def _sync(self) -> None:
         if self.cuda:
@@ -75,6 +75,15 @@ class _Clock:
         yield
         self._sync()
         self.totals[name] += time.perf_counter() - t0
+
+
+def bench_images(args: argparse.Namespace) -> list[str]:
+    """The photos ``anon-model bench`` times (the bundled examples unless given), once ``--threads`` is applied."""
+    from anon_model.evaluation.dataset import EXAMPLES_DIR
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def bench(images: Sequence[str | Path | np.ndarray], *, model: str | None = None, device: str = "cpu", repeats: int = 1,
@@ -155,12 +164,7 @@ def run_bench(args: argparse.Namespace) -> int:
         from anon_model.evaluation.throughput import run_bench_batches
 
         return run_bench_batches(args)
-    from anon_model.evaluation.dataset import EXAMPLES_DIR
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    images = args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    runs = [bench(images, model=args.model, device=d, repeats=args.repeat, seed=args.seed, startup=True)
+    runs = [bench(bench_images(args), model=args.model, device=d, repeats=args.repeat, seed=args.seed, startup=True)
             for d in _devices(args.device)]
     if args.json:
         print(json.dumps({**runs[-1].as_dict(), "threads": torch.get_num_threads(),

@@ -15,7 +15,6 @@ import json
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anon_model.imageio import IMAGE_SUFFIXES, load_image
+from anon_model.imageio import load_image
 from anon_model.video import VIDEO_STAGES
 
 __all__ = ["VideoBenchResult", "bench_video", "run_bench_video", "sliding_photos", "write_clip"]
@@ -101,30 +100,13 @@ class VideoBenchResult:
         return {**asdict(self), "frames_per_second": self.frames_per_second}
 
 
-class _Clock:
-    """Adds up wall time per stage (synchronizing CUDA so kernels count where they run)."""
-
-    def __init__(self, device: str) -> None:
-        self.cuda = device.startswith("cuda")
-        self.totals = dict.fromkeys(VIDEO_STAGES, 0.0)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        if self.cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        yield
-        if self.cuda:
-            torch.cuda.synchronize()
-        self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t0
-
-
 def bench_video(photos: Sequence[np.ndarray], *, faces: Sequence[int] = (1, 4), seconds: float = 2.0, fps: int = 25,
                 size: tuple[int, int] = (1280, 720), detect_every: Sequence[int] = (1, 5), model: str | None = None,
                 device: str = "cpu", seed: int = 0) -> list[VideoBenchResult]:
     """Time ``anonymize_video`` on a generated clip of `seconds` with each number of `faces` (the photos cycled) and
     each `detect_every`, after one untimed warm-up frame."""
     from anon_model import AnonPipeline
+    from anon_model.evaluation.bench import _Clock
     from anon_model.video import anonymize_video
 
     pipe = AnonPipeline.from_pretrained(model, device=device)
@@ -136,7 +118,7 @@ def bench_video(photos: Sequence[np.ndarray], *, faces: Sequence[int] = (1, 4), 
             clip = write_clip(Path(tmp) / f"faces{count}.mp4",
                               sliding_photos(chosen, frames=round(seconds * fps), size=size), fps=fps)
             for every in detect_every:
-                clock = _Clock(device)
+                clock = _Clock(device, VIDEO_STAGES)
                 t0, cpu0 = time.perf_counter(), time.process_time()
                 out = anonymize_video(pipe, clip, Path(tmp) / "out.mp4", seed=seed, progress=False,
                                       detect_every=every, timer=clock.stage)
@@ -150,13 +132,9 @@ def bench_video(photos: Sequence[np.ndarray], *, faces: Sequence[int] = (1, 4), 
 
 def run_bench_video(args: argparse.Namespace) -> int:
     """``anon-model bench --video``: a table (or JSON with --json) of frames/s and stage shares per clip and device."""
-    from anon_model.evaluation.bench import _devices
-    from anon_model.evaluation.dataset import EXAMPLES_DIR
+    from anon_model.evaluation.bench import _devices, bench_images
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    paths = args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    photos = [load_image(p) for p in paths]
+    photos = [load_image(p) for p in bench_images(args)]
     runs = [r for d in _devices(args.device) for r in bench_video(photos, model=args.model, device=d, seed=args.seed)]
     if args.json:
         print(json.dumps({"threads": torch.get_num_threads(), "runs": [r.as_dict() for r in runs]}))

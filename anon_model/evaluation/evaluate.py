@@ -88,8 +88,9 @@ class Judges:
 
     @classmethod
     def load(cls, *, arcface: str | None = None, facenet: str | None = None, adaface: str | None = None,
-             facenet_casia: str | None = None, expression: str | None = None, attribute_models: dict[str, str] | None = None, download: bool = False,
-             device: str = "cpu", analyzer: FaceAnalyzer | None = None) -> "Judges":
+             facenet_casia: str | None = None, expression: str | None = None,
+             attribute_models: dict[str, str] | None = None, download: bool = False, device: str = "cpu",
+             analyzer: FaceAnalyzer | None = None) -> "Judges":
         """Load every judge available here (offline: MTCNN + dlib perception, the dlib and FaceNet-CASIA recognizers,
         age/gender, expression, dlib HOG detection)."""
         recognizers, missing = load_recognizers(arcface=arcface, facenet=facenet, adaface=adaface,

@@ -57,17 +57,14 @@ def run_bench_batches(args) -> int:
     import json
     import sys
 
-    from anon_model.evaluation.dataset import EXAMPLES_DIR
-    from anon_model.imageio import IMAGE_SUFFIXES
+    from anon_model.evaluation.bench import bench_images
 
     try:
         sizes = parse_batch_sizes(args.batch_sizes)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    images = args.images or sorted(str(p) for p in EXAMPLES_DIR.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images = bench_images(args)
     device = None if args.device == "auto" else args.device
     rows = throughput(images, sizes, model=args.model, device=device, seed=args.seed)
     if args.json:

@@ -26,14 +26,12 @@ class LandmarkPredictor:
         if backend == "dlib":
             self._net = _dlib_predictor(str(dlib_path or dlib_model_file("shape_predictor_68_face_landmarks.dat")))
         elif backend == "fan":
-            face_alignment = require("face_alignment", "FAN landmarks (landmarks='fan')")
+            require("face_alignment", "FAN landmarks (landmarks='fan')")
             missing = _missing_fan_files()
             if missing:  # face-alignment downloads them into torch hub's cache (users with the internet)
                 require_download(f"face-alignment's FAN landmark model ({', '.join(missing)})",
                                  "run face-alignment once online or set landmarks to dlib")
-            self._net = face_alignment.FaceAlignment(
-                face_alignment.LandmarksType.TWO_D, device=device, face_detector="blazeface", compile=False
-            )
+            self._net = _fan(str(device))
         else:
             raise ValueError(f"unknown landmark backend {backend!r} (choose dlib, fan or auto)")
 
@@ -62,6 +60,15 @@ def _dlib_predictor(path: str):
     import dlib
 
     return dlib.shape_predictor(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _fan(device: str):
+    """face-alignment's FAN (with its BlazeFace), loaded once per device and shared like ``_dlib_predictor``."""
+    import face_alignment
+
+    return face_alignment.FaceAlignment(face_alignment.LandmarksType.TWO_D, device=device, face_detector="blazeface",
+                                        compile=False)
 
 
 def _missing_fan_files() -> list[str]:
