@@ -196,7 +196,7 @@ class AnonPipeline:
             [None] * len(f) for f in found]
         # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
         with stage("triage"):
-            reasons = [[self._triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
+            reasons = [[self.triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
                         for f in fs] for fs in found]
         chosen = [(j, i) for j, rs in enumerate(reasons) for i, reason in enumerate(rs) if reason is None]
         results = self._anonymize([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
@@ -252,7 +252,7 @@ class AnonPipeline:
         with stage("align"):
             return analyzer.align(rgb, detections, points)
 
-    def _triage(self, face: Face) -> str | None:
+    def triage(self, face: Face) -> str | None:
         """Why step 2 cannot anonymize ``face`` (too small, turned too far, landmarks that do not fit it), or None."""
         return unsuitable(face) or self.plausibility.unreliable_landmarks(face.crop, face.crop_landmarks)
 

@@ -37,7 +37,7 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
-from anon_model.fallback import box_iou, face_region, obscure_box, obscuring_method
+from anon_model.fallback import MASK_SCALE, box_iou, face_region, obscure, obscure_box, obscuring_method
 from anon_model.imageio import atomic_write, load_image
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
@@ -202,6 +202,7 @@ class FrameStream(Iterator[np.ndarray]):
         self.base = seed if seed is not None else secrets.randbits(62)
         self.cfg = pipe.preprocessor.resolve(**{k: options[k] for k in PERCEPTION_OPTIONS if k in options})
         self.method = obscuring_method(options.get("replace_with", "anonymize"), options.get("fallback", "mosaic"))
+        self.area = {"mask_scale": options.get("mask_scale", MASK_SCALE), "boxes": options.get("boxes", False)}
         self.tracker, self.frames_done = IoUTracker(), 0
         self._live: dict[int, _Live] = {}
         self._records: dict[int, TrackRecord] = {}
@@ -255,12 +256,14 @@ class FrameStream(Iterator[np.ndarray]):
         result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=[r.draw for r in records],
                            timer=self.timer, **self.options)
         image = np.asarray(result.image)
-        for track, record in zip(tracks, result.faces):
+        for track, face, record in zip(tracks, faces, result.faces):
             if record.treatment == "failed":
                 raise AnonModelError(f"frame {index}: a face could not be anonymized and the fallback is none")
-            if record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
+            if record.treatment == "anonymized" and self._records[track].draw is None and self.method == "none":
+                self._records[track].draw = record.delegate_draw  # nothing to obscure with: the first pass is kept
+            elif record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
                 with self._stage("paste_back"):  # only the stranger kept for the track is ever shown
-                    image = obscure_box(image, record.box, self.method)
+                    image = obscure(image, face, self.method, **self.area)  # as the pipeline obscures a face
                 record.treatment, record.treatment_reason = "obscured", (
                     "this try passed the guard, but with too little room to be kept as the person's stranger for the "
                     "whole clip (its frames until one is kept are obscured)")
@@ -269,7 +272,7 @@ class FrameStream(Iterator[np.ndarray]):
             if self.method == "none":
                 raise AnonModelError(f"frame {index}: a tracked face was lost and the fallback is none")
             with self._stage("paste_back"):
-                image = obscure_box(image, box, self.method)
+                image = obscure_box(image, box, self.method, **self.area)
             self._records[track].add_lost(index, box, "obscured")
         return image
 

@@ -163,8 +163,19 @@ def test_triage_sends_a_face_whose_landmarks_do_not_fit_it_to_the_fallback(pipe,
     import dataclasses
 
     face = analyzer(example_paths[0])[0]
-    assert pipe._triage(face) is None
+    assert pipe.triage(face) is None
     missed = face.crop_landmarks.copy()
     missed[36:48] += [0, 25]  # eyes where the nose is: landmarks that do not sit on this face
-    reason = pipe._triage(dataclasses.replace(face, crop_landmarks=missed))
+    reason = pipe.triage(dataclasses.replace(face, crop_landmarks=missed))
     assert reason and "landmarks do not fit it" in reason
+
+
+def test_preview_asks_the_runs_own_triage(pipe, example_paths, monkeypatch):
+    """--preview colours a face by the triage the run applies (landmark fit included), not a part of it."""
+    from anon_model.batch.preview import preview
+
+    monkeypatch.setattr(type(pipe), "triage", lambda self, face: "the face's landmarks do not fit it")
+    from anon_model.imageio import load_image
+
+    _, entries = preview(pipe, load_image(example_paths[0]), pipe.preprocessor.resolve())
+    assert [(e["step2"], e["reason"]) for e in entries] == [(False, "the face's landmarks do not fit it")]

@@ -289,6 +289,21 @@ def test_a_draw_is_kept_with_room_to_spare_or_the_sturdiest_after_an_audition(pi
     assert record.draw is tries[-1].delegate_draw
 
 
+def test_a_try_not_kept_is_obscured_like_any_face_and_fallback_none_keeps_the_first(pipe, walk, monkeypatch):
+    """A passing try not kept is obscured over the face's box and landmarks with the call's mask_scale/boxes; with
+    fallback "none" there is nothing to obscure with, so the first passing try is kept."""
+    monkeypatch.setattr(video.FrameStream, "_room", lambda self, record: 0.0)  # never sturdy enough
+    calls = []
+    monkeypatch.setattr(video, "obscure", lambda image, face, method, **area: calls.append((face, area)) or image)
+    stream = anonymize_frames(pipe, walk[:2], fps=FPS, mask_scale=1.2, boxes=True)
+    list(stream)
+    assert stream.tracks[0].treatments == ["obscured"] * 2 and stream.tracks[0].draw is None
+    assert len(calls) == 2 and all(area == {"mask_scale": 1.2, "boxes": True} for _, area in calls)
+    stream = anonymize_frames(pipe, walk[:2], fps=FPS, fallback="none")
+    list(stream)
+    assert stream.tracks[0].draw is not None and stream.tracks[0].treatments == ["anonymized"] * 2
+
+
 def test_frames_are_streamed_not_held(pipe, walk):
     """anonymize_frames reads a frame only when the next result is asked for."""
     pulled = []

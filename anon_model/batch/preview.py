@@ -1,7 +1,8 @@
 """``--preview``: a dry run that draws what the detector found instead of anonymizing it.
 
 Each face gets its box and number (with ``--draw-scores``, its detection score): yellow when step 2 would take it,
-red when it would go straight to the fallback (too small, turned away, landmarks off the box; the JSON says why).
+red when it would go straight to the fallback (too small, turned away, landmarks off the box or not fitting the face;
+the JSON says why).
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from anon_model.fallback import unsuitable
 from anon_model.ui.render import COLOR_BOX, COLOR_CHOSEN, draw_boxes
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def preview(pipe: AnonPipeline, rgb: np.ndarray, cfg: PreprocessorConfig, *,
             draw_scores: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """``rgb`` with its detections drawn, and per face: box, score and why step 2 would not take it (None: it would)."""
     faces = pipe.perceive(rgb, cfg)
-    reasons = [unsuitable(f) for f in faces]
+    reasons = [pipe.triage(f) for f in faces]  # the run's own triage
     entries = [{"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
                 "step2": why is None, "reason": why or ""} for i, (f, why) in enumerate(zip(faces, reasons))]
     out = rgb
