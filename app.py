@@ -136,12 +136,8 @@ def _delete_upload(path: Path) -> None:
 def pipeline():
     """The shared pipeline: $ANON_MODEL_ID if set (trained generator), else the built-in offline default, on CUDA when
     available; $ANON_BANK (a bank folder or Hub id from `anon-model bank build`) replaces its delegate bank."""
-    pipe = anon_model.AnonPipeline.from_pretrained(os.environ.get("ANON_MODEL_ID") or None)
-    if os.environ.get("ANON_BANK"):
-        from anon_model.bank import DelegateBank
-
-        pipe.bank = DelegateBank.from_pretrained(os.environ["ANON_BANK"])
-    return pipe
+    return anon_model.AnonPipeline.from_pretrained(os.environ.get("ANON_MODEL_ID") or None,
+                                                   bank=os.environ.get("ANON_BANK") or None)
 
 
 @functools.cache

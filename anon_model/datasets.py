@@ -103,12 +103,8 @@ def run_anonymize_dataset(args: argparse.Namespace) -> int:
 
     try:
         ds = load_any(args.dataset, args.split)
-        pipe = AnonPipeline.from_pretrained(args.model, device=args.device)
+        pipe = AnonPipeline.from_pretrained(args.model, device=args.device, bank=args.bank)
         pipe.set_progress_bar_config(disable=True)  # Dataset.map shows its own
-        if args.bank:
-            from anon_model.bank import DelegateBank
-
-            pipe.bank = DelegateBank.from_pretrained(args.bank)
         options: dict[str, Any] = {"replace_with": args.replace_with, "detect_threshold": args.threshold}
         result = anonymize_dataset(ds, pipe, image_column=args.image_column, batch_size=args.batch_size,
                                    seed=args.seed, faces_column=args.faces_column, **options)

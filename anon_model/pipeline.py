@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from PIL import Image
 
 from anon_model import __version__
 from anon_model.conditioning import FaceConditioning
+from anon_model.errors import AnonModelError
 from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
@@ -31,6 +32,9 @@ from anon_model.perception.face import Face
 from anon_model.plausibility import PlausibilityCheck, default_check
 from anon_model.preprocessor import PreprocessorConfig
 from anon_model.vca import DelegateDraw
+
+if TYPE_CHECKING:
+    from anon_model.bank import DelegateBank
 
 INDEX_FILE = "model_index.json"
 COMPONENTS = ("preprocessor", "bank", "synthesizer")
@@ -74,21 +78,35 @@ class AnonPipeline:
     # ------------------------------------------------------------------ loading and saving
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike | None = None, *, device: str | torch.device | None = None,
-                        torch_dtype: torch.dtype | None = None, revision: str | None = None,
+                        torch_dtype: torch.dtype | None = None,
+                        bank: DelegateBank | str | os.PathLike | None = None, revision: str | None = None,
                         token: str | bool | None = None, cache_dir: str | None = None, local_files_only: bool = False,
                         allow_downloads: bool = False) -> "AnonPipeline":
         """Load from a local folder, a Hugging Face Hub repo id, or None for the built-in offline default.
 
         `device` None picks CUDA when available, else the CPU. `torch_dtype` (float16/bfloat16) runs the networks in
-        that precision under autocast, where the device supports it. A local folder loads local files only: a
-        component that would download weights (identity "facenet" not in the cache, say) is an error unless
-        ``allow_downloads``. A Hub id allows downloads unless ``local_files_only``.
+        that precision under autocast, where the device supports it. `bank` (a ``DelegateBank``, or the folder or
+        Hub id of one from ``anon-model bank build``) replaces the pipeline's delegate bank, as diffusers takes a
+        component at load. A local folder loads local files only: a component that would download weights (identity
+        "facenet" not in the cache, say) is an error unless ``allow_downloads``. A Hub id allows downloads unless
+        ``local_files_only``.
         """
+        if source is None:
+            pipe = cls.default(device=device, torch_dtype=torch_dtype)
+        else:
+            pipe = cls(**cls._load_components(source, str(device or default_device()), revision=revision, token=token,
+                                              cache_dir=cache_dir, local_files_only=local_files_only,
+                                              allow_downloads=allow_downloads), torch_dtype=torch_dtype)
+        if bank is not None:
+            pipe.bank = _load_bank(bank)
+        return pipe
+
+    @staticmethod
+    def _load_components(source: str | os.PathLike, device: str, *, revision: str | None, token: str | bool | None,
+                         cache_dir: str | None, local_files_only: bool, allow_downloads: bool) -> dict[str, Any]:
+        """The components of a saved pipeline (a folder, else a Hub repo id), by ``model_index.json``."""
         from anon_model.downloads import downloads_allowed
 
-        device = str(device or default_device())
-        if source is None:
-            return cls.default(device=device, torch_dtype=torch_dtype)
         path = Path(source)
         may_download = allow_downloads
         if not path.is_dir():
@@ -108,7 +126,7 @@ class AnonPipeline:
                 if key not in index:
                     raise FileNotFoundError(f"{index_path} names no {name!r} component")
                 parts[name] = _load_component(index[key], path / key, device)
-        return cls(**parts, torch_dtype=torch_dtype)
+        return parts
 
     @classmethod
     def default(cls, *, device: str | torch.device | None = None,
@@ -390,6 +408,18 @@ def _untimed(stage: str) -> AbstractContextManager:
 def _to_uint8(crop: torch.Tensor) -> np.ndarray:
     """A synthesized crop (3,S,S) in [0,1] as (S,S,3) uint8."""
     return (crop.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _load_bank(bank: DelegateBank | str | os.PathLike) -> DelegateBank:
+    """A ``DelegateBank`` as it is, or loaded from its folder or Hub id (a clear error when it is neither)."""
+    from anon_model.bank import DelegateBank
+
+    if isinstance(bank, DelegateBank):
+        return bank
+    try:
+        return DelegateBank.from_pretrained(bank)
+    except (OSError, ValueError) as exc:
+        raise AnonModelError(f"bank {bank}: neither a bank folder nor a Hub repo id holding one ({exc})") from None
 
 
 def _load_component(entry: list[str], folder: Path, device: str):

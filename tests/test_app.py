@@ -156,22 +156,23 @@ def test_uploads_and_results_do_not_stay_on_disk(client, served):
     assert "event: error" in stream and "upload the photo again" in stream, stream
 
 
-def test_trained_pipeline_is_taken_from_anon_model_id(monkeypatch):
+def test_trained_pipeline_and_bank_are_taken_from_anon_model_id_and_anon_bank(monkeypatch):
     import app
     from anon_model.pipeline import AnonPipeline
 
     asked = []
     def from_pretrained(cls, source, **kwargs):
-        asked.append(source)
+        asked.append((source, kwargs.get("bank")))
         return cls
 
     monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(from_pretrained))
     for value in ("someone/trained-anon-model", ""):
         monkeypatch.setenv("ANON_MODEL_ID", value)
+        monkeypatch.setenv("ANON_BANK", value and "someone/bank")
         app.pipeline.cache_clear()
         assert app.pipeline() is AnonPipeline
     app.pipeline.cache_clear()
-    assert asked == ["someone/trained-anon-model", None]
+    assert asked == [("someone/trained-anon-model", "someone/bank"), (None, None)]
 
 
 @pytest.fixture(scope="module")

@@ -106,10 +106,15 @@ def pipe():
 @pytest.fixture()
 def shared(pipe, monkeypatch):
     """The CLI loads the module's pipeline instead of a new one (its bank restored afterwards)."""
-    from anon_model.pipeline import AnonPipeline
+    from anon_model.pipeline import AnonPipeline, _load_bank
+
+    def load(cls, *args, bank=None, **kwargs):
+        if bank is not None:
+            pipe.bank = _load_bank(bank)
+        return pipe
 
     bank = pipe.bank
-    monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(lambda cls, *a, **k: pipe))
+    monkeypatch.setattr(AnonPipeline, "from_pretrained", classmethod(load))
     yield pipe
     pipe.bank = bank
 
@@ -210,7 +215,7 @@ def test_bank_option_draws_delegates_from_the_given_bank(shared, tmp_path, capsy
     assert faces and faces[0]["pipeline"]["bank"] == str(tmp_path / "bank")
     assert faces[0]["delegates"]["appearance"] and max(faces[0]["delegates"]["appearance"]) < n
     assert main(["anonymize", str(photo), "-o", str(tmp_path / "bad"), "--bank", str(tmp_path / "nope")]) == 1
-    assert f"--bank {tmp_path / 'nope'}: neither a bank folder nor a Hub repo id" in capsys.readouterr().err
+    assert f"bank {tmp_path / 'nope'}: neither a bank folder nor a Hub repo id" in capsys.readouterr().err
 
 
 def test_rerun_skips_finished_files_and_overwrite_redoes_them(shared, tmp_path, capsys):

@@ -55,6 +55,19 @@ def test_save_then_load_gives_identical_output(pipe, example_paths, tmp_path):
     assert np.array_equal(a, b)
 
 
+def test_bank_given_at_load_replaces_the_pipelines(pipe, tmp_path):
+    """``from_pretrained(..., bank=)`` takes a bank folder (as ``anon-model bank build`` writes it) or a bank, and
+    names a path that holds none."""
+    from anon_model.errors import AnonModelError
+
+    pipe.bank.save_pretrained(tmp_path / "bank")
+    loaded = AnonPipeline.from_pretrained(None, bank=tmp_path / "bank")
+    assert loaded.bank is not pipe.bank and torch.equal(loaded.bank.embeddings, pipe.bank.embeddings)
+    assert AnonPipeline.from_pretrained(None, bank=pipe.bank).bank is pipe.bank
+    with pytest.raises(AnonModelError, match="neither a bank folder nor a Hub repo id"):
+        AnonPipeline.from_pretrained(None, bank=tmp_path / "nope")
+
+
 def test_photo_without_face_is_returned_unchanged(pipe):
     blank = np.full((120, 160, 3), 200, np.uint8)
     out = pipe(blank)

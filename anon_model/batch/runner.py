@@ -211,16 +211,8 @@ def _load_pipeline(args: argparse.Namespace, procs: Processes):
     """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given."""
     from anon_model.pipeline import AnonPipeline
 
-    pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device)
+    pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device, bank=args.bank)
     pipe.set_progress_bar_config(disable=True)  # the run shows its own, per file
-    if args.bank:
-        from anon_model.bank import DelegateBank
-
-        try:
-            pipe.bank = DelegateBank.from_pretrained(args.bank)
-        except (OSError, ValueError) as exc:
-            raise AnonModelError(f"--bank {args.bank}: neither a bank folder nor a Hub repo id holding one ({exc})") \
-                from None
     return pipe
 
 
