@@ -297,10 +297,11 @@ class AnonPipeline:
                                    generator=rngs[i], config=cfg, reuse=reuse[i]) for i in range(len(faces))]))
         guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), plausibility=self.plausibility)
         originals = torch.stack([e.feature.detach() for e in explained]).float()
-        tries, todo, effort = BestTries(len(faces)), list(range(len(faces))), 0.0
+        tries, todo = BestTries(len(faces)), list(range(len(faces)))
         for attempt in range(1, cfg.guard_attempts + 1):
             with stage("synthesis"), self._autocast():  # synthesize (§3.3)
-                crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo], effort).float()
+                crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo],
+                                         [delegates[i].effort for i in todo]).float()
             with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
                 tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
             todo = [i for i in tries.failing() if reuse[i] is None]  # a reused draw is final
@@ -311,20 +312,20 @@ class AnonPipeline:
                     conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
                                                                 attributes=attributes.get(i), generator=rngs[i],
                                                                 config=cfg)
-            effort = attempt / (cfg.guard_attempts - 1)
+                    delegates[i].effort = attempt / (cfg.guard_attempts - 1)
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]
 
-    def _synthesize(self, conds: list[FaceConditioning], rngs: list[torch.Generator], effort: float) -> torch.Tensor:
-        """Step 2 in one batch when the synthesizer draws no noise or the faces share a generator; else one batch per
-        generator (a photo's faces, or a video track's face), so batching never changes what a face gets."""
-        if not getattr(self.synthesizer, "uses_generator", True) or all(r is rngs[0] for r in rngs):
-            return self.synthesizer.synthesize(conds, generator=rngs[0], effort=effort)
-        groups: dict[int, list[int]] = {}
-        for i, r in enumerate(rngs):
-            groups.setdefault(id(r), []).append(i)
+    def _synthesize(self, conds: list[FaceConditioning], rngs: list[torch.Generator],
+                    efforts: list[float]) -> torch.Tensor:
+        """Step 2 in one batch per retry effort when the synthesizer draws no noise, else also one per generator (a
+        photo's faces, or a video track's face), so batching never changes what a face gets."""
+        noisy = getattr(self.synthesizer, "uses_generator", True)
+        groups: dict[tuple, list[int]] = {}
+        for i, (r, e) in enumerate(zip(rngs, efforts)):
+            groups.setdefault((id(r) if noisy else None, e), []).append(i)
         crops: list[torch.Tensor | None] = [None] * len(conds)
-        for members in groups.values():
+        for (_, effort), members in groups.items():
             out = self.synthesizer.synthesize([conds[i] for i in members], generator=rngs[members[0]], effort=effort)
             for i, crop in zip(members, out):
                 crops[i] = crop

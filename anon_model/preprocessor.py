@@ -175,8 +175,10 @@ class AnonPreprocessor:
         track) kept as it is, its S-bar refitted to this S_x."""
         cfg = config
         if reuse is not None:
-            return self._conditioning(face, explained, reuse.appearance,
-                                      refit_geometry(reuse.geometry, face.crop_landmarks, bank), cfg)
+            cond, draw = self._conditioning(face, explained, reuse.appearance,
+                                            refit_geometry(reuse.geometry, face.crop_landmarks, bank), cfg)
+            draw.effort = reuse.effort
+            return cond, draw
         uniform_pool = cfg.delegate_sampling == "random"
         farthest = cfg.delegate_sampling == "farthest"
         k = len(bank) if uniform_pool else cfg.k_neighbors

@@ -83,10 +83,12 @@ class GeometryDelegate:
 
 @dataclass
 class DelegateDraw:
-    """Everything VCA drew for one face: the appearance delegate (VAA) and the geometry delegate (GSA)."""
+    """Everything VCA drew for one face: the appearance delegate (VAA) and the geometry delegate (GSA), and the
+    identity guard's retry ``effort`` step 2 renders them with (a reused draw is rendered as it was when kept)."""
 
     appearance: AppearanceDelegate
     geometry: GeometryDelegate
+    effort: float = 0.0
 
     @property
     def attribute_filter(self) -> str:

@@ -136,3 +136,19 @@ def test_guard_record_describes_the_kept_try(pipe, example_paths, monkeypatch):
     assert record.identity_distance > 0.6  # dlib's real threshold: the delegate's face is someone else
     # the kept crop is what was pasted back, and the record's crop is the anonymized one, not the original
     assert not np.array_equal(record.anonymized, record.crop)
+
+
+def test_a_reused_draw_is_rendered_with_the_effort_it_was_kept_at(pipe, example_paths, monkeypatch):
+    """A video track reuses its kept draw with one try per frame: step 2 must render it as it was when it was kept
+    (the retry's effort), not as a first try, else a draw kept at full effort comes back half as changed."""
+    monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # nothing passes: all four tries run
+    step2 = _Recorder(delegate_on=3)
+    first = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
+        example_paths[0], seed=0, epsilon=0.0)
+    draw = first.faces[0].delegate_draw
+    assert draw.effort == 2 / 3  # the third try (of four) was kept
+    step2.calls.clear()
+    again = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
+        example_paths[0], seed=0, face_draws=[draw])
+    assert [effort for _, effort in step2.calls] == [2 / 3]
+    assert again.faces[0].delegate_draw.effort == 2 / 3

@@ -406,6 +406,7 @@ class _Batch:
         self._json(closing, list(lines))
 
     def _json(self, closing: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+        """``--json``: one stdout line per file, its manifest entry with its faces nested (less what the file says)."""
         drop = ("record", "source", "output", "seed", "pipeline")
         self.console.json({k: v for k, v in closing.items() if k != "record"}
                           | {"faces": [{k: v for k, v in line.items() if k not in drop} for line in lines]})
