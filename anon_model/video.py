@@ -4,19 +4,19 @@
 per tracked person and never the clip; ``anonymize_video`` runs it between PyAV's decoder and encoder (FFmpeg ships
 inside PyAV's wheel), copying the audio through as it is (remuxed, not re-encoded).
 
-Per frame: faces are detected (every frame, or every ``detect_every``-th) and associated with the live tracks by the
-IoU of their boxes (Hungarian matching, scipy). A live track the whole-frame detection missed, or that was not run in
-this frame, is followed: the detector looks again, with a lower bar, in the small region where the face should now be
-(much cheaper than the whole frame). Boxes and landmarks are smoothed over time (a One-Euro filter,
-``anon_model.smoothing``) so the anonymized face does not shimmer. Each track keeps one delegate draw (``face_draws=``),
-its S-bar refitted to each frame's landmarks, so it stays one stranger; in a frame where that draw fails the guard the
-face is obscured, never shown as a second stranger. Which draw: as the face moves, a try that passed the guard by a
-hair fails it in many later frames, so a passing try is kept only with room to spare (``KEEP_DISTANCE``,
-``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the sturdiest seen; the frames before are
-obscured. Until then each frame draws afresh from a seed of the track's seed and the frame index (with the guard's
-redraws), so a hard face meets new delegates in every frame instead of the same failing ones. Privacy does not
-blink: a face followed is anonymized like a detected one, and where following fails too the track's predicted box is
-obscured, until the track ends.
+Per frame: faces are detected (every frame, or every ``detect_every``-th) and associated with the live tracks by the IoU
+of their boxes (Hungarian matching, scipy). A live track the whole-frame detection missed, or that was not run in this
+frame, is followed: the detector looks again, with a lower bar, in the small region where the face should now be (much
+cheaper than the whole frame). Boxes and landmarks are smoothed over time (a One-Euro filter, ``anon_model.smoothing``)
+so the anonymized face does not shimmer. Each track keeps one delegate draw (``face_draws=``), its S-bar refitted to
+each frame's landmarks and rendered with the retry effort it passed at (``DelegateDraw.effort``), so it stays one
+stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger. Which draw:
+as the face moves, a try that passed the guard by a hair fails it in many later frames, so a passing try is kept only
+with room to spare (``KEEP_DISTANCE``, ``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the
+sturdiest seen; the frames before are obscured. Until then each frame draws afresh from a seed of the track's seed and
+the frame index (with the guard's redraws), so a hard face meets new delegates in every frame instead of the same
+failing ones. Privacy does not blink: a face followed is anonymized like a detected one, and where following fails too
+the track's predicted box is obscured, until the track ends.
 """
 
 from __future__ import annotations

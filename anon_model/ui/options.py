@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,10 @@ class RunOptions:
     use_vaa: bool = True
     use_gsa: bool = True
 
+    def settings(self) -> dict[str, Any]:
+        """The pipeline's keyword arguments, each as its field's type (Gradio hands numbers over as floats)."""
+        return {f.name: type(f.default)(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def key(self, image: np.ndarray) -> str:
         """A digest of the photo and these settings: equal keys mean an equal pipeline output."""
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
@@ -32,6 +37,4 @@ class RunOptions:
 
 def run_pipeline(pipe, image: np.ndarray, options: RunOptions) -> AnonOutput:
     """Call ``pipe`` with ``options``; the IFA/VAA/GSA switches are per-call overrides, so requests never mix."""
-    return pipe(image, seed=int(options.seed), k_top=int(options.k_top), epsilon=float(options.epsilon),
-                k_neighbors=int(options.k_neighbors), use_ifa=bool(options.use_ifa), use_vaa=bool(options.use_vaa),
-                use_gsa=bool(options.use_gsa))
+    return pipe(image, **options.settings())
