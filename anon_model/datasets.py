@@ -103,7 +103,7 @@ def run_anonymize_dataset(args: argparse.Namespace) -> int:
 
     try:
         ds = load_any(args.dataset, args.split)
-        pipe = AnonPipeline.from_pretrained(args.model, device=args.device, bank=args.bank)
+        pipe = AnonPipeline.from_pretrained(args.model, device=args.device, bank=args.bank or None)
         pipe.set_progress_bar_config(disable=True)  # Dataset.map shows its own
         options: dict[str, Any] = {"replace_with": args.replace_with, "detect_threshold": args.threshold}
         result = anonymize_dataset(ds, pipe, image_column=args.image_column, batch_size=args.batch_size,

@@ -86,25 +86,32 @@ class AnonPipeline:
 
         `device` None picks CUDA when available, else the CPU. `torch_dtype` (float16/bfloat16) runs the networks in
         that precision under autocast, where the device supports it. `bank` (a ``DelegateBank``, or the folder or
-        Hub id of one from ``anon-model bank build``) replaces the pipeline's delegate bank, as diffusers takes a
-        component at load. A local folder loads local files only: a component that would download weights (identity
+        Hub id of one from ``anon-model bank build``) replaces the pipeline's delegate bank, which is then not loaded,
+        as diffusers takes a component at load; it follows the download rule below. A local folder loads local files only: a component that would download weights (identity
         "facenet" not in the cache, say) is an error unless ``allow_downloads``. A Hub id allows downloads unless
         ``local_files_only``.
         """
+        from anon_model.downloads import downloads_allowed
+
         if source is None:
             pipe = cls.default(device=device, torch_dtype=torch_dtype)
-        else:
-            pipe = cls(**cls._load_components(source, str(device or default_device()), revision=revision, token=token,
-                                              cache_dir=cache_dir, local_files_only=local_files_only,
-                                              allow_downloads=allow_downloads), torch_dtype=torch_dtype)
+            if bank is not None:
+                pipe.bank = _load_bank(bank)
+            return pipe
+        parts, may_download = cls._load_components(source, str(device or default_device()), skip_bank=bank is not None,
+                                                   revision=revision, token=token, cache_dir=cache_dir,
+                                                   local_files_only=local_files_only, allow_downloads=allow_downloads)
         if bank is not None:
-            pipe.bank = _load_bank(bank)
-        return pipe
+            with downloads_allowed(may_download):  # the same rule as the pipeline's own components
+                parts["bank"] = _load_bank(bank)
+        return cls(**parts, torch_dtype=torch_dtype)
 
     @staticmethod
-    def _load_components(source: str | os.PathLike, device: str, *, revision: str | None, token: str | bool | None,
-                         cache_dir: str | None, local_files_only: bool, allow_downloads: bool) -> dict[str, Any]:
-        """The components of a saved pipeline (a folder, else a Hub repo id), by ``model_index.json``."""
+    def _load_components(source: str | os.PathLike, device: str, *, skip_bank: bool, revision: str | None,
+                         token: str | bool | None, cache_dir: str | None, local_files_only: bool,
+                         allow_downloads: bool) -> tuple[dict[str, Any], bool]:
+        """The components of a saved pipeline (a folder, else a Hub repo id), by ``model_index.json`` (its bank
+        left out with ``skip_bank``), and whether they may download weights."""
         from anon_model.downloads import downloads_allowed
 
         path = Path(source)
@@ -122,11 +129,13 @@ class AnonPipeline:
         parts = {}
         with downloads_allowed(may_download):
             for name in COMPONENTS:
+                if name == "bank" and skip_bank:
+                    continue
                 key = name if name in index else LEGACY_KEYS.get(name, name)
                 if key not in index:
                     raise FileNotFoundError(f"{index_path} names no {name!r} component")
                 parts[name] = _load_component(index[key], path / key, device)
-        return parts
+        return parts, may_download
 
     @classmethod
     def default(cls, *, device: str | torch.device | None = None,
@@ -192,9 +201,9 @@ class AnonPipeline:
         the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
         generator instead of one for the photo. `face_draws`: per face, an earlier delegate draw (a record's
-        ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try
-        (if the guard rejects it the face is obscured, never shown as a second stranger: a video track stays one
-        person). These three need a single image.
+        ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try, rendered
+        at the retry effort it was kept at (if the guard rejects it the face is obscured, never shown as a second
+        stranger: a video track stays one person). These three need a single image.
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
@@ -420,7 +429,8 @@ def _load_bank(bank: DelegateBank | str | os.PathLike) -> DelegateBank:
     try:
         return DelegateBank.from_pretrained(bank)
     except (OSError, ValueError) as exc:
-        raise AnonModelError(f"bank {bank}: neither a bank folder nor a Hub repo id holding one ({exc})") from None
+        raise AnonModelError(f"delegate bank {bank}: neither a bank folder nor a Hub repo id holding one ({exc})") \
+            from None
 
 
 def _load_component(entry: list[str], folder: Path, device: str):

@@ -72,14 +72,16 @@ def run(pipe: AnonPipeline, clip: Path, out: Path, seed: int, judges: dict) -> d
         wall = time.perf_counter() - start - judging[0]  # the clip's own time, without the judges'
     finally:
         type(pipe).__call__ = call
-    people = sorted(result.tracks, key=lambda t: len(t.frames), reverse=True)[:2]  # a stray one-frame track aside
+    people = sorted(result.tracks, key=lambda t: len(t.frames), reverse=True)[:2]  # a stray short track aside
+    if any(len(t.frames) != FRAMES for t in people):
+        raise RuntimeError("a person's track broke: the per-person counts would not be one person's")
     people.sort(key=lambda t: float(np.median([b[1] for b in t.boxes])))
     row = {"fps": FRAMES / wall, "audio": packets(clip) == packets(out), "frames": result.frames,
            "anonymized": [t.treatments.count("anonymized") for t in people]}
-    judged = [[(a, o) for f, box, a, o in seen if _at(t, f, box)] for t in people]
+    shown = [[(a, o) for f, box, a, o in seen if _at(t, f, box)] for t in people]
     for name, (judge, threshold) in judges.items():
         same, original = [], []
-        for faces in judged:
+        for faces in shown:
             pairs = [float(judge.score(a[name], b[name])[0, 0]) for (a, _), (b, _) in itertools.combinations(faces, 2)]
             same.append(f"{np.mean(np.array(pairs) < threshold):.0%}" if pairs else "-")
             hits = [float(judge.score(a[name], o[name])[0, 0]) < threshold for a, o in faces]

@@ -63,6 +63,10 @@ def test_bank_given_at_load_replaces_the_pipelines(pipe, tmp_path):
     pipe.bank.save_pretrained(tmp_path / "bank")
     loaded = AnonPipeline.from_pretrained(None, bank=tmp_path / "bank")
     assert loaded.bank is not pipe.bank and torch.equal(loaded.bank.embeddings, pipe.bank.embeddings)
+    pipe.save_pretrained(tmp_path / "pipe")
+    (tmp_path / "pipe" / "bank" / "bank.safetensors").unlink()  # the saved pipeline's own bank is not read
+    assert torch.equal(AnonPipeline.from_pretrained(tmp_path / "pipe", bank=tmp_path / "bank").bank.embeddings,
+                       pipe.bank.embeddings)
     assert AnonPipeline.from_pretrained(None, bank=pipe.bank).bank is pipe.bank
     with pytest.raises(AnonModelError, match="neither a bank folder nor a Hub repo id"):
         AnonPipeline.from_pretrained(None, bank=tmp_path / "nope")

@@ -211,7 +211,7 @@ def _load_pipeline(args: argparse.Namespace, procs: Processes):
     """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given."""
     from anon_model.pipeline import AnonPipeline
 
-    pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device, bank=args.bank)
+    pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device, bank=args.bank or None)
     pipe.set_progress_bar_config(disable=True)  # the run shows its own, per file
     return pipe
 

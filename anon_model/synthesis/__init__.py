@@ -26,5 +26,6 @@ class Synthesizer(Protocol):
     def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None,
                    effort: float = 0.0) -> torch.Tensor:
         """Crops (B,3,S,S) in [0,1]. ``effort`` in [0, 1] is the identity guard's retry level (0 on the first try,
-        1 on the last): a synthesizer may use it to change more of the face, or ignore it."""
+        1 on the last; a reused draw's at the level it was kept at): a synthesizer may use it to change more of the
+        face, or ignore it."""
         ...

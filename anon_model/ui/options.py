@@ -31,7 +31,7 @@ class RunOptions:
     def key(self, image: np.ndarray) -> str:
         """A digest of the photo and these settings: equal keys mean an equal pipeline output."""
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
-        digest.update(repr((image.shape, dataclasses.astuple(self))).encode())
+        digest.update(repr((image.shape, tuple(self.settings().values()))).encode())
         return digest.hexdigest()
 
 
