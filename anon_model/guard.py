@@ -13,6 +13,7 @@ face is redrawn and, when no try is natural, obscured by the fallback instead of
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ class Verdict:
     limit: float = 0.0  # from the bank's identities: the guard's threshold + MARGIN
     original_limit: float = 0.0  # from the original: threshold + ORIGINAL_MARGIN
 
-    @property
+    @functools.cached_property
     def room(self) -> torch.Tensor:
         """(B,) how far each result is beyond the nearer of its two limits (negative: within one, it fails)."""
         return torch.minimum(self.original - self.original_limit, self.bank - self.limit)

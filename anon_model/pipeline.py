@@ -94,10 +94,7 @@ class AnonPipeline:
         from anon_model.downloads import downloads_allowed
 
         if source is None:
-            pipe = cls.default(device=device, torch_dtype=torch_dtype)
-            if bank is not None:
-                pipe.bank = _load_bank(bank)
-            return pipe
+            return cls.default(device=device, torch_dtype=torch_dtype, bank=None if bank is None else _load_bank(bank))
         parts, may_download = cls._load_components(source, str(device or default_device()), skip_bank=bank is not None,
                                                    revision=revision, token=token, cache_dir=cache_dir,
                                                    local_files_only=local_files_only, allow_downloads=allow_downloads)
@@ -138,15 +135,16 @@ class AnonPipeline:
         return parts, may_download
 
     @classmethod
-    def default(cls, *, device: str | torch.device | None = None,
-                torch_dtype: torch.dtype | None = None) -> "AnonPipeline":
-        """The offline default: MTCNN + dlib perception, dlib-port Psi, the bundled delegate bank, training-free step 2."""
+    def default(cls, *, device: str | torch.device | None = None, torch_dtype: torch.dtype | None = None,
+                bank: DelegateBank | None = None) -> "AnonPipeline":
+        """The offline default: MTCNN + dlib perception, dlib-port Psi, the bundled delegate bank (or ``bank``),
+        training-free step 2."""
         from anon_model.bank import DelegateBank
         from anon_model.preprocessor import AnonPreprocessor
         from anon_model.synthesis import TrainingFreeSynthesizer
 
-        return cls(preprocessor=AnonPreprocessor(device=str(device or default_device())), bank=DelegateBank.default(),
-                   synthesizer=TrainingFreeSynthesizer(), torch_dtype=torch_dtype)
+        return cls(preprocessor=AnonPreprocessor(device=str(device or default_device())),
+                   bank=bank or DelegateBank.default(), synthesizer=TrainingFreeSynthesizer(), torch_dtype=torch_dtype)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> Path:
         """Write each component to its own subfolder plus `model_index.json` naming their classes."""
@@ -320,8 +318,7 @@ class AnonPipeline:
                 for i in todo:
                     conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
                                                                 attributes=attributes.get(i), generator=rngs[i],
-                                                                config=cfg)
-                    delegates[i].effort = attempt / (cfg.guard_attempts - 1)
+                                                                config=cfg, effort=attempt / (cfg.guard_attempts - 1))
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]
 

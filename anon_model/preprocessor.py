@@ -169,16 +169,16 @@ class AnonPreprocessor:
 
     def draw_delegates(self, face: Face, explained: IFAResult, query: torch.Tensor, *, bank: DelegateBank,
                        attributes: FaceAttributes | None, generator: torch.Generator, config: PreprocessorConfig,
-                       reuse: DelegateDraw | None = None) -> tuple[FaceConditioning, DelegateDraw]:
-        """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn.
-        ``attributes``: x's, from ``face_attributes``. ``reuse``: an earlier draw for the same person (a video
-        track) kept as it is, its S-bar refitted to this S_x."""
+                       reuse: DelegateDraw | None = None,
+                       effort: float = 0.0) -> tuple[FaceConditioning, DelegateDraw]:
+        """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn,
+        to be rendered at the guard's retry ``effort``. ``attributes``: x's, from ``face_attributes``. ``reuse``: an
+        earlier draw for the same person (a video track) kept as it is (its effort too), its S-bar refitted to this
+        S_x."""
         cfg = config
         if reuse is not None:
-            cond, draw = self._conditioning(face, explained, reuse.appearance,
-                                            refit_geometry(reuse.geometry, face.crop_landmarks, bank), cfg)
-            draw.effort = reuse.effort
-            return cond, draw
+            return self._conditioning(face, explained, reuse.appearance,
+                                      refit_geometry(reuse.geometry, face.crop_landmarks, bank), cfg, reuse.effort)
         uniform_pool = cfg.delegate_sampling == "random"
         farthest = cfg.delegate_sampling == "farthest"
         k = len(bank) if uniform_pool else cfg.k_neighbors
@@ -199,13 +199,13 @@ class AnonPreprocessor:
         else:
             geometry = GeometryDelegate(sample=None, delegate_landmarks=face.crop_landmarks,
                                         anonymized_landmarks=face.crop_landmarks, pose_tolerance=(0.0, 0.0, 0.0))
-        return self._conditioning(face, explained, appearance, geometry, cfg)
+        return self._conditioning(face, explained, appearance, geometry, cfg, effort)
 
     @staticmethod
     def _conditioning(face: Face, explained: IFAResult, appearance: AppearanceDelegate, geometry: GeometryDelegate,
-                      cfg: PreprocessorConfig) -> tuple[FaceConditioning, DelegateDraw]:
+                      cfg: PreprocessorConfig, effort: float) -> tuple[FaceConditioning, DelegateDraw]:
         """Step 2's conditioning from the delegates and IFA's Z_id and attention (or x's own, without IFA)."""
         z_id = explained.feature_distracted if cfg.use_ifa else explained.feature
         attention = explained.attention if cfg.use_ifa else torch.ones_like(explained.attention)
         cond = face_conditioning(face, appearance, geometry, z_id=z_id.detach().cpu(), attention=attention.detach().cpu())
-        return cond, DelegateDraw(appearance, geometry)
+        return cond, DelegateDraw(appearance, geometry, effort)

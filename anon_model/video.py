@@ -259,9 +259,7 @@ class FrameStream(Iterator[np.ndarray]):
         for track, face, record in zip(tracks, faces, result.faces):
             if record.treatment == "failed":
                 raise AnonModelError(f"frame {index}: a face could not be anonymized and the fallback is none")
-            if record.treatment == "anonymized" and self._records[track].draw is None and self.method == "none":
-                self._records[track].draw = record.delegate_draw  # nothing to obscure with: the first pass is kept
-            elif record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
+            if record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
                 with self._stage("paste_back"):  # only the stranger kept for the track is ever shown
                     image = obscure(image, face, self.method, **self.area)  # as the pipeline obscures a face
                 record.treatment, record.treatment_reason = "obscured", (
@@ -289,17 +287,18 @@ class FrameStream(Iterator[np.ndarray]):
     def _keep(self, track: int, record: FaceRecord) -> bool:
         """Whether this frame's passing try of a track without a kept draw becomes its draw (and is shown): when it
         has the room (``_room`` >= 1), or after ``AUDITION_FRAMES`` frames when it is the sturdiest seen; in that
-        case an earlier frame's sturdier draw is kept instead and this frame is obscured."""
-        live, room = self._live[track], self._room(record)
-        if room > live.candidate_room:
-            live.candidate, live.candidate_room = record.delegate_draw, room
-        live.auditioned += 1
-        if room >= 1.0 or (live.auditioned >= AUDITION_FRAMES and live.candidate is record.delegate_draw):
+        case an earlier frame's sturdier draw is kept instead and this frame is obscured. With fallback "none" (nothing
+        to obscure with) the first pass is kept."""
+        if self.method == "none":
             self._records[track].draw = record.delegate_draw
             return True
-        if live.auditioned >= AUDITION_FRAMES:
+        live, room = self._live[track], self._room(record)
+        if room > live.candidate_room:  # a try with room >= 1 always is: every earlier one had less
+            live.candidate, live.candidate_room = record.delegate_draw, room
+        live.auditioned += 1
+        if room >= 1.0 or live.auditioned >= AUDITION_FRAMES:
             self._records[track].draw = live.candidate
-        return False
+        return self._records[track].draw is record.delegate_draw
 
     def _face(self, rgb: np.ndarray, track: int, box: np.ndarray, points: np.ndarray, score: float,
               index: int) -> Face:

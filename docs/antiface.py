@@ -38,10 +38,12 @@ def mean_face(bank: DelegateBank) -> tuple[np.ndarray, np.ndarray]:
     return np.mean([np.mean([warped[k] for k in np.flatnonzero(ids == i)], 0) for i in np.unique(ids)], 0), shape
 
 
+#: Step 2's own method, which ``use_anti_face`` wraps (each lambda wraps this one, never an earlier wrapper).
+_OWN = step2.TrainingFreeSynthesizer.synthesize_one
+
+
 def use_anti_face(lam: float, mean: np.ndarray, shape: np.ndarray) -> None:
     """Make step 2 take x's anti-face as its appearance delegate (lambda 0: the pipeline's own mixture)."""
-    original = step2.TrainingFreeSynthesizer.__dict__.get("_own", step2.TrainingFreeSynthesizer.synthesize_one)
-    step2.TrainingFreeSynthesizer._own = original
     dst = control_points(shape, SIZE)
 
     def synthesize_one(self, cond, *, effort=0.0):
@@ -50,7 +52,7 @@ def use_anti_face(lam: float, mean: np.ndarray, shape: np.ndarray) -> None:
             tx = piecewise_affine_warp(x, control_points(cond.landmarks.numpy(), SIZE), dst)
             cond.delegate_crop = torch.from_numpy(np.clip(mean + lam * (mean - tx), 0, 1)).permute(2, 0, 1).float()
             cond.delegate_landmarks = torch.from_numpy(shape).float()
-        return original(self, cond, effort=effort)
+        return _OWN(self, cond, effort=effort)
 
     step2.TrainingFreeSynthesizer.synthesize_one = synthesize_one
 

@@ -22,7 +22,7 @@ from PIL import Image
 
 from anon_model import AnonPipeline
 from anon_model.evaluation.bench_video import sliding_photos, write_clip
-from anon_model.evaluation.recognizers import DlibRecognizer, FaceNetCasiaRecognizer
+from anon_model.evaluation.recognizers import SUMMARY_THRESHOLD, DlibRecognizer, FaceNetCasiaRecognizer
 from second_judge import write_table
 
 #: The people of each clip: boxes of t1.jpg around one face each (the same size, so both scale alike).
@@ -30,7 +30,8 @@ CLIPS = {"frontal": [(700, 300, 887, 520), (1087, 230, 1274, 450)],
          "hard": [(228, 100, 415, 320), (424, 210, 610, 450)]}
 SEEDS, FRAMES, JUDGE_EVERY = range(3), 250, 5
 HEIGHT = 300  # each person's photo is scaled to this height in the 720p frame: one in the top half, one in the bottom
-JUDGES = {"dlib": (DlibRecognizer, 0.6), "FaceNet-CASIA": (FaceNetCasiaRecognizer, 1.0)}
+JUDGES = {"dlib": (DlibRecognizer, SUMMARY_THRESHOLD["dlib"]),
+          "FaceNet-CASIA": (FaceNetCasiaRecognizer, SUMMARY_THRESHOLD["facenet-casia"])}
 
 
 def build(name: str, folder: Path) -> Path:

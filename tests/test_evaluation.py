@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from anon_model.evaluation.evaluate import (BankJudge, EvaluationResult, Judges,
                                             evaluate)
 from anon_model.evaluation.methods import (VARIANTS, Blur, Copy, External, Pixelate, PipelineMethod, PipelineProvider,
                                            SolidMask, k_curve_name, make_methods)
-from anon_model.evaluation.recognizers import FaceNetCasiaRecognizer, Threshold, summary_label, threshold_labels
+from anon_model.evaluation.recognizers import Threshold, summary_label, threshold_labels
 from anon_model.evaluation.report import add_evaluate_arguments, write_report
 from anon_model.fallback import face_region
 from anon_model.imageio import load_image
@@ -116,9 +115,9 @@ def test_missing_judges_are_reported_not_faked(judges):
     assert {"gender", "age"} <= set(judges.attributes.attributes)
 
 
-def test_independent_facenet_tells_the_bundled_people_apart(analyzer, samples):
+def test_independent_facenet_tells_the_bundled_people_apart(analyzer, samples, judges):
     """FaceNet-CASIA (not the pipeline's network): Obama's three photos within its threshold, other pairs beyond."""
-    rec = FaceNetCasiaRecognizer()
+    rec = next(r for r in judges.recognizers if r.name == "facenet-casia")
     names, vectors = [], []
     for sample in samples:
         image = load_image(sample.path)

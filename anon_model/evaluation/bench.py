@@ -164,7 +164,8 @@ def run_bench(args: argparse.Namespace) -> int:
         from anon_model.evaluation.throughput import run_bench_batches
 
         return run_bench_batches(args)
-    runs = [bench(bench_images(args), model=args.model, device=d, repeats=args.repeat, seed=args.seed, startup=True)
+    images = bench_images(args)
+    runs = [bench(images, model=args.model, device=d, repeats=args.repeat, seed=args.seed, startup=True)
             for d in _devices(args.device)]
     if args.json:
         print(json.dumps({**runs[-1].as_dict(), "threads": torch.get_num_threads(),

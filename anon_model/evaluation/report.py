@@ -84,10 +84,15 @@ def _k_points(result: EvaluationResult) -> list[tuple[int, str]]:
     return sorted((int(m[len("ours-k"):]), m) for m in result.methods if m.startswith("ours-k") and m[6:].isdigit())
 
 
+def _loaded_recognizers(result: EvaluationResult) -> list[str]:
+    """The recognizers that judged ``result``, in ``RECOGNIZER_ORDER`` (dlib when none is recorded)."""
+    loaded = result.meta.get("recognizers", {})
+    return [r for r in RECOGNIZER_ORDER if r in loaded] or ["dlib"]
+
+
 def _primary_recognizer(result: EvaluationResult) -> str:
     """The recognizer the plots use: the first available of ArcFace, FaceNet, AdaFace, FaceNet-CASIA, dlib."""
-    loaded = result.meta.get("recognizers", {})
-    return next((r for r in RECOGNIZER_ORDER if r in loaded), "dlib")
+    return _loaded_recognizers(result)[0]
 
 
 def _judges(meta: dict) -> list[str]:
@@ -119,8 +124,7 @@ def _judges(meta: dict) -> list[str]:
 def _per_face_table(result: EvaluationResult) -> list[str]:
     """The offline measures per method: privacy (ReID, IDS, intrusion into the bank) by every loaded recognizer,
     treatments, detection, attributes, expression error and SSIM."""
-    loaded = result.meta.get("recognizers", {})
-    judges = [(r, summary_label(r)) for r in RECOGNIZER_ORDER if r in loaded] or [("dlib", summary_label("dlib"))]
+    judges = [(r, summary_label(r)) for r in _loaded_recognizers(result)]
     outcomes = [o for o in FACE_OUTCOMES
                 if o in ("anonymized", "obscured") or any(result.get(m, f"treatment/{o}") for m in result.methods)]
     header = (["Method"] + [f"{kind} ({_TITLES[r]} {lab}) ↓" for r, lab in judges
