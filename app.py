@@ -19,6 +19,7 @@ import contextlib  # noqa: E402
 import functools  # noqa: E402
 import hashlib  # noqa: E402
 import secrets  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
@@ -27,10 +28,11 @@ import numpy as np  # noqa: E402
 import anon_model  # noqa: E402
 from anon_model.errors import AnonModelError  # noqa: E402
 from anon_model.imageio import load_image  # noqa: E402
-from anon_model.ui import compare, inline, private, render, study, video_tab, views  # noqa: E402
+from anon_model.ui import compare, examples, inline, private, render, study, video_tab, views, wording  # noqa: E402
 from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
 
-EXAMPLES = sorted((Path(anon_model.__file__).parent / "assets" / "examples").glob("*.jpg"))
+EXAMPLES = examples.paths(examples.PHOTOS)
+EXAMPLE_CLIPS = examples.paths(examples.CLIPS)
 MAX_PIXELS = int(os.environ.get("ANON_APP_MAX_PIXELS", 16_000_000))
 MAX_FILE_SIZE = os.environ.get("ANON_APP_MAX_FILE_SIZE", "20mb")
 STUDY_CSV = Path(os.environ.get("ANON_STUDY_CSV", "user_study.csv"))
@@ -54,14 +56,39 @@ CSS = ".gallery-item .caption-label { white-space: normal; }" + inline.CSS + """
 .anon-tiles .thumbnail-item { aspect-ratio: auto; height: auto; }
 .anon-tiles .thumbnail-lg > img { aspect-ratio: 1; height: auto; }
 .anon-tiles .caption-label { position: static; max-width: 100%; opacity: 1; border: 0; font-size: 12px; }
+.anon-labelled label[data-testid="block-label"] { position: static; }
+#scores th { white-space: nowrap; }
+#scores table { display: block; overflow-x: auto; }
+.anon-fine { font-size: 0.85em; opacity: 0.8; }
 """
+#: The frontend announces "common.complete" to screen readers after each event, a key gradio's English lacks.
+TRANSLATIONS = gr.I18n(en={"common.complete": "Done"})
+#: Height of the photo box in CSS pixels: tiny, panoramic and tall photos are fitted inside it, never resize it.
+PHOTO_HEIGHT = 360
 #: Widest shown tile of the Explain tab's images, in CSS pixels (their crops are 256 x 256).
 TILE = 320
-CAM_TITLE = ("<p><b>H</b>: where the recognizer looked (Grad-CAM of class c_i, Eq. 1-2) · <b>Ĥ</b>: where it looks "
-             "after IFA distracted it (Eq. 5) · <b>c_i</b>: the i-th identity the recognizer finds most like this "
-             "face. One colour scale for both:</p>")
-STRUCTURE_TITLE = ("<p><b>S_x</b>: this face's 68 landmarks · <b>S̄</b>: the geometry delegate's · <b>Ŝ_x</b>: the "
-                   "anonymized structure step 2 draws · <b>Z_g</b>: its landmark map, step 2's geometry input</p>")
+CAM_TITLE = ("<p>Where the face recognizer looked when matching this face to each identity it finds most alike "
+             "(<b>H</b>, Grad-CAM of look-alike <b>c_i</b>, paper Eq. 1-2), and where it looks after the distraction "
+             "(<b>Ĥ</b>, Eq. 5). One colour scale for both:</p>")
+STRUCTURE_TITLE = ("<p>The face's shape: its 68 landmarks (<b>S_x</b>), the shape borrowed from a bank face "
+                   "(<b>S̄</b>), the new face's shape (<b>Ŝ_x</b>) and the map the generator draws it from "
+                   "(<b>Z_g</b>).</p>")
+HEADER = ("# Replace every face in a photo with a stranger\n"
+          "Upload a photo or pick an example. Each face is replaced by a made-up face that keeps the pose, expression "
+          "and background but is no longer the person: a blend of several faces of the face bank (public-domain "
+          "portraits), kept only when a face recognizer matches it neither to the person nor to anyone in the bank. "
+          "A face that cannot be replaced safely (too small, turned away, or still too similar) is obscured instead, "
+          "and the result says which and why.\n\n"
+          '<p class="anon-fine">The method: Kuang et al., <i>Facial Identity Anonymization via Intrinsic and Extrinsic '
+          "Attention Distraction</i>, CVPR 2024; the Explain and Source faces tabs show its steps with the paper's "
+          "symbols.</p>\n\n" + PRIVACY)
+STUDY_NOTICE = "Preparing the questions (once): every method anonymizes the example photos first."
+
+
+def user_error(message: str) -> gr.Error:
+    """The error a visitor reads for their own mistake; logged as one line, without a traceback (no server fault)."""
+    print(f"anon_model app: visitor told: {message}", file=sys.stderr, flush=True)
+    return gr.Error(message, print_exception=False)
 
 
 class _UploadGone:
@@ -69,10 +96,10 @@ class _UploadGone:
 
 
 UPLOAD_GONE = _UploadGone()
-#: Size -> content digests of the bundled example photos: gradio's copies of them are public and stay for the
-#: Examples row (an upload is hashed only when its size matches one, so most uploads are read once).
+#: Size -> content digests of the bundled example photos and clips: gradio's copies of them are public and stay for the
+#: Examples rows (an upload is hashed only when its size matches one, so most uploads are read once).
 _EXAMPLE_DIGESTS: dict[int, set[str]] = {}
-for _example in EXAMPLES:
+for _example in [*EXAMPLES, *EXAMPLE_CLIPS]:
     _EXAMPLE_DIGESTS.setdefault(_example.stat().st_size, set()).add(hashlib.sha256(_example.read_bytes()).hexdigest())
 
 
@@ -89,14 +116,14 @@ def private_upload(image: gr.Image) -> gr.Image:
         if payload is None:
             return None
         if not payload.path or (payload.url or "").startswith("data:"):
-            raise gr.Error("Send the photo as an uploaded file, not inline data.")
+            raise user_error("Send the photo as an uploaded file, not inline data.")
         path = Path(payload.path)
         if not path.is_file():
             return UPLOAD_GONE
         try:
             return private.read_photo(path, max_pixels=MAX_PIXELS)
         except private.PhotoRefused as err:
-            raise gr.Error(str(err)) from None
+            raise user_error(str(err)) from None
         finally:
             _delete_upload(path)
 
@@ -158,9 +185,9 @@ def study_pool() -> study.StudyPool:
 def _result(photo, options: RunOptions, session: dict | None) -> dict:
     """The pipeline's output for this photo and these settings (reused from the session when unchanged)."""
     if photo is None:
-        raise gr.Error("Upload a photo first (or pick an example).")
+        raise user_error("Upload a photo first (or pick an example).")
     if photo is UPLOAD_GONE and not session:
-        raise gr.Error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
+        raise user_error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
     try:
         rgb = session["rgb"] if photo is UPLOAD_GONE else photo
         key = options.key(rgb)
@@ -168,28 +195,29 @@ def _result(photo, options: RunOptions, session: dict | None) -> dict:
             return session
         return {"key": key, "rgb": rgb, "out": run_pipeline(pipeline(), rgb, options)}
     except AnonModelError as err:
-        raise gr.Error(str(err)) from None
+        raise user_error(str(err)) from None
 
 
 def _face_index(session: dict, face: float | None) -> int:
     """The 0-based index of face number ``face`` (1-based, as on the boxes)."""
     count = len(session["out"].faces)
     if not count:
-        raise gr.Error("No face was found in this photo, so there is nothing to show here.")
+        raise user_error("No face was found in this photo, so there is nothing to show here.")
     index = int(face or 1) - 1
     if not 0 <= index < count:
-        raise gr.Error(f"There is no face {index + 1}: this photo has {count}.")
+        raise user_error(f"There is no face {index + 1}: this photo has {count}.")
     return index
 
 
 def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
-    """Anonymize every face; returns the photo, the before/after slider (inline HTML), the boxed result and a summary."""
+    """Anonymize every face; returns the photo, the before/after slider (inline HTML), the boxed result, a summary in
+    plain words and the figures behind it (distances and limits)."""
     session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
     out = session["out"]
     if not out.faces:
         gr.Warning("No face found in this photo: it is returned unchanged.")
     return (out.image, inline.slider_html(session["rgb"], out.image), views.boxed_result(out), views.summary(out),
-            session)
+            views.figures(out, pipeline().bank.sources), session)
 
 
 def face_choice(session: dict | None):
@@ -199,8 +227,8 @@ def face_choice(session: dict | None):
 
 
 def explain_view(session: dict, face):
-    """Tab (b) for one face: CAM overlays H / H-hat with their colour scale, the landmark sets and Z_g, the score
-    table, and first what the face got (an obscured face is said to be so, with why)."""
+    """The Explain tab for one face: CAM overlays H / H-hat with their colour scale, the landmark sets and Z_g, the
+    score table, and first what the face got (an obscured face is said to be so, with why)."""
     if session is None or not session["out"].faces:
         return "", "", "", "No face to explain."
     index = _face_index(session, face)
@@ -209,7 +237,7 @@ def explain_view(session: dict, face):
     cam_html = (CAM_TITLE + inline.legend_html(render.colorbar(), "0: ignored", "1: looked at most")
                 + inline.gallery_html(cams, columns=2, tile=TILE)) if cams else ""
     structure = STRUCTURE_TITLE + inline.gallery_html(views.structure_gallery(record), columns=3, tile=TILE)
-    return (cam_html, structure, views.explain_table(record) if cams else "",
+    return (cam_html, structure, views.explain_table(record, pipeline().bank.sources) if cams else "",
             views.face_status(record, index + 1))
 
 
@@ -220,8 +248,8 @@ def explain(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, us
 
 
 def delegates_view(session: dict, face):
-    """Tab (c) for one face: what it got, the appearance delegate Z_a (the mix and its weighted sources), and the
-    appearance and geometry candidates with their probabilities."""
+    """The Source faces tab for one face: what it got, the appearance delegate Z_a (the mix and its weighted sources),
+    and the appearance and geometry candidates with their probabilities."""
     if session is None or not session["out"].faces:
         return [], [], "No face, so no delegates.", []
     index = _face_index(session, face)
@@ -234,7 +262,7 @@ def delegates_view(session: dict, face):
 
 
 def delegates_shown(session: dict | None, face):
-    """Hide the Delegates tab's galleries that have nothing to show (no step 2, VAA or GSA off) instead of empty boxes."""
+    """Hide the Source faces tab's galleries that have nothing to show (no step 2, VAA or GSA off) instead of empty boxes."""
     record = session["out"].faces[_face_index(session, face)] if session and session["out"].faces else None
     if record is None or record.cam is None:  # no face, or step 2 did not run for it
         return gr.Gallery(visible=False), gr.Gallery(visible=False), gr.Gallery(visible=False)
@@ -253,17 +281,18 @@ def compare_methods(photo, face, seed, k_top, epsilon, k_neighbors, use_ifa, use
     session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
     bank, out = pipeline().bank, session["out"]
     results = compare.compare(bank, session["rgb"], out, baselines())
-    crops = compare.compare_gallery(results, threshold=bank.threshold, face=_face_index(session, face)) if out.faces else []
-    note = (f"Identity distance: l2 in the {bank.embedder_name} space between the original face and each "
-            f"method's face; below {bank.threshold:.2f} the recognizer still sees the same person (⚠).")
-    return (inline.gallery_html(compare.compare_gallery(results, threshold=bank.threshold), columns=3),
-            inline.gallery_html(crops, columns=5), note, session)
+    limits = [wording.original_limit(f) for f in out.faces]
+    crops = compare.compare_gallery(results, limits=limits, face=_face_index(session, face)) if out.faces else []
+    return ("<h4>The whole photo, per method</h4>"
+            + inline.gallery_html(compare.compare_gallery(results, limits=limits), columns=3),
+            "<h4>The chosen face, per method</h4>" + inline.gallery_html(crops, columns=5),
+            views.compare_note(out, bank.embedder_name), session)
 
 
 def next_question(participant):
     """Draw a random user-study question."""
     if study_pool.cache_info().currsize == 0:
-        gr.Info("Preparing the questions: the example photos are anonymized once by every method (about a minute).")
+        gr.Info(STUDY_NOTICE)
     try:
         item = study_pool().item(np.random.default_rng())
     except (AnonModelError, ValueError) as err:
@@ -279,7 +308,7 @@ def next_question(participant):
 def submit_answer(item, participant, answer):
     """Record the answer (no image), close the question so it counts once, and refresh the rates."""
     if item is None or not answer:
-        raise gr.Error("Draw a question and choose an answer first.")
+        raise user_error("Draw a question and choose an answer first.")
     log = study.StudyLog(STUDY_CSV)
     log.record(item, answer, participant=participant)
     gr.Info("Answer recorded. Draw the next question.")
@@ -291,18 +320,18 @@ def anonymize_video(clip, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, u
     """Anonymize a short clip (refused from its header when over the limits): the clip and a per-person summary. The
     upload is deleted once processed; the result is written in gradio's cache, which removes it like photo results."""
     if not clip:
-        raise gr.Error("Upload a clip first.")
+        raise user_error("Upload a clip first.")
     try:
         if not Path(clip).is_file():
-            raise gr.Error("For privacy, uploads are deleted from the server once processed: please upload the clip "
+            raise user_error("For privacy, uploads are deleted from the server once processed: please upload the clip "
                            "again.")
         out, info = video_tab.anonymize_clip(pipeline(), clip, gr.utils.get_upload_folder(), RunOptions(
             seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa))
     except (video_tab.ClipRefused, AnonModelError) as err:
-        raise gr.Error(str(err)) from None
+        raise user_error(str(err)) from None
     finally:
         _delete_upload(Path(clip))
-    return str(out.path), video_tab.summary(out, info, pipeline().preprocessor.identity.threshold)
+    return str(out.path), video_tab.summary(out, info)
 
 
 def new_seed() -> int:
@@ -314,37 +343,36 @@ def new_seed() -> int:
 def _gallery(label: str, *, columns: int, **kwargs) -> gr.Gallery:
     """An output gallery of square tiles with their captions under them (not over the image)."""
     return gr.Gallery(label=label, columns=columns, fit_columns=False, height="auto", object_fit="contain",
-                      interactive=False, elem_classes="anon-tiles", **kwargs)
+                      interactive=False, elem_classes=["anon-tiles", "anon-labelled"], **kwargs)
 
 
 def _inline(label: str, **kwargs) -> gr.HTML:
-    """An output that shows images of the visitor's original inline (``anon_model.ui.inline``), never as files."""
-    return gr.HTML(label=label, show_label=True, js_on_load=None, **kwargs)
+    """An output that shows images of the visitor's original inline (``anon_model.ui.inline``), never as files; its
+    titles are part of its HTML (a gr.HTML shows no label)."""
+    return gr.HTML(label=label, js_on_load=None, **kwargs)
 
 
 def build_demo() -> gr.Blocks:
-    """The four tabs and their events; every pipeline event shares one concurrency slot."""
+    """The five tabs and their events; every pipeline event shares one concurrency slot."""
     with gr.Blocks(title="anon_model: face anonymization", delete_cache=(min(60, CACHE_SECONDS), CACHE_SECONDS)) as demo:
         session = gr.State(None, time_to_live=SESSION_SECONDS)
-        gr.Markdown("# Face anonymization by identity attention distraction\n"
-                    "Every face in the photo is replaced by a stranger, keeping pose, expression and background "
-                    "(IFA + VAA/GSA, paper §3): a blend of the delegate bank's faces that the identity guard (one "
-                    "recognizer) finds to be neither the original nor anyone in the bank. A face that cannot be made "
-                    "safe that way (too small, turned away, or still recognizable) is obscured instead, and the "
-                    "result says which. " + PRIVACY)
+        gr.Markdown(HEADER)
         with gr.Row():
             with gr.Column(scale=1):
-                photo = private_upload(gr.Image(label="Photo", type="numpy", elem_id="photo",
+                photo = private_upload(gr.Image(label="Photo", type="numpy", elem_id="photo", height=PHOTO_HEIGHT,
                                                  sources=["upload", "webcam", "clipboard"]))
                 with gr.Accordion("Settings", open=False):
-                    k_top = gr.Slider(1, 5, value=3, step=1, label="K: top-K classes distracted (IFA, Eq. 5)")
-                    epsilon = gr.Slider(0.1, 10.0, value=1.0, step=0.1, label="ε: privacy budget of IPD (Eq. 6)")
-                    k_neighbors = gr.Slider(2, 50, value=10, step=1, label="k: neighbours in the delegate set M_q")
-                    seed = gr.Number(0, precision=0, label="Seed")
-                    with gr.Row():
-                        use_ifa = gr.Checkbox(True, label="IFA")
-                        use_vaa = gr.Checkbox(True, label="VAA")
-                        use_gsa = gr.Checkbox(True, label="GSA")
+                    k_top = gr.Slider(1, 5, value=3, step=1, label="Look-alikes to distract the recognizer from",
+                                      info="K: the top-K identity classes whose attention is distracted (IFA, Eq. 5)")
+                    epsilon = gr.Slider(0.1, 10.0, value=1.0, step=0.1,
+                                        label="Privacy budget: lower picks the source faces more at random",
+                                        info="ε of the instance-level probabilistic sampling (IPD, Eq. 6)")
+                    k_neighbors = gr.Slider(2, 50, value=10, step=1, info="k: neighbours in the delegate set M_q (VAA)",
+                                            label="Similar bank faces to pick the sources from")
+                    seed = gr.Number(0, precision=0, label="Random seed (another value gives another stranger)")
+                    use_ifa = gr.Checkbox(True, label="Distract the recognizer", info="IFA, paper §3.1")
+                    use_vaa = gr.Checkbox(True, label="Borrow the look of bank faces", info="VAA, paper §3.2")
+                    use_gsa = gr.Checkbox(True, label="Borrow the shape of a bank face", info="GSA, paper §3.2")
                 run = gr.Button("Anonymize", variant="primary", elem_id="run")
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], cache_examples=False)
             with gr.Column(scale=2):
@@ -352,40 +380,46 @@ def build_demo() -> gr.Blocks:
                 with gr.Tabs():
                     with gr.Tab("Anonymize"):
                         status = gr.Markdown(elem_id="status")
-                        slider = gr.HTML(label="Before / after (drag)", show_label=True, js_on_load=inline.SLIDER_JS,
-                                         elem_id="slider")
+                        with gr.Accordion("The figures behind this: distances and limits", open=False,
+                                          elem_id="figures-box"):
+                            figures = gr.Markdown(elem_id="figures")
+                        slider = gr.HTML(label="Before / after (drag)", js_on_load=inline.SLIDER_JS, elem_id="slider")
                         with gr.Accordion("Anonymized photo, full size (download)", open=False):
                             result = gr.Image(label="Anonymized", type="pil", format="png", interactive=False,
                                               buttons=["download", "fullscreen"], elem_id="result")
                         boxed = gr.Image(label="Faces found", type="numpy", format="jpeg", interactive=False,
-                                         buttons=["fullscreen"], height=360)
+                                         buttons=["fullscreen"], height=360, elem_id="boxed")
                     with gr.Tab("Explain"):
                         explain_btn = gr.Button("Explain this face")
                         explain_note = gr.Markdown(elem_id="explain-note")
-                        cams = _inline("CAM H of the top-K classes and Ĥ after distraction", elem_id="cams")
-                        structure = _inline("S_x, S̄, Ŝ_x and Z_g")
-                        scores = gr.Markdown()
-                    with gr.Tab("Delegates"):
+                        cams = _inline("Where the recognizer looked, before and after the distraction", elem_id="cams")
+                        structure = _inline("The face's shape")
+                        scores = gr.Markdown(elem_id="scores")
+                    with gr.Tab("Source faces"):
                         with gr.Row():
-                            delegates_btn = gr.Button("Show delegates")
-                            resample = gr.Button("Re-sample (new seed)")
+                            delegates_btn = gr.Button("Show the source faces")
+                            resample = gr.Button("Draw other source faces (new seed)")
                         delegate_note = gr.Markdown(elem_id="delegate-note")
-                        mixture = _gallery("Appearance delegate Z_a: the mix step 2 gets, and the bank faces in it",
+                        mixture = _gallery("The blend the new face takes its look from, and the bank faces in it (Z_a)",
                                            columns=4, elem_id="mixture")
-                        appearance = _gallery("Appearance candidates (VAA, u_a)", columns=5)
-                        geometry = _gallery("Geometry candidates (GSA, u_g)", columns=5)
+                        appearance = _gallery("Bank faces most like this one, and their chance of being drawn "
+                                              "(VAA, u_a)", columns=5, elem_id="appearance")
+                        geometry = _gallery("Bank faces with the same head pose, for the shape (GSA, u_g)", columns=5,
+                                            elem_id="geometry")
                     with gr.Tab("Compare"):
                         compare_btn = gr.Button("Compare methods")
-                        photos = _inline("Whole photo per method")
-                        face_crops = _inline("The selected face per method")
-                        compare_note = gr.Markdown()
-                        with gr.Accordion("User study (paper Fig. 10)", open=False):
+                        photos = _inline("Whole photo per method", elem_id="compare-photos")
+                        face_crops = _inline("The selected face per method", elem_id="compare-faces")
+                        compare_note = gr.Markdown(elem_id="compare-note")
+                        with gr.Accordion("Quiz: can you still tell who it is? (the paper's user study, Fig. 10)",
+                                          open=False):
                             item, participant = gr.State(None), gr.State(None)
                             question_btn = gr.Button("Next question")
                             prompt = gr.Markdown()
                             with gr.Row():
                                 query = gr.Image(label="Anonymized face", interactive=False, format="jpeg",
-                                                 buttons=[], height=256, scale=1)
+                                                 buttons=[], height=256, scale=1, elem_id="study-query",
+                                                 elem_classes="anon-labelled")
                                 references = _gallery("Compared with", columns=5, scale=4)
                             answer = gr.Radio([], label="Your answer", interactive=True)
                             submit = gr.Button("Submit answer")
@@ -394,18 +428,20 @@ def build_demo() -> gr.Blocks:
                         gr.Markdown(video_tab.NOTE)
                         clip = gr.Video(label="Clip", sources=["upload"], elem_id="clip")
                         clip_btn = gr.Button("Anonymize the clip", variant="primary")
+                        if EXAMPLE_CLIPS:
+                            gr.Examples([[str(p)] for p in EXAMPLE_CLIPS], inputs=[clip], cache_examples=False)
                         clip_result = gr.Video(label="Anonymized clip", interactive=False, elem_id="clip-result")
                         clip_summary = gr.Markdown(elem_id="clip-summary")
 
         options = [seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa]
         shared = dict(concurrency_id="pipeline", concurrency_limit=CONCURRENCY)
         private = dict(api_visibility="private", queue=False)
-        anon_outputs = [result, slider, boxed, status, session]
+        anon_outputs = [result, slider, boxed, status, figures, session]
         explain_outputs = [cams, structure, scores, explain_note]
         delegate_outputs = [appearance, geometry, delegate_note, mixture]
 
         def shown(event):
-            """After the Delegates tab was filled, hide its galleries that have nothing to show."""
+            """After the Source faces tab was filled, hide its galleries that have nothing to show."""
             return event.then(delegates_shown, [session, face], [appearance, geometry, mixture], **private)
 
         def views_of(event):
@@ -443,7 +479,7 @@ def main() -> None:
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)), max_file_size=MAX_FILE_SIZE,
-                theme=gr.themes.Soft(), css=CSS, footer_links=["api"])
+                theme=gr.themes.Soft(), css=CSS, footer_links=["api"], i18n=TRANSLATIONS)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,24 @@ if TYPE_CHECKING:
 TREATMENTS = ("anonymized", "obscured", "unchanged", "failed")
 
 
+@dataclass(frozen=True)
+class GuardCheck:
+    """One distance the identity guard measured for a face's kept try and the limit it had to reach, with the
+    limit's parts named (what the app shows beside a face's outcome, so no reader has to guess where a limit comes
+    from)."""
+
+    against: str  # whom the result was compared with: "original" or "bank" (the nearest bank identity)
+    distance: float  # in the identity network's metric
+    limit: float  # the smallest distance that passes
+    parts: tuple[tuple[str, float], ...]  # what the limit adds up to, e.g. (("...threshold", 0.6), ("...margin", 0.1))
+    bank_index: int | None = None  # the nearest bank face (``against == "bank"``)
+
+    @property
+    def passed(self) -> bool:
+        """Far enough."""
+        return self.distance >= self.limit
+
+
 @dataclass
 class FaceRecord:
     """One face: where it was, what step 1 decided (explanations) and the synthesized crop.
@@ -69,6 +87,7 @@ class FaceRecord:
     landmark_error: float | None = None  # the naturalness check: the result's features vs S-hat_x (None: not checked)
     attempts: int = 1
     guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
+    guard_checks: list[GuardCheck] = field(default_factory=list)  # the kept try's distances and limits, one per check
     # what the face got: "anonymized" (step 2, verified by the guard), "obscured" (the fallback or a classical
     # --replace-with), "unchanged" (replace_with="none", asked for) or "failed" (left recognizable: fallback "none")
     treatment: str = "anonymized"
@@ -167,5 +186,17 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
         identity_distance=guard.distance, identity_threshold=guard.threshold, guard_room=guard.room,
         landmark_error=guard.landmark_error, attempts=guard.attempts,
-        guard_passed=guard.passed, delegate_draw=step2.delegates, **drawn,
+        guard_passed=guard.passed, guard_checks=guard_checks(guard), delegate_draw=step2.delegates, **drawn,
     )
+
+
+def guard_checks(guard: GuardOutcome) -> list[GuardCheck]:
+    """The guard's two checks of a kept try: far enough from the original, and from the nearest bank identity (when
+    the bank has identities), each limit being the recognizer's threshold plus that check's margin."""
+    def parts(limit: float) -> tuple[tuple[str, float], ...]:
+        return ("the recognizer's same-person threshold", guard.threshold), ("a safety margin", limit - guard.threshold)
+
+    checks = [GuardCheck("original", guard.distance, guard.original_limit, parts(guard.original_limit))]
+    if guard.nearest >= 0:
+        checks.append(GuardCheck("bank", guard.bank_distance, guard.limit, parts(guard.limit), guard.nearest))
+    return checks

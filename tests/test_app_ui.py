@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 import dataclasses
 
@@ -12,9 +13,9 @@ import torch
 from PIL import Image
 
 from anon_model.bank import DelegateBank
-from anon_model.output import AnonOutput, FaceRecord
+from anon_model.output import AnonOutput, FaceRecord, GuardCheck
 from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
-from anon_model.ui import compare, render, study, views
+from anon_model.ui import compare, render, study, views, wording
 from anon_model.ui.options import RunOptions, run_pipeline
 
 
@@ -22,6 +23,16 @@ from anon_model.ui.options import RunOptions, run_pipeline
 def bank() -> DelegateBank:
     """The bundled delegate bank (crops and landmarks only; no embedder is loaded)."""
     return DelegateBank.from_pretrained(None)
+
+
+#: How the guard's limits add up in these records: the recognizer's threshold plus each check's margin.
+PARTS_ORIGINAL = (("the recognizer's same-person threshold", 0.6), ("a safety margin", 0.1))
+PARTS_BANK = (("the recognizer's same-person threshold", 0.6), ("a safety margin", 0.05))
+
+
+def _checks(original: float = 0.82, bank: float = 0.9) -> list[GuardCheck]:
+    """The guard's two checks of a face's kept try: its distances to the original and to bank face 4."""
+    return [GuardCheck("original", original, 0.7, PARTS_ORIGINAL), GuardCheck("bank", bank, 0.65, PARTS_BANK, 4)]
 
 
 def _record(bank: DelegateBank, *, k: int = 2, with_cam: bool = True) -> FaceRecord:
@@ -41,7 +52,7 @@ def _record(bank: DelegateBank, *, k: int = 2, with_cam: bool = True) -> FaceRec
         delegates=[0, 1, 3], delegate_probs=np.array([0.2, 0.5, 0.3]), delegate=1, delegate_mixture=[1, 0],
         delegate_weights=[0.5, 0.5],
         geometry_candidates=[1, 4], geometry_probs=np.array([0.7, 0.3]), geometry_delegate=4,
-        landmarks_delegate_crop=s_bar, identity_distance=0.82, identity_threshold=0.6,
+        landmarks_delegate_crop=s_bar, identity_distance=0.82, identity_threshold=0.6, guard_checks=_checks(),
     )
 
 
@@ -89,9 +100,8 @@ def test_draw_boxes_and_framed_keep_size():
 def test_cam_gallery_pairs_h_and_h_hat(bank):
     record = _record(bank)
     items = views.cam_gallery(record)
-    assert [c.split(" · ")[:2] for _, c in items] == [["H", "where the recognizer looked"],
-                                                      ["Ĥ", "after IFA distracted it"]] * 2
-    assert "proto 17" in items[0][1] and "p=0.600" in items[0][1] and "p=0.100" in items[1][1]
+    assert [c.split(" · ")[0] for _, c in items] == ["where the recognizer looked (H)", "after the distraction (Ĥ)"] * 2
+    assert "look-alike 1: proto 17" in items[0][1] and "score 0.60" in items[0][1] and "score 0.10" in items[1][1]
     assert all(img.shape == (256, 256, 3) for img, _ in items)
     assert not np.array_equal(items[0][0], items[1][0])  # H-hat is weaker than H: a different overlay
     assert views.cam_gallery(_record(bank, with_cam=False)) == []
@@ -100,8 +110,8 @@ def test_cam_gallery_pairs_h_and_h_hat(bank):
 def test_structure_gallery_shows_three_sets_and_z_g(bank):
     items = views.structure_gallery(_record(bank))
     captions = [c for _, c in items]
-    assert captions[0].startswith("S_x") and captions[1].startswith("S̄") and captions[2].startswith("Ŝ_x")
-    assert captions[3].startswith("overlaid") and captions[4].startswith("Z_g")
+    assert [c.split(" (")[0] for c in captions[:2]] == ["this face's landmarks", "the borrowed face shape"]
+    assert [c[c.rindex("(") + 1:-1] for c in captions] == ["S_x", "S̄", "Ŝ_x", "S_x, S̄, Ŝ_x", "Z_g"]  # symbols second
     z_g = items[4][0]
     assert z_g.shape == (256, 256, 3) and 0 < (z_g > 0).mean() < 0.2  # thin contour lines on black
 
@@ -122,7 +132,7 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
 
     record = dataclasses.replace(_record(bank), delegate_mixture=[1, 0, 3], delegate_weights=[0.5, 0.3, 0.2])
     items = views.mixture_gallery(record, bank)
-    assert [c for _, c in items] == ["Z_a · the appearance delegate step 2 gets: the mix of 3 bank faces",
+    assert [c for _, c in items] == ["the blend the new face takes its look from: 3 bank faces (Z_a)",
                                      "source: bank #1 (biden.jpg#0) · weight 0.50",
                                      f"source: bank #0 ({bank.sources[0]}) · weight 0.30",
                                      f"source: bank #3 ({bank.sources[3]}) · weight 0.20"]
@@ -130,7 +140,7 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
     assert all(not np.array_equal(items[0][0], source) for source, _ in items[1:])  # no one's face as such
     assert np.array_equal(items[1][0], bank.crop(1))
     note = views.delegate_note(record)
-    assert "a mix of 3 bank faces (weights 0.50, 0.30, 0.20), so no single real person is pasted in" in note
+    assert "a blend of 3 bank faces (weights 0.50, 0.30, 0.20), so no single real person is pasted in" in note
     assert "single bank face" in views.delegate_note(dataclasses.replace(record, delegate_mixture=[1],
                                                                           delegate_weights=[1.0]))
     assert "gender" not in note  # no attribute filter recorded: nothing said about it
@@ -139,59 +149,126 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
     record.attribute_filter = "none: no female face among the bank's candidates"
     assert "could not be matched to this face's gender and age (no female face" in views.delegate_note(record)
     off = dataclasses.replace(record, delegate_mixture=[], delegate_weights=[], geometry_delegate=None)
-    assert views.mixture_gallery(off, bank) == [] and "VAA is off" in views.delegate_note(off)
-    assert "GSA is off" in views.delegate_note(off)
+    assert views.mixture_gallery(off, bank) == [] and "own look (borrowing a look, VAA, is off)" in views.delegate_note(off)
+    assert "own shape (borrowing a shape, GSA, is off)" in views.delegate_note(off)
 
 
-def _obscured(bank: DelegateBank, reason: str, *, step2: bool) -> FaceRecord:
-    """A face the pipeline obscured: after step 2 failed the guard (``step2``), or without step 2 at all."""
+def _obscured(bank: DelegateBank, reason: str, *, step2: bool, checks: list[GuardCheck] | None = None) -> FaceRecord:
+    """A face the pipeline obscured: after step 2 failed the guard (``step2``, with its ``checks``), or without step 2."""
     if step2:
-        return dataclasses.replace(_record(bank), treatment="obscured", treatment_reason=reason)
+        return dataclasses.replace(_record(bank), treatment="obscured", treatment_reason=reason,
+                                   guard_checks=_checks() if checks is None else checks)
     record = _record(bank, with_cam=False)
     return dataclasses.replace(record, treatment="obscured", treatment_reason=reason, delegates=[],
                                delegate_probs=None, delegate=None, delegate_mixture=[], delegate_weights=[],
                                geometry_candidates=[], geometry_probs=None, geometry_delegate=None,
-                               identity_distance=None, identity_threshold=None)
+                               identity_distance=None, identity_threshold=None, guard_checks=[])
 
 
-def test_summary_says_which_faces_were_obscured_and_why(bank):
+def test_summary_says_in_plain_words_which_faces_were_obscured_and_why(bank):
     tiny = _obscured(bank, "too small for step 2 (31 px < 40 px)", step2=False)
     out = AnonOutput(image=Image.new("RGB", (200, 160)), faces=[_record(bank), _record(bank), tiny],
                      notes=["step 2: test", "face 3: obscured, too small for step 2 (31 px < 40 px)"])
-    text = views.summary(out)
-    assert text.splitlines()[0] == "**3 faces: 2 anonymized, 1 obscured** — face 3: too small for step 2 (31 px < 40 px)"
-    assert "- face 1: identity distance 0.820 (threshold 0.60: different person)" in text and "- face 2:" in text
-    assert "- face 3" not in text and text.count("too small") == 1  # the per-face note is not repeated
-    assert "step 2: test" in text
-    kept = _obscured(bank, "still recognized as the original (distance 0.60 < 0.65) after 4 tries", step2=True)
+    assert views.summary(out) == ("**3 faces: 2 anonymized, 1 obscured**\n- 2 faces were replaced by strangers: the "
+                                  "identity check finds each to be neither the person nor anyone in the face bank.\n"
+                                  "- Face 3 was obscured: it is too small to be replaced by a new face.")
+    kept = _obscured(bank, "still recognized as the original (distance 0.69 < 0.70) after 4 tries", step2=True,
+                     checks=_checks(original=0.698))
     text = views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[kept]))
-    assert text == "**1 face obscured** — face 1: still recognized as the original (distance 0.60 < 0.65) after 4 tries"
-    assert "anonymized" not in text
-    assert views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[_record(bank)])).startswith(
-        "**1 face anonymized**\n")
+    assert text == ("**1 face obscured**\n- Face 1 was obscured: every new face made for it still looked too much "
+                    "like the original person.")
+    assert views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[tiny, _record(bank)])).splitlines()[1] == (
+        "- Face 2 was replaced by a stranger: the identity check finds it to be neither the person nor anyone in the "
+        "face bank.")
     assert "No face found" in views.summary(AnonOutput(image=Image.new("RGB", (8, 8)), faces=[]))
     assert views.boxed_result(out).shape == (160, 200, 3)
 
 
-def test_face_status_never_calls_an_obscured_face_anonymized(bank):
-    assert views.face_status(_record(bank), 1).startswith("**Face 1: anonymized** The identity guard passed")
+def test_the_figures_name_each_limit_and_its_parts_in_one_precision(bank):
+    tiny = _obscured(bank, "too small for step 2 (31 px < 40 px)", step2=False)
+    close = _obscured(bank, "still recognized as the original", step2=True, checks=_checks(original=0.698))
+    out = AnonOutput(image=Image.new("RGB", (8, 8)), faces=[_record(bank), close, tiny], notes=["step 2: test"])
+    text = views.figures(out, [f"person{i}.jpg#0" for i in range(5)])
+    assert "**Face 1** (anonymized). Identity distances of the new face in the photo, after 1 try:" in text
+    assert ("- 0.82 from the original person; needs at least 0.70 = the recognizer's same-person threshold 0.60 + a "
+            "safety margin 0.10: ✔ far enough") in text
+    assert ("- 0.90 from the nearest person of the face bank (bank face 4, person4.jpg#0); needs at least 0.65 = the "
+            "recognizer's same-person threshold 0.60 + a safety margin 0.05: ✔ far enough") in text
+    assert "**Face 2** (obscured). Identity distances of the best new face tried (discarded)" in text
+    assert "- 0.69 from the original person; needs at least 0.70" in text and "✘ too close" in text  # not "0.70 < 0.70"
+    assert "**Face 3** (obscured): no new face was tried, so no distances (too small for step 2 (31 px < 40 px))." in text
+    assert text.endswith("**What ran:** step 2: test.")
+    assert all(len(n.split(".")[1]) == 2 for n in re.findall(r"\b\d\.\d+\b", text))  # two decimals throughout
+
+
+def test_face_status_says_what_the_face_got_in_one_plain_sentence(bank):
+    assert views.face_status(_record(bank), 1) == "**Face 1 was replaced by a stranger.**"
     tiny = views.face_status(_obscured(bank, "too small for step 2 (31 px < 40 px)", step2=False), 3)
-    assert tiny.startswith("**Face 3: obscured, not anonymized** — too small for step 2 (31 px < 40 px).")
-    assert "did not run" in tiny
-    tried = views.face_status(_obscured(bank, "still recognized as bank face 4", step2=True), 1)
-    assert "obscured, not anonymized" in tried and "discarded" in tried
+    assert tiny.startswith("**Face 3 was obscured: it is too small to be replaced by a new face.**")
+    assert "did not run" in tiny and "px" not in tiny
+    tried = views.face_status(_obscured(bank, "still recognized as bank face 4", step2=True, checks=_checks(bank=0.6)), 1)
+    assert "looked too much like one of the real people" in tried and "discarded" in tried and "bank face 4" not in tried
     failed = dataclasses.replace(_record(bank), treatment="failed", treatment_reason="still recognized")
     assert "NOT anonymized" in views.face_status(failed, 2)
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ("still recognized as the original (distance 0.69 < 0.70) after 4 tries", "still looked too much like the original"),
+    ("still recognized as bank face 2 (distance 0.61 < 0.65) after 4 tries", "one of the real people"),
+    ("step 2 could not make a natural-looking face (no face found in the result) after 4 tries", "natural-looking"),
+    ("head turned too far for step 2 (yaw 75 degrees)", "turned too far"),
+    ("landmarks unreliable (they cover 12% of the face box)", "could not be located"),
+    ("replace_with='blur'", "the settings asked"),
+    ("a reason added later: zeta-check 0.3 > 0.2", wording.GENERIC),  # unknown: a plain generic clause, never raw
+])
+def test_every_reason_reads_as_one_plain_sentence(bank, reason, expected):
+    record = _obscured(bank, reason, step2=False)
+    sentence = wording.outcome(record, 1)
+    assert expected in sentence and sentence.startswith("Face 1 was obscured: ") and sentence.endswith(".")
+    assert not re.search(r"\d\.\d|step 2|bank face|zeta", sentence)  # no figures, no jargon, no raw note
+
+
+def test_the_guard_checks_speak_before_the_reason_note(bank):
+    """Whatever the note says, a face whose record shows it too close to the original is said to be so."""
+    record = _obscured(bank, "a reworded note", step2=True, checks=_checks(original=0.5))
+    assert "like the original person" in wording.why_not_replaced(record)
+    record = _obscured(bank, "a reworded note", step2=True, checks=_checks(bank=0.5))
+    assert "one of the real people" in wording.why_not_replaced(record)
+    assert wording.why_not_replaced(_record(bank)) == ""
+
+
+@pytest.mark.parametrize("value, limit, shown", [
+    (0.698, 0.7, "0.69"), (0.6949, 0.7, "0.69"), (0.7, 0.7, "0.70"), (0.7049, 0.7, "0.70"), (0.823, 0.7, "0.82"),
+    (0.6833, 0.6837, "just under 0.68"), (0.5, None, "0.50"), (0.29, 0.2901, "just under 0.29"),
+])
+def test_a_distance_never_reads_as_on_the_wrong_side_of_its_limit(value, limit, shown):
+    assert wording.distance(value, limit) == shown
+
+
+def test_the_record_carries_the_guards_limits_with_their_parts():
+    from anon_model.guard import GuardOutcome
+    from anon_model.output import guard_checks
+
+    outcome = GuardOutcome(distance=0.72, bank_distance=0.61, nearest=3, threshold=0.6, limit=0.65, original_limit=0.7,
+                           attempts=4, kept=2, passed=False)
+    original, nearest = guard_checks(outcome)
+    assert (original.against, original.distance, original.limit, original.passed) == ("original", 0.72, 0.7, True)
+    assert (nearest.against, nearest.bank_index, nearest.limit, nearest.passed) == ("bank", 3, 0.65, False)
+    assert wording.limit_parts(original) == "0.70 = the recognizer's same-person threshold 0.60 + a safety margin 0.10"
+    assert sum(v for _, v in nearest.parts) == pytest.approx(nearest.limit)
+    no_bank = dataclasses.replace(outcome, bank_distance=float("inf"), nearest=-1)
+    assert [c.against for c in guard_checks(no_bank)] == ["original"]
 
 
 def test_tables(bank):
     record = _record(bank)
     table = views.explain_table(record)
-    assert "| rank | class c_i (a bank identity the recognizer matched) | score on A (this face's features) |" in table
-    assert "| 1 | proto 17 | 0.6000 | 0.1000 |" in table and "0.820 (threshold 0.60: different person)" in table
-    assert "IFA did not run" in views.explain_table(_record(bank, with_cam=False))
-    rejected = views.explain_table(_obscured(bank, "still recognized", step2=True))
-    assert "0.820" in rejected and "different person" not in rejected  # no verdict that reads as a pass
+    assert "| # | look-alike identity (c_i) | score before (A) | score after (Â) |" in table
+    assert "| 1 | proto 17 | 0.60 | 0.10 |" in table and "0.82 from the original person; needs at least 0.70" in table
+    assert "did not run" in views.explain_table(_record(bank, with_cam=False))
+    rejected = views.explain_table(_obscured(bank, "still recognized", step2=True, checks=_checks(original=0.65)))
+    assert "best new face tried (discarded)" in rejected and "0.65 from the original person" in rejected
+    assert "✘ too close" in rejected
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -244,10 +321,13 @@ def test_compare_measures_every_method_alike(bank):
     assert [r.name for r in results] == ["original", "ours", "identity", "grey"]
     d = {r.name: r.distances[0] for r in results}
     assert d["identity"] < 1.0 < d["ours"] and d["grey"] > 20.0  # an untouched face stays at ~0
-    tiles = compare.compare_gallery(results, threshold=20.0, face=0)
-    assert tiles[0][1] == "original" and "⚠ same" in tiles[2][1] and "⚠" not in tiles[3][1]
+    tiles = compare.compare_gallery(results, limits=[20.0], face=0)
+    assert tiles[0][1] == "original" and "⚠ recognized" in tiles[2][1] and "⚠" not in tiles[3][1]
     assert all(t[0].shape == (256, 256, 3) for t in tiles)
-    assert compare.compare_gallery(results, threshold=20.0)[1][0].shape == photo.shape
+    assert compare.compare_gallery(results, limits=[20.0])[1][0].shape == photo.shape
+    assert "⚠" not in "".join(c for _, c in compare.compare_gallery(results, limits=[None]))  # no guard, no verdict
+    note = views.compare_note(out, "fake")
+    assert "the limit the identity check applied to the face, 0.70 = the recognizer's same-person threshold 0.60" in note
 
 
 # ------------------------------------------------------------------------------------------------ study
@@ -311,6 +391,14 @@ def test_available_methods_are_the_evaluation_baselines(bank):
         assert result.shape == photo.shape and not np.array_equal(result, photo), name
 
 
+def test_the_examples_are_listed_in_one_place_with_their_sources():
+    from anon_model.ui import examples
+
+    readme = (examples.FOLDER / "README.md").read_text(encoding="utf-8")
+    listed = examples.paths(examples.PHOTOS + examples.CLIPS)
+    assert listed and all(path.is_file() and path.name in readme for path in listed)
+
+
 def test_space_front_matter_matches_the_app():
     import gradio
     import yaml
@@ -338,6 +426,7 @@ def test_inline_views_carry_the_images_and_escape_captions():
     shown = [Image.open(io.BytesIO(base64.b64decode(d))) for d in re.findall(r'src="data:image/jpeg;base64,([^"]+)"', slider)]
     assert [im.size for im in shown] == [(inline.PREVIEW_SIDE // 3, inline.PREVIEW_SIDE)] * 2  # downscaled alike
     assert np.asarray(shown[0]).min() > 250 and np.asarray(shown[1]).max() < 5  # "after" below, "before" on top
+    assert 'style="aspect-ratio: 1000 / 3000"' in slider  # the slider keeps the photo's shape, not its pixel size
     grid = inline.gallery_html([(before[:8, :8], "<b>H</b> · p=0.6")], columns=6)
     assert "&lt;b&gt;H&lt;/b&gt;" in grid and "<b>" not in grid and "--columns: 6" in grid and "--tile" not in grid
     assert "--columns: 2; --tile: 320px" in inline.gallery_html([], columns=2, tile=320)

@@ -2,19 +2,21 @@
 
 Every method's output photo is cut into the aligned crops of the ORIGINAL faces (same similarity
 transform), and each crop is compared with the original crop in the delegate bank's identity space
-(``bank.embed``, l2; same person below ``bank.threshold``), so all methods are measured alike.
+(``bank.embed``, l2), so all methods are measured alike; a face counts as recognized below the limit the identity
+guard applied to it (its record's ``guard_checks``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from anon_model.output import AnonOutput, FaceRecord
 from anon_model.perception.align import alignment_matrix, warp_to_crop
+from anon_model.ui import wording
 
 #: A baseline: (photo RGB uint8, the pipeline's output for it, i.e. where the faces are) -> anonymized photo.
 Method = Callable[[np.ndarray, AnonOutput], np.ndarray]
@@ -56,16 +58,23 @@ def compare(bank, rgb: np.ndarray, out: AnonOutput, methods: dict[str, Method]) 
     return results
 
 
-def compare_gallery(results: list[MethodResult], *, threshold: float,
+def compare_gallery(results: list[MethodResult], *, limits: Sequence[float | None],
                     face: int | None = None) -> list[tuple[np.ndarray, str]]:
-    """Gallery tiles: each method's whole photo (``face=None``) or one face's crop, captioned with distances."""
+    """Gallery tiles: each method's whole photo (``face=None``) or one face's crop, captioned with distances; a face
+    closer to its original than its ``limits`` entry (the identity guard's, None: the guard did not run) is marked."""
     items = []
     for r in results:
-        dists = r.distances if face is None else r.distances[face:face + 1]
-        text = ", ".join(f"{d:.2f}{' ⚠ same' if d < threshold else ''}" for d in dists)
+        shown = range(len(r.distances)) if face is None else [face]
+        text = ", ".join(_distance(r.distances[i], limits[i]) for i in shown)
         caption = r.name if r.name == "original" else f"{r.name} · identity distance {text or '–'}"
         items.append((r.image if face is None else r.crops[face], caption))
     return items
+
+
+def _distance(value: float, limit: float | None) -> str:
+    """'0.75', or '0.41 ⚠ recognized' when closer to the original than the limit."""
+    recognized = limit is not None and value < limit
+    return wording.distance(value, limit) + (" ⚠ recognized" if recognized else "")
 
 
 def available_methods() -> dict[str, Method]:

@@ -20,10 +20,10 @@ PREVIEW_SIDE = 1600
 SLIDER_JS = ("element.addEventListener('input', e => { const s = e.target.closest('.anon-slider');"
              " if (s) s.style.setProperty('--pos', e.target.value + '%'); });")
 CSS = """
-.anon-slider { position: relative; display: inline-block; max-width: 100%; --pos: 50%; }
-.anon-slider img { display: block; max-width: 100%; max-height: 70vh; }
-.anon-slider img.before { position: absolute; inset: 0; width: 100%; height: 100%;
-  clip-path: inset(0 calc(100% - var(--pos)) 0 0); }
+.anon-slider { position: relative; width: 100%; min-height: 200px; max-height: 70vh; --pos: 50%;
+  background: #8881; border-radius: 4px; overflow: hidden; }
+.anon-slider img { position: absolute; inset: 0; width: 100%; height: 100%; object-fit: contain; display: block; }
+.anon-slider img.before { clip-path: inset(0 calc(100% - var(--pos)) 0 0); }
 .anon-slider input { position: absolute; inset: 0; width: 100%; height: 100%; margin: 0; opacity: 0; cursor: ew-resize; }
 .anon-slider .divide { position: absolute; top: 0; bottom: 0; left: var(--pos); width: 2px; background: #fff;
   box-shadow: 0 0 3px #000; pointer-events: none; }
@@ -51,8 +51,14 @@ def data_url(image: np.ndarray | Image.Image, *, max_side: int = PREVIEW_SIDE) -
 
 
 def slider_html(before: np.ndarray | Image.Image, after: np.ndarray | Image.Image) -> str:
-    """A before/after slider: ``before`` on the left of the divide, ``after`` on the right; drag to move it."""
-    return (f'<div class="anon-slider"><img class="after" alt="after" src="{data_url(after)}">'
+    """A before/after slider: ``before`` on the left of the divide, ``after`` on the right; drag to move it.
+
+    The slider spans the column at the photo's aspect ratio, between 200 px and 70 % of the window high, and both
+    images are fitted inside it alike: a tiny, panoramic or tall photo keeps a slider one can drag.
+    """
+    width, height = (before.size if isinstance(before, Image.Image) else before.shape[1::-1])
+    return (f'<div class="anon-slider" style="aspect-ratio: {width} / {height}">'
+            f'<img class="after" alt="after" src="{data_url(after)}">'
             f'<img class="before" alt="before" src="{data_url(before)}"><span class="divide"></span>'
             '<span class="tag" style="left: 6px">before</span><span class="tag" style="right: 6px">after</span>'
             '<input type="range" min="0" max="100" value="50" aria-label="Before / after divide"></div>')

@@ -18,6 +18,7 @@ import av
 
 from anon_model.output import TREATMENTS
 from anon_model.ui.options import RunOptions
+from anon_model.ui.wording import count, figure
 from anon_model.video import VIDEO_SUFFIXES, TrackRecord, VideoOutput, anonymize_video
 
 #: The limits the page states: a clip's length, its size (720p, either way up) and its number of frames.
@@ -109,51 +110,45 @@ def anonymize_clip(pipe, src: str | os.PathLike, folder: str | os.PathLike,
     return out, info
 
 
-def summary(out: VideoOutput, info: ClipInfo, threshold: float | None = None) -> str:
+def summary(out: VideoOutput, info: ClipInfo) -> str:
     """Markdown: the clip (frames, size, rate, audio), then per tracked person the frames they are in, how many of
-    those they were anonymized and obscured in and why, and how far their anonymized face is from the original
-    (``threshold``: the recognizer's same-person distance)."""
+    those they were anonymized and obscured in and why, and how far their anonymized face is from the original."""
     w, h = out.size
     audio = ("audio kept" if out.audio else "no audio" if info.audio is None else
              f"audio dropped (its {info.audio} sound does not play in browsers in an MP4)")
     head = (f"{out.frames} frames, {w}×{h} at {out.fps:g} fps; {audio}. "
-            + (f"**{_count(len(out.tracks), 'person', 'people')} tracked:**" if out.tracks else
+            + (f"**{count(len(out.tracks), 'person', 'people')} tracked:**" if out.tracks else
                "**No face found** in any frame, so nothing was anonymized."))
-    return "\n".join([head, *(_person(i + 1, t, threshold) for i, t in enumerate(out.tracks))])
+    return "\n".join([head, *(_person(i + 1, t) for i, t in enumerate(out.tracks))])
 
 
-def _person(number: int, track: TrackRecord, threshold: float | None) -> str:
+def _person(number: int, track: TrackRecord) -> str:
     """'- **Person 1**, in frames 1–6 (6 frames): anonymized in 5, obscured in 1. Why obscured: …'"""
     counts = {t: n for t in TREATMENTS if (n := track.treatments.count(t))}
     line = (f"- **Person {number}**, in frames {track.frames[0] + 1}–{track.frames[-1] + 1} "
-            f"({_count(len(track.frames), 'frame')}): " + ", ".join(f"{t} in {n}" for t, n in counts.items()) + ".")
+            f"({count(len(track.frames), 'frame')}): " + ", ".join(f"{t} in {n}" for t, n in counts.items()) + ".")
     why = _obscured_why(track)
     if why:
         line += f" Why obscured: {why}."
     distances = [d for d, t in zip(track.distances, track.treatments) if t == "anonymized" and d is not None]
     strangers = {tuple(m) for m, t in zip(track.mixtures, track.treatments) if t == "anonymized" and m}
     said = []
-    if distances:
-        said.append(f"identity distance to the original at least {min(distances):.2f}"
-                    + (f" (same person below {threshold:.2f})" if threshold is not None else ""))
     if len(strangers) == 1:
-        said.append(f"one stranger throughout (a mix of {_count(len(next(iter(strangers))), 'bank face')})")
-    return line + (f" Anonymized: {', '.join(said)}." if said else "")
+        said.append(f"one stranger throughout (a blend of {count(len(next(iter(strangers))), 'bank face')})")
+    if distances:
+        said.append(f"at least {figure(min(distances))} from the original person in identity distance, beyond the "
+                    "identity check's limit in every such frame")
+    return line + (f" Anonymized: {'; '.join(said)}." if said else "")
 
 
 def _obscured_why(track: TrackRecord) -> str:
-    """Why a person was obscured in the frames they were: the face lost for a moment, step 2 not able to handle it,
-    or its result rejected by the identity guard (step 2 ran exactly when the guard measured a distance)."""
+    """Why a person was obscured in the frames they were: the face lost for a moment, too small or turned to be
+    replaced, or no new face passing the identity check (the new-face step ran exactly when a distance was measured)."""
     reasons = {"lost": 0, "unsuitable": 0, "rejected": 0}
     for found, treatment, distance in zip(track.found, track.treatments, track.distances):
         if treatment == "obscured":
             reasons["lost" if found == "lost" else "unsuitable" if distance is None else "rejected"] += 1
     words = {"lost": "the face was lost for a moment, so its expected place was obscured",
-             "unsuitable": "the face was too small, turned too far or its landmarks unreliable for step 2",
-             "rejected": "step 2's face was rejected by the identity guard (still recognizable or unnatural)"}
-    return "; ".join(f"in {_count(n, 'frame')}, {words[r]}" for r, n in reasons.items() if n)
-
-
-def _count(n: int, noun: str, plural: str | None = None) -> str:
-    """'1 person', '2 people'."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+             "unsuitable": "the face was too small, turned too far or not located reliably enough to be replaced",
+             "rejected": "no new face was both far enough from the person and natural-looking"}
+    return "; ".join(f"in {count(n, 'frame')}, {words[r]}" for r, n in reasons.items() if n)

@@ -8,7 +8,7 @@ import numpy as np
 
 from anon_model.output import AnonOutput, FaceRecord
 from anon_model.conditioning import landmark_map
-from anon_model.ui import render
+from anon_model.ui import render, wording
 from anon_model.vca import mix_faces
 
 #: One gallery tile: an RGB uint8 image and its caption.
@@ -28,57 +28,65 @@ def cam_gallery(record: FaceRecord) -> list[GalleryItem]:
     items: list[GalleryItem] = []
     for i, (h, h_hat) in enumerate(zip(record.cam, after)):
         name = record.classes[i] if i < len(record.classes) else f"class {i + 1}"
-        label = f"class {i + 1}: {name}"
+        label = f"look-alike {i + 1}: {name}"
         items.append((render.heatmap_overlay(record.crop, h),
-                      f"H · where the recognizer looked · {label}{_score(record.scores_before, i)}"))
+                      f"where the recognizer looked (H) · {label}{_score(record.scores_before, i)}"))
         if h_hat is not None:
             items.append((render.heatmap_overlay(record.crop, h_hat),
-                          f"Ĥ · after IFA distracted it · {label}{_score(record.scores_after, i)}"))
+                          f"after the distraction (Ĥ) · {label}{_score(record.scores_after, i)}"))
     return items
 
 
 def _score(scores: np.ndarray | None, i: int) -> str:
-    return "" if scores is None or i >= len(scores) else f" · score p={float(scores[i]):.3f}"
+    return "" if scores is None or i >= len(scores) else f" · score {wording.figure(float(scores[i]))}"
 
 
 def structure_gallery(record: FaceRecord) -> list[GalleryItem]:
     """S_x, S-bar, S-hat_x drawn over the faded crop, the three together, and the rendered Z_g."""
     base = render.faded(record.crop)
-    sets = [(record.landmarks_crop, render.COLOR_S_X, "S_x (original)"),
-            (record.landmarks_delegate_crop, render.COLOR_S_BAR, "S̄ (geometry delegate)"),
-            (record.landmarks_anon_crop, render.COLOR_S_HAT, "Ŝ_x (anonymized: S̄ with S_x's contour and mouth)")]
-    present = [(pts, color, caption) for pts, color, caption in sets if pts is not None]
-    items = [(render.draw_landmarks(base, pts, color=color), caption) for pts, color, caption in present]
+    sets = [(record.landmarks_crop, render.COLOR_S_X, "this face's landmarks", "S_x"),
+            (record.landmarks_delegate_crop, render.COLOR_S_BAR, "the borrowed face shape", "S̄"),
+            (record.landmarks_anon_crop, render.COLOR_S_HAT, "the new face's shape: the borrowed one with this face's "
+                                                            "outline and mouth", "Ŝ_x")]
+    present = [s for s in sets if s[0] is not None]
+    items = [(render.draw_landmarks(base, pts, color=color), f"{words} ({symbol})")
+             for pts, color, words, symbol in present]
     if len(present) > 1:
         together = base
-        for pts, color, _ in present:
+        for pts, color, _, _ in present:
             together = render.draw_landmarks(together, pts, color=color, radius=1)
-        items.append((together, "overlaid: " + ", ".join(c.split(" ")[0] for _, _, c in present)))
+        items.append((together, "overlaid (" + ", ".join(symbol for *_, symbol in present) + ")"))
     z_g = record.z_g
     if z_g is None and record.landmarks_anon_crop is not None:
         z_g = landmark_map(record.landmarks_anon_crop, record.crop.shape[0])
     if z_g is not None:
-        items.append((render.geometry_map_image(z_g), "Z_g (landmark map of Ŝ_x)"))
+        items.append((render.geometry_map_image(z_g), "the new face's shape as the generator gets it (Z_g)"))
     return items
 
 
-def explain_table(record: FaceRecord) -> str:
-    """Markdown: the top-K classes with their scores before and after distraction, and the identity distance."""
+def explain_table(record: FaceRecord, sources: list[str] | None = None) -> str:
+    """Markdown: the top-K classes with their scores before and after distraction, then the guard's checks."""
     lines = []
     if record.classes:
-        lines += ["| rank | class c_i (a bank identity the recognizer matched) | score on A (this face's features) "
-                  "| score on Â (after IFA's distraction) |", "|---|---|---|---|"]
+        lines += ["| # | look-alike identity (c_i) | score before (A) | score after (Â) |", "|---|---|---|---|"]
         for i, name in enumerate(record.classes):
             lines.append(f"| {i + 1} | {name} |{_cell(record.scores_before, i)} |{_cell(record.scores_after, i)} |")
+        lines.append("\nScores: how strongly the recognizer matches this face to each look-alike, on its features "
+                     "before (A) and after the distraction (Â, paper Eq. 5).")
     else:
-        lines.append("IFA did not run for this face: no class activation maps.")
-    if record.identity_distance is not None:
-        lines.append(f"\nOriginal ↔ step 2's result: {_distance(record)}")
-    return "\n".join(lines)
+        lines.append("The distraction step did not run for this face: no heatmaps.")
+    return "\n".join(lines + ["", *_guard_lines(record, sources)] if record.guard_checks else lines)
+
+
+def _guard_lines(record: FaceRecord, sources: list[str] | None) -> list[str]:
+    """The guard's figures for one face: which try they are about, then a Markdown item per check."""
+    shown = "the new face in the photo" if record.treatment == "anonymized" else "the best new face tried (discarded)"
+    return [f"Identity distances of {shown}, after {wording.count(record.attempts, 'try', 'tries')}:",
+            *(f"- {wording.check_line(c, sources)}" for c in record.guard_checks)]
 
 
 def _cell(scores: np.ndarray | None, i: int) -> str:
-    return " –" if scores is None or i >= len(scores) else f" {float(scores[i]):.4f}"
+    return " –" if scores is None or i >= len(scores) else f" {wording.figure(float(scores[i]))}"
 
 
 def candidate_gallery(crops: Sequence[np.ndarray], indices: Sequence[int], probs: Sequence[float] | np.ndarray | None,
@@ -126,29 +134,32 @@ def mixture_gallery(record: FaceRecord, bank) -> list[GalleryItem]:
         return []
     idx, weights = [int(i) for i in record.delegate_mixture], list(record.delegate_weights)
     mixed, _ = mix_faces(bank, idx, weights)
-    items = [(mixed, f"Z_a · the appearance delegate step 2 gets: the mix of {_faces(len(idx), 'bank face')}")]
-    items += [(bank.crop(i), f"source: bank #{i} ({bank.sources[i]}) · weight {w:.2f}") for i, w in zip(idx, weights)]
+    items = [(mixed, f"the blend the new face takes its look from: {wording.count(len(idx), 'bank face')} (Z_a)")]
+    items += [(bank.crop(i), f"source: bank #{i} ({bank.sources[i]}) · weight {wording.figure(w)}")
+              for i, w in zip(idx, weights)]
     return items
 
 
 def delegate_note(record: FaceRecord) -> str:
-    """Markdown: what Z_a and S-bar are for this face, in plain words beside the paper's symbols."""
+    """Markdown: where this face's look (Z_a) and shape (S-bar) come from, in plain words with the paper's symbols."""
     if not record.delegate_mixture:
-        appearance = "VAA is off: the face keeps its own appearance (no appearance delegate Z_a)."
+        appearance = "The new face keeps this face's own look (borrowing a look, VAA, is off)."
     elif len(record.delegate_mixture) == 1:
-        appearance = (f"Appearance delegate Z_a: a single bank face (#{record.delegate_mixture[0]}), so one real "
-                      "person's appearance is pasted in.")
+        appearance = (f"The new face takes its look from a single bank face (#{record.delegate_mixture[0]}), so one "
+                      "real person's appearance is pasted in (Z_a).")
     else:
-        weights = ", ".join(f"{w:.2f}" for w in record.delegate_weights)
-        appearance = (f"Appearance delegate Z_a: a mix of {_faces(len(record.delegate_mixture), 'bank face')} "
-                      f"(weights {weights}), so no single real person is pasted in.")
+        weights = ", ".join(wording.figure(w) for w in record.delegate_weights)
+        appearance = (f"The new face takes its look from a blend of "
+                      f"{wording.count(len(record.delegate_mixture), 'bank face')} (weights {weights}), so no single "
+                      "real person is pasted in (the appearance delegate Z_a).")
     if record.geometry_delegate is None:
-        geometry = "GSA is off: the face keeps its own geometry S_x."
+        geometry = "It keeps this face's own shape (borrowing a shape, GSA, is off)."
     else:
-        geometry = (f"Geometry delegate S̄: the landmarks of bank #{record.geometry_delegate}; Ŝ_x takes its inner "
-                    "face with this face's own contour and mouth.")
-    return (f"{appearance}{_attribute_note(record)} {geometry} Framed tiles are the ones the sampler drew; P is their "
-            "probability among the candidates (Eq. 6, privacy budget ε).")
+        geometry = (f"Its shape is that of bank #{record.geometry_delegate}, with this face's own outline and mouth "
+                    "(the geometry delegate S̄ gives Ŝ_x).")
+    return (f"The bank is the collection of real people's faces the new faces are made from. {appearance}"
+            f"{_attribute_note(record)} {geometry} Framed tiles are the ones drawn at random; P is each one's chance "
+            "of being drawn (paper Eq. 6, privacy budget ε).")
 
 
 def _attribute_note(record: FaceRecord) -> str:
@@ -163,50 +174,65 @@ def _attribute_note(record: FaceRecord) -> str:
     return f" Candidates were narrowed to this face's estimated {applied}."
 
 
-#: How each treatment reads in a face's headline.
-_HEADLINES = {"anonymized": "anonymized", "obscured": "obscured, not anonymized", "unchanged": "left unchanged",
-              "failed": "NOT anonymized: still recognizable"}
-
-
 def face_status(record: FaceRecord, number: int) -> str:
-    """Markdown: what face ``number`` got and why, with what the Explain and Delegates tabs can show for it."""
-    text = f"**Face {number}: {_HEADLINES[record.treatment]}**"
-    if record.treatment_reason:
-        text += f" — {record.treatment_reason}."
+    """Markdown: what face ``number`` got and why, in one plain sentence, and what the Explain and Delegates tabs can
+    show for it."""
+    text = f"**{wording.outcome(record, number)}**"
     if record.treatment == "anonymized":
-        return text + f" The identity guard passed: {_distance(record)}." if record.identity_distance is not None else text
+        return text
     if record.cam is None:
-        return text + " Step 2 did not run for this face, so there are no heatmaps or delegates to show."
+        return text + " The new-face step did not run for it, so there are no heatmaps or source faces to show."
     kept = "it was discarded" if record.treatment == "obscured" else "it is what the photo shows"
-    return text + f" Below is what step 2 tried; {kept}."
-
-
-def _distance(record: FaceRecord) -> str:
-    """'identity distance 0.706 (threshold 0.60: different person)'; no verdict for a face the guard rejected (its
-    limit has a margin above the threshold, so "different person" there would read as a pass)."""
-    text = f"identity distance {record.identity_distance:.3f}"
-    if record.identity_threshold is not None and record.treatment == "anonymized":
-        same = record.identity_distance < record.identity_threshold
-        text += f" (threshold {record.identity_threshold:.2f}: {'⚠ same' if same else 'different'} person)"
-    return text
-
-
-def _faces(count: int, noun: str = "face") -> str:
-    """'1 face', '3 faces'."""
-    return f"{count} {noun}{'s' * (count != 1)}"
+    return text + f" Below is the best new face that was tried; {kept}."
 
 
 def summary(out: AnonOutput) -> str:
-    """Markdown: how many faces got which treatment and why (e.g. "2 faces: 1 anonymized, 1 obscured — face 2: too
-    small for step 2 (31 px < 40 px)"), the anonymized faces' identity distances and the notes on what ran."""
+    """Markdown, no figures: how many faces got which treatment, what the anonymized ones are now, and one plain
+    sentence per face not anonymized (e.g. "- Face 2 was obscured: it is too small to be replaced ...")."""
     if not out.faces:
         return "**No face found** in this photo: it is returned unchanged. Try a photo where faces are larger and frontal."
     counts = {t: n for t, n in out.counts().items() if n}
-    head = (f"{_faces(len(out.faces))} {next(iter(counts))}" if len(counts) == 1 else
-            f"{_faces(len(out.faces))}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
-    reasons = "; ".join(f"face {i + 1}: {f.treatment_reason}" for i, f in enumerate(out.faces) if f.treatment_reason)
-    lines = [f"**{head}**" + (f" — {reasons}" if reasons else "")]
-    lines += [f"- face {i + 1}: {_distance(f)}" for i, f in enumerate(out.faces)
-              if f.treatment == "anonymized" and f.identity_distance is not None]
-    lines += [f"- {note}" for note in out.notes if not note.startswith("face ")]  # per-face notes repeat the reasons
-    return "\n".join(lines)
+    head = (f"{wording.count(len(out.faces), 'face')} {next(iter(counts))}" if len(counts) == 1 else
+            f"{wording.count(len(out.faces), 'face')}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    replaced = [i + 1 for i, f in enumerate(out.faces) if f.treatment == "anonymized"]
+    strangers = ([f"- Face {replaced[0]} was replaced by a stranger: the identity check finds it to be neither the "
+                  "person nor anyone in the face bank."] if len(replaced) == 1 else
+                 [f"- {len(replaced)} faces were replaced by strangers: the identity check finds each to be neither "
+                  "the person nor anyone in the face bank."] if replaced else [])
+    return "\n".join([f"**{head}**", *strangers, *(f"- {wording.outcome(f, i + 1)}" for i, f in enumerate(out.faces)
+                                                   if f.treatment != "anonymized")])
+
+
+def figures(out: AnonOutput, sources: list[str] | None = None) -> str:
+    """Markdown: per face the guard's distances and limits (with the limits' parts), then the notes on what ran."""
+    lines = ["Identity distance: how different two faces are to the face recognizer (0: the same face). A new face "
+             "is kept only when it is far enough from the original person and from everyone in the face bank."]
+    if not any(f.guard_checks for f in out.faces):
+        lines = []
+    for i, face in enumerate(out.faces):
+        if face.guard_checks:
+            said, *checks = _guard_lines(face, sources)
+            lines += [f"\n**Face {i + 1}** ({face.treatment}). {said}", *checks]
+        else:
+            lines.append(f"\n**Face {i + 1}** ({face.treatment}): no new face was tried, so no distances"
+                         + (f" ({face.treatment_reason})." if face.treatment_reason else "."))
+    notes = [note for note in out.notes if not note.startswith(("face ", "no face"))]  # per-face notes are above
+    return "\n".join(lines + (["\n**What ran:** " + "; ".join(notes) + "."] if notes else []))
+
+
+def compare_note(out: AnonOutput, recognizer: str) -> str:
+    """Markdown under the Compare tab: what its distances are, the limit (with its parts) that marks a face as still
+    recognized, and which faces have no limit or are obscured in our result."""
+    limits = sorted({wording.limit_parts(c) for f in out.faces for c in f.guard_checks if c.against == "original"})
+    lines = [f"Identity distance: how different each method's face is from the original face to the face recognizer "
+             f"({recognizer}; 0: the same face)."]
+    if limits:
+        lines.append("⚠ recognized: closer than the limit the identity check applied to the face, "
+                     + "; ".join(limits) + ".")
+    unchecked = [str(i + 1) for i, f in enumerate(out.faces) if not f.guard_checks]
+    if unchecked:
+        lines.append(f"No new face was tried for face {', '.join(unchecked)}, so no limit is marked there.")
+    obscured = [str(i + 1) for i, f in enumerate(out.faces) if f.treatment != "anonymized"]
+    if obscured:
+        lines.append(f"In ours, face {', '.join(obscured)} is not a new face but obscured (see the Anonymize tab).")
+    return " ".join(lines)
