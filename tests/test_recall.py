@@ -3,10 +3,7 @@ MTCNN, CenterFace and the two fused, without the network."""
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,24 +11,6 @@ from anon_model.cli import build_parser
 from anon_model.imageio import load_image
 from anon_model.perception.detect import FaceDetector
 from anon_model.preprocessor import PreprocessorConfig
-
-RECALL_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "recall.py"
-
-
-@pytest.fixture(scope="module")
-def recall():
-    """docs/recall.py as a module: the set builder and the matching rule the report uses."""
-    spec = importlib.util.spec_from_file_location("docs_recall", RECALL_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def cutouts(recall, analyzer):
-    """The bundled faces (and mirror images) with context, and each face box inside its cut-out."""
-    return recall.face_cutouts(analyzer.detector)
 
 
 @pytest.fixture(scope="module")
