@@ -87,9 +87,10 @@ def _add_anonymize(sub) -> None:
                    "(default 0.9)")
     p.add_argument("--face-search", default="auto", choices=SEARCH_MODES,
                    help="which views of each photo are searched for faces: upright (the photo as it is), auto "
-                   "(default: also an exposure-normalized copy when the photo is dark, washed out or low in contrast "
-                   "or no sure face was found, and the photo turned 90, 180 and 270 degrees when still none was) or "
-                   "thorough (always all eight views; costs about 4-8x the detection time)")
+                   "(default: also a normalized copy when the photo is dark, washed out, low in contrast or heavily "
+                   "JPEG-compressed, and the photo turned 90, 180 and 270 degrees when no sure face was found or the "
+                   "largest faces show upright only turned) or thorough (always all eight views: about 8x the "
+                   "detection time)")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu or cuda (default: CUDA when available, else the CPU; under "
                    "accelerate launch each process's own device)")

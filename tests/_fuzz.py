@@ -58,8 +58,9 @@ def _case(recall, cutouts: list, kind: str, name: str, rng: np.random.Generator)
         return _overlapping(recall, cutouts, name, rng)
     scene = recall.make_scene(name, 360, 480, list(rng.integers(70, 130, 2)), cutouts, int(rng.integers(1 << 30)))
     image, boxes = scene.image, scene.boxes
-    if kind in EDITS:
-        image, boxes = EDITS[kind](image, boxes, rng)
+    edits = _edits(recall)
+    if kind in edits:
+        image, boxes = edits[kind](image, boxes, rng)
         return _rgb(name, image, boxes)
     if kind == "jpeg quality 3":
         return Case(name, Image.fromarray(image), boxes, ".jpg", quality=3)
@@ -94,15 +95,6 @@ def _resized(fx: float, fy: float) -> Edit:
     return edit
 
 
-def _turned(image, boxes, rng):
-    """Turned 90, 180 or 270 degrees (np.rot90)."""
-    turns = int(rng.integers(1, 4))
-    h, w = image.shape[:2]
-    corners = {1: lambda b: [b[1], w - b[2], b[3], w - b[0]], 2: lambda b: [w - b[2], h - b[3], w - b[0], h - b[1]],
-               3: lambda b: [h - b[3], b[0], h - b[1], b[2]]}[turns]
-    return np.rot90(image, turns), np.array([corners(b) for b in boxes])
-
-
 def _tilted(image, boxes, rng):
     """Turned 15-35 degrees about the photo's centre on a canvas that holds all of it; each face box keeps its
     size, centred where the face went (as docs/recall.py labels turned faces)."""
@@ -118,17 +110,13 @@ def _tilted(image, boxes, rng):
     return out, np.c_[centres - half, centres + half]
 
 
-def _tone(factor: float, offset: float, noise: float = 0.0) -> Edit:
-    def edit(image, boxes, rng):
-        out = image.astype(np.float32) * factor + offset + rng.normal(0, noise, image.shape[:2] + (1,))
-        return np.clip(out, 0, 255).astype(np.uint8), boxes
-    return edit
-
-
-EDITS: dict[str, Edit] = {
-    "cut at the border": _cut, "squashed": _resized(0.6, 1.0), "stretched": _resized(1.0, 0.6), "turned": _turned,
-    "tilted": _tilted, "dark": _tone(1 / 8, 0, 1.0), "washed out": _tone(0.2, 204), "low contrast": _tone(0.15, 109),
-}
+def _edits(recall) -> dict[str, Edit]:
+    """The kinds made by changing a whole scene: this module's, and docs/recall.py's hard variants."""
+    def turned(image, boxes, rng):  # 90, 180 or 270 degrees
+        return recall.turned_by(int(rng.integers(1, 4)))(image, boxes, rng)
+    return {"cut at the border": _cut, "squashed": _resized(0.6, 1.0), "stretched": _resized(1.0, 0.6),
+            "turned": turned, "tilted": _tilted, "dark": recall.VARIANTS["1/8 exposure"],
+            "washed out": recall.VARIANTS["washed out"], "low contrast": recall.VARIANTS["low contrast"]}
 #: Pillow mode and file format of the mode cases.
 MODES = {"cmyk": ("CMYK", ".jpg"), "palette": ("P", ".png"), "1-bit": ("1", ".png"), "alpha": ("RGBA", ".png")}
 

@@ -1,10 +1,9 @@
 """No photo lost, no face missed (issue 23): an error on one face obscures that face alone and the photo is written;
 faces in dark, washed-out, low-contrast and upside-down photos are found and anonymized or obscured, each in its own
-upright frame. Inputs are made from the bundled photos (tests/_photos.py: two_people)."""
+upright frame. Inputs are made from the bundled photos (tests/_photos.py: two_people) with docs/recall.py's
+variants."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -18,7 +17,8 @@ from anon_model.guard import IdentityGuard
 from anon_model.perception import analyzer as analyzer_module
 from anon_model.perception.landmarks import LandmarkPredictor
 from anon_model.perception.orientation import upright_turns
-from anon_model.perception.views import View, normalize_exposure, poorly_exposed
+from anon_model.imageio import load_image
+from anon_model.perception.views import View, heavily_compressed, needs_normalizing, normalize, poorly_exposed
 
 TOUCHED = ("anonymized", "obscured")
 
@@ -53,32 +53,21 @@ def _changed(before: np.ndarray, after: np.ndarray, box) -> float:
     return float(np.any(before[y0:y1, x0:x1] != after[y0:y1, x0:x1], axis=2).mean())
 
 
-def _flip(box: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A box of the photo as the box of the same pixels in the photo turned 180 degrees."""
-    h, w = shape[:2]
-    return np.array([w - box[2], h - box[3], w - box[0], h - box[1]])
+#: The issue's table rows, as docs/recall.py's variants (1/8 exposure adds sensor noise).
+ROWS = ("1/8 exposure", "low contrast", "washed out", "turned 180 deg")
 
 
-def _scaled(factor: float, offset: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda im: np.clip(im.astype(np.float32) * factor + offset, 0, 255).astype(np.uint8)
+def _hard(recall, row: str, people: np.ndarray, upright) -> tuple[np.ndarray, np.ndarray]:
+    """The two-person photo changed as the table row says, and where its two faces then are."""
+    return recall.VARIANTS[row](people, np.stack([f.box for f in upright]), np.random.default_rng(0))
 
 
-HARD = {  # the issue's table rows: how the photo is changed, and where its faces then are
-    "1/8 exposure": (_scaled(1 / 8, 0), lambda box, shape: box),
-    "low contrast": (_scaled(0.15, 128 * 0.85), lambda box, shape: box),
-    "washed out": (_scaled(0.2, 255 * 0.8), lambda box, shape: box),
-    "upside down": (lambda im: np.ascontiguousarray(im[::-1, ::-1]), _flip),
-}
-
-
-@pytest.mark.parametrize("row", list(HARD))
-def test_every_face_of_a_hard_photo_is_anonymized_or_obscured(pipe, people, upright, row):
-    change, where = HARD[row]
-    image = change(people)
+@pytest.mark.parametrize("row", ROWS)
+def test_every_face_of_a_hard_photo_is_anonymized_or_obscured(pipe, people, upright, recall, row):
+    image, boxes = _hard(recall, row, people, upright)
     out = pipe(image, seed=0, guard_attempts=1)
     assert np.asarray(out.image).shape == image.shape
-    for face in upright:
-        box = where(face.box, people.shape)
+    for box in boxes:
         record = _record_at(out, box)
         assert record is not None, f"{row}: the face at {box.round()} was not found ({[r.box for r in out.faces]})"
         assert record.treatment in TOUCHED
@@ -112,15 +101,16 @@ def test_views_map_points_and_boxes_where_np_rot90_moves_the_pixels(turns):
     assert sorted(seen[y0:y1, x0:x1, 0].ravel()) == sorted(photo[2:5, 1:4, 0].ravel())
 
 
-def test_dark_washed_out_and_foggy_photos_are_poorly_exposed_and_normalized(people, example_paths):
-    from anon_model.imageio import load_image
-
-    assert not any(poorly_exposed(load_image(p)) for p in example_paths) and not poorly_exposed(people)
-    for row in ("1/8 exposure", "low contrast", "washed out"):
-        hard = HARD[row][0](people)
-        assert poorly_exposed(hard), row
-        luminance = normalize_exposure(hard).mean(axis=2)
+def test_poorly_exposed_and_blocky_photos_are_told_and_normalized(people, upright, example_paths, recall):
+    assert not any(needs_normalizing(load_image(p)) for p in example_paths) and not needs_normalizing(people)
+    for row in ROWS[:3]:
+        hard = _hard(recall, row, people, upright)[0]
+        assert poorly_exposed(hard) and not heavily_compressed(hard), row
+        luminance = normalize(hard).mean(axis=2)
         assert np.percentile(luminance, 99) - np.percentile(luminance, 1) > 150, row
+    blocky = _hard(recall, "JPEG quality 3", people, upright)[0]
+    assert heavily_compressed(blocky) and not poorly_exposed(blocky)
+    assert heavily_compressed(np.ascontiguousarray(blocky[5:, 3:]))  # cropped after compression: the grid moved
 
 
 @pytest.mark.parametrize("turns", [0, 1, 2, 3])

@@ -39,7 +39,7 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 @dataclass
 class Detection:
     """A face box (x0, y0, x1, y1) in photo pixels, the detector's confidence and the view of the photo it was found
-    in (turned, exposure normalized: ``perception/search.py``), where its landmarks are then looked for."""
+    in (turned, normalized: ``perception/search.py``), where its landmarks are then looked for."""
 
     box: np.ndarray
     score: float

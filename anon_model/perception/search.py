@@ -2,9 +2,11 @@
 turned by quarter turns, each face reported once, in the photo's coordinates, with the view it was best found in.
 
 Modes (``SEARCH_MODES``): "upright" looks at the photo as it is; "auto" (the pipeline's default) adds the normalized
-copy when the photo is poorly exposed or nothing sure was found, then the quarter turns (of the photo, and of the
-normalized copy when it is poorly exposed) when still nothing sure was found or one of the largest faces found shows
-upright only turned (``orientation.py``); "thorough" always looks at all eight.
+copy (``views.normalize``) when the photo is poorly exposed or heavily compressed, then the quarter turns (of the
+photo, and of the normalized copy when it was made) when nothing sure was found or one of the largest faces found shows
+upright only turned (``orientation.py``); "thorough" always looks at all eight. The normalized copy is made only for
+photos that need it: MTCNN is slow on equalized textures (docs/recall.py's dull brick texture, 3000x2000: 7-9 s per
+normalized pass against 1 s on the photo as it is).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from anon_model.perception.nms import nms
 from anon_model.perception.orientation import upright_turns
-from anon_model.perception.views import View, poorly_exposed, renderer
+from anon_model.perception.views import View, needs_normalizing, renderer
 
 if TYPE_CHECKING:  # the CLI imports this module for its choices: keep it free of the detectors (torch)
     from anon_model.perception.detect import Detection
@@ -44,12 +46,12 @@ def search_faces(detect: Detect, image: np.ndarray, mode: str, *, merge_iou: flo
     found = _look(detect, image, render, [View()])
     if mode == "upright":
         return found
-    dim = mode == "thorough" or poorly_exposed(image)
-    if dim or not _sure(found):
+    flawed = mode == "thorough" or needs_normalizing(image)
+    if flawed:
         found += _look(detect, image, render, [View(normalized=True)])
     largest = _merge(found, merge_iou)[:ORIENTATION_CHECKS]
     if mode == "thorough" or not _sure(found) or _turned(largest, image.shape, render):
-        copies = (False, True) if dim else (False,)
+        copies = (False, True) if flawed else (False,)
         found += _look(detect, image, render, [View(turns, normalized) for turns in (1, 2, 3) for normalized in copies])
     return _merge(found, merge_iou)
 
