@@ -256,3 +256,11 @@ def test_an_unreadable_file_still_fails(pipe, tmp_path):
     bad.write_bytes(b"not an image")
     with pytest.raises(Exception, match="not an image"):
         pipe(bad)
+
+
+def test_the_preview_looks_as_the_run_would(pipe, people, upright, recall):
+    from anon_model.batch.preview import preview
+
+    dark = _hard(recall, "1/8 exposure", people, upright)[0]
+    cfg = pipe.preprocessor.config
+    assert len(preview(pipe, dark, cfg)[1]) == 2 and len(preview(pipe, dark, cfg, search="upright")[1]) < 2

@@ -343,7 +343,8 @@ class _Batch:
         from anon_model.batch.preview import preview
 
         cfg = self.pipe.preprocessor.resolve(detect_threshold=self.args.threshold)
-        drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores)
+        drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores,
+                                 search=self.args.face_search)
         save_image_atomic(drawn, dest, **photo.metadata)
         with self._lock:
             self.tally.done += 1
