@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anon_model import __version__
 from anon_model.fallback import FALLBACKS, REPLACE_WITH
+from anon_model.perception.search import SEARCH_MODES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,6 +85,12 @@ def _add_anonymize(sub) -> None:
     p.add_argument("--threshold", "--thresh", type=float, default=None, metavar="T",
                    help="face detection confidence in [0, 1]: lower finds more faces, and more false alarms "
                    "(default 0.9)")
+    p.add_argument("--face-search", default="auto", choices=SEARCH_MODES,
+                   help="which views of each photo are searched for faces: upright (the photo as it is), auto "
+                   "(default: also a normalized copy when the photo is dark, washed out, low in contrast or heavily "
+                   "JPEG-compressed, and the photo turned 90, 180 and 270 degrees when no sure face was found or the "
+                   "largest faces show upright only turned) or thorough (always all eight views: about 8x the "
+                   "detection time)")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu or cuda (default: CUDA when available, else the CPU; under "
                    "accelerate launch each process's own device)")

@@ -22,13 +22,14 @@ from PIL import Image
 
 from anon_model import __version__
 from anon_model.conditioning import FaceConditioning
-from anon_model.errors import AnonModelError
+from anon_model.errors import AnonModelError, failure_reason
 from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.output import AnonOutput, Step2Result, face_record
 from anon_model.perception.align import paste_back, warp_to_crop
 from anon_model.perception.face import Face
+from anon_model.perception.search import SEARCH_MODES
 from anon_model.plausibility import PlausibilityCheck, default_check
 from anon_model.preprocessor import PreprocessorConfig
 from anon_model.vca import DelegateDraw
@@ -182,7 +183,8 @@ class AnonPipeline:
     def __call__(self, image: ImageLike | Sequence[ImageLike], *, seed: int | None = 0, k_top: int | None = None,
                  epsilon: float | None = None, k_neighbors: int | None = None, replace_with: str = "anonymize",
                  fallback: str = "mosaic", mask_scale: float = MASK_SCALE, boxes: bool = False,
-                 timer: Timer | None = None, faces: list[Face] | None = None, face_seeds: Sequence[int] | None = None,
+                 face_search: str = "auto", timer: Timer | None = None, faces: list[Face] | None = None,
+                 face_seeds: Sequence[int] | None = None,
                  face_draws: Sequence[DelegateDraw | None] | None = None, **options) -> AnonOutput:
         """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
         output. Each face's record says what it got.
@@ -193,8 +195,11 @@ class AnonPipeline:
         "solid" for every face, or "none" (detect only). `fallback`: how faces step 2 cannot handle, or that the
         identity guard still recognizes, are obscured ("none" leaves them, and they are reported as failed).
         `mask_scale`, `boxes`: the area obscured for a face not anonymized: the ellipse inscribed in its box scaled by
-        `mask_scale`, or with `boxes` that whole rectangle. `options` override `PreprocessorConfig` fields for this
-        call only (e.g. use_ifa=False for an ablation).
+        `mask_scale`, or with `boxes` that whole rectangle. `face_search`: which views of the photo are searched for
+        faces ("upright", "auto": also an exposure-normalized copy and quarter turns when needed, "thorough": always
+        all; ``perception/search.py``). `options` override `PreprocessorConfig` fields for this call only (e.g.
+        use_ifa=False for an ablation). An error on one face (its landmarks, pose, alignment, step 2, the guard,
+        paste-back) obscures that face with the error as its reason; the rest of the photo goes on.
         `timer(stage)`, when given, returns a context manager wrapped around each stage (see ``STAGES``). `faces`:
         the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
@@ -205,6 +210,7 @@ class AnonPipeline:
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
+        _check_choice("face_search", face_search, SEARCH_MODES)
         batch = isinstance(image, (list, tuple))
         images = list(image) if batch else [image]
         if batch and (faces is not None or face_seeds is not None or face_draws is not None):
@@ -213,7 +219,8 @@ class AnonPipeline:
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         rgbs = [load_image(im) for im in images]
-        found = [faces] if faces is not None else [self.perceive(rgb, cfg, timer) for rgb in self._progress_bar(rgbs)]
+        found = [faces] if faces is not None else [self.perceive(rgb, cfg, timer, search=face_search)
+                                                   for rgb in self._progress_bar(rgbs)]
         # one generator per image (so batching does not change an image's result), or one per face (face_seeds)
         rngs = [_face_generators(face_seeds, len(found[0]))] if face_seeds is not None else [
             [rng] * len(f) for rng, f in zip(_image_generators(seed, len(rgbs)), found)]
@@ -224,12 +231,12 @@ class AnonPipeline:
             reasons = [[self.triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
                         for f in fs] for fs in found]
         chosen = [(j, i) for j, rs in enumerate(reasons) for i, reason in enumerate(rs) if reason is None]
-        results = self._anonymize([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
-                                  [draws[j][i] for j, i in chosen], stage) if chosen else []
-        step2 = dict(zip(chosen, results))
-        for (j, i), result in step2.items():
-            if not result.guard.passed:
-                reasons[j][i] = result.guard.reason()
+        results = self._anonymize_each([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
+                                       [draws[j][i] for j, i in chosen], stage) if chosen else []
+        step2 = {key: result for key, result in zip(chosen, results) if not isinstance(result, str)}
+        for (j, i), result in zip(chosen, results):
+            if isinstance(result, str) or not result.guard.passed:  # an error on this face, or the guard's verdict
+                reasons[j][i] = result if isinstance(result, str) else result.guard.reason()
         method = obscuring_method(replace_with, fallback)
         images, all_records = [], []
         for j, (rgb, fs) in enumerate(zip(rgbs, found)):
@@ -237,7 +244,10 @@ class AnonPipeline:
                 out = rgb
                 for i, face in enumerate(fs):
                     if (j, i) in step2:
-                        out = paste_back(out, step2[j, i].crop, face.matrix, face.mask)
+                        try:
+                            out = paste_back(out, step2[j, i].crop, face.matrix, face.mask)
+                        except Exception as exc:  # this face is obscured below; the others are pasted
+                            reasons[j][i] = failure_reason("paste_back", exc)
                 for face, reason in zip(fs, reasons[j]):
                     if reason is not None and method != "none":
                         out = obscure(out, face, method, mask_scale=mask_scale, boxes=boxes)
@@ -266,25 +276,46 @@ class AnonPipeline:
             raise ValueError("dest= is for video files: frames are returned as a stream")
         return video.anonymize_frames(self, source, seed=seed, **options)
 
-    def perceive(self, rgb: np.ndarray, cfg: PreprocessorConfig, timer: Timer | None = None) -> list[Face]:
+    def perceive(self, rgb: np.ndarray, cfg: PreprocessorConfig, timer: Timer | None = None, *,
+                 search: str = "auto") -> list[Face]:
         """Every face of `rgb`, left to right: boxes, 68 landmarks S_x, pose, aligned 256x256 crop x and its mask
-        (``__call__``'s first stages, public so a video can track the faces before anonymizing them)."""
+        (``__call__``'s first stages, public so a video can track the faces before anonymizing them). `search`: the
+        views of the photo looked at (``__call__``'s `face_search`). A face whose landmarks, pose or alignment
+        failed is kept with its ``failure`` (triage obscures it)."""
         stage, analyzer = timer or _untimed, self.preprocessor.analyzer
         with stage("detect"):
-            detections = analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces)
+            detections = analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces, search=search)
         with stage("landmarks"):
-            points = analyzer.landmark(rgb, detections)
+            points = analyzer.landmark_each(rgb, detections)
         with stage("align"):
             return analyzer.align(rgb, detections, points)
 
     def triage(self, face: Face) -> str | None:
-        """Why step 2 cannot anonymize ``face`` (too small, turned too far, landmarks that do not fit it), or None."""
-        return unsuitable(face) or self.plausibility.unreliable_landmarks(face.crop, face.crop_landmarks)
+        """Why step 2 cannot anonymize ``face`` (perception could not finish it, too small, turned too far, landmarks
+        that do not fit it, or the check itself raised on it), or None."""
+        try:
+            return face.failure or unsuitable(face) or self.plausibility.unreliable_landmarks(face.crop,
+                                                                                              face.crop_landmarks)
+        except Exception as exc:  # one face's error never costs the photo
+            return failure_reason("triage", exc)
 
     @property
     def plausibility(self) -> PlausibilityCheck:
         """The guard's second check (is a result a natural face?) and the triage's landmark check, loaded once."""
         return default_check(str(self.device))
+
+    def _anonymize_each(self, faces: list[Face], cfg: PreprocessorConfig, rngs: list[torch.Generator],
+                        reuse: list[DelegateDraw | None], stage: Timer) -> list[Step2Result | str]:
+        """``_anonymize`` on the faces together; when that raises, on each face alone, so that an error costs only
+        the face it came from: that face gets the error, naming its stage, instead of a result."""
+        tracked = _StageTracker(stage)
+        try:
+            return self._anonymize(faces, cfg, rngs, reuse, tracked)
+        except Exception as exc:
+            if len(faces) == 1:
+                return [failure_reason(tracked.current, exc)]
+        return [result for i in range(len(faces))
+                for result in self._anonymize_each([faces[i]], cfg, [rngs[i]], [reuse[i]], stage)]
 
     def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rngs: list[torch.Generator],
                    reuse: list[DelegateDraw | None], stage: Timer) -> list[Step2Result]:
@@ -410,6 +441,17 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 def _untimed(stage: str) -> AbstractContextManager:
     """The default timer: nothing."""
     return nullcontext()
+
+
+class _StageTracker:
+    """A timer around another that remembers the last stage entered: the stage an error came from."""
+
+    def __init__(self, timer: Timer) -> None:
+        self.timer, self.current = timer, ""
+
+    def __call__(self, stage: str) -> AbstractContextManager:
+        self.current = stage
+        return self.timer(stage)
 
 
 def _to_uint8(crop: torch.Tensor) -> np.ndarray:

@@ -10,10 +10,17 @@ height), dark and low-contrast (25 % contrast, plus noise), occluded (an opaque 
 (12-19 px). Face-free: the three textures and a collage of scikit-image photos without people, 3000x2000 each.
 A face counts as found when a detected box overlaps its pasted face box by IoU >= 0.4 (for turned faces that box is
 the unturned box's size, centred on the face); any other box counts as a false positive.
-    python docs/recall.py            (about 8 minutes on 2 cores)
+
+Hard variants (docs/recall_variants.md): two labelled 1500x1000 photos (18 faces of 20-66 px; 18 of 24-150 px) made
+1/8 as bright (plus sensor noise), washed out, low in contrast, JPEG quality 3, turned 90 and 180 degrees and
+mirrored, searched by the default detector with the face search before issue 23 ("upright") and the default ("auto",
+perception/search.py), with the face-free images but gravel (where each MTCNN pass takes 25-150 s) for false
+positives. "thorough" always makes 8 passes: its cost is in docs/search_cost.md.
+    python docs/recall.py [--only detectors|variants]     (about 8 + 10 minutes on 2 quiet cores)
 """
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +33,8 @@ import torch
 from torchvision.ops import box_iou
 
 from anon_model.imageio import load_image
-from anon_model.perception.detect import CENTERFACE_MIN_PEAK, MIN_SCORE, FaceDetector
+from anon_model.perception import FaceAnalyzer
+from anon_model.perception.detect import CENTERFACE_MIN_PEAK, MIN_SCORE, Detection, FaceDetector
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "anon_model" / "assets" / "examples"
 HEIGHTS = (12, 20, 24, 32, 48, 66, 100, 150, 300)
@@ -36,10 +44,13 @@ CONTEXT = 0.4  # a cut-out reaches this many face heights beyond the face box on
 DETECTORS = ("mtcnn", "centerface", "mtcnn+centerface")
 THRESHOLDS = (0.8, 0.85, 0.9, 0.95, 0.98)  # the operating points swept in the report (MIN_SCORE is the default)
 TEXTURES = ("grass", "gravel", "brick")
+VARIANT_SEARCHES = ("upright", "auto")  # face search modes compared on the hard variants
 PHOTOS = ("coffee", "rocket", "coins", "hubble_deep_field", "immunohistochemistry", "retina", "page", "text", "clock")
 
 #: A change of a cut-out before it is pasted: (crop, face box in it, rng) -> (crop, face box).
 Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+#: A change of a whole labelled photo: (image, face boxes (N,4), rng) -> (image, the boxes where the faces went).
+Variant = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -129,6 +140,49 @@ def occluded(crop: np.ndarray, inner: np.ndarray, rng: np.random.Generator) -> t
     return out, inner
 
 
+def toned(factor: float, offset: float, noise: float = 0.0) -> Variant:
+    """Pixel values times `factor` plus `offset`, plus Gaussian noise of `noise` levels: exposure and contrast."""
+    def change(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        out = image.astype(np.float32) * factor + offset
+        if noise:
+            out += rng.normal(0, noise, image.shape[:2] + (1,)).astype(np.float32)
+        return np.clip(out, 0, 255).astype(np.uint8), boxes
+    return change
+
+
+def jpeg(quality: int) -> Variant:
+    """Compressed as a JPEG of this quality and decoded again."""
+    def change(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy(), boxes
+    return change
+
+
+def turned_by(turns: int) -> Variant:
+    """Turned `turns` quarter turns counter-clockwise (np.rot90), the boxes following their faces."""
+    def change(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = np.asarray(boxes, np.float64).reshape(-1, 4).T
+        moved = {1: (y0, w - x1, y1, w - x0), 2: (w - x1, h - y1, w - x0, h - y0), 3: (h - y1, x0, h - y0, x1)}[turns]
+        return np.ascontiguousarray(np.rot90(image, turns)), np.stack(moved, axis=1)
+    return change
+
+
+def mirrored(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mirrored left to right."""
+    w = image.shape[1]
+    x0, y0, x1, y1 = np.asarray(boxes, np.float64).reshape(-1, 4).T
+    return np.ascontiguousarray(image[:, ::-1]), np.stack([w - x1, y0, w - x0, y1], axis=1)
+
+
+#: The hard variants of whole photos (issue 23): a night shot, a washed-out photo, a foggy scan, heavy compression,
+#: a photo stored turned, a mirror image.
+VARIANTS: dict[str, Variant] = {
+    "1/8 exposure": toned(1 / 8, 0, noise=1.0), "washed out": toned(0.2, 204), "low contrast": toned(0.15, 109),
+    "JPEG quality 3": jpeg(3), "turned 90 deg": turned_by(1), "turned 180 deg": turned_by(2), "mirrored": mirrored,
+}
+
+
 def background(height: int, width: int, rng: np.random.Generator, texture: str | None = None) -> np.ndarray:
     """A textured RGB canvas: a tinted scikit-image texture (random unless named) repeated, plus a little noise."""
     texture = getattr(skimage.data, texture or rng.choice(TEXTURES))().astype(np.float32)
@@ -209,20 +263,39 @@ def hard_set(cutouts: list, half_profiles: list) -> list[Scene]:
     return scenes + [make_scene("tiny 3000x2000", 2000, 3000, tiny, cutouts, 20, kind="tiny")]
 
 
-def face_free_set() -> list[Scene]:
+def face_free_set(textures: tuple[str, ...] = TEXTURES) -> list[Scene]:
     """Photos without faces: each texture alone, and the collage of scikit-image photos."""
     rng = np.random.default_rng(30)
     scenes = [Scene(f"{name} 3000x2000", background(2000, 3000, rng, name), np.zeros((0, 4)), "none")
-              for name in TEXTURES]
+              for name in textures]
     return scenes + [Scene("photo collage 3000x2000", collage(2000, 3000), np.zeros((0, 4)), "none")]
 
 
-def measure(detector: FaceDetector, scenes: list[Scene]) -> list[Result]:
-    """Run the detector on each scene at the lowest swept threshold (higher ones are read off its scores)."""
+def variant_bases(cutouts: list) -> list[Scene]:
+    """The labelled photos the hard variants are made of: small frontal faces (20-66 px) and larger ones (24-150 px)."""
+    return [make_scene("photo 1500x1000", 1000, 1500, [h for h in HEIGHTS[1:7] for _ in range(3)], cutouts, 1),
+            make_scene("group 1500x1000", 1000, 1500, [h for h in HARD_HEIGHTS for _ in range(3)], cutouts, 41)]
+
+
+def variant_set(bases: list[Scene]) -> list[Scene]:
+    """Each base photo as made and under each of VARIANTS (the scene's kind names the variant)."""
+    rng = np.random.default_rng(40)
+    scenes = [Scene(f"{b.name}, as made", b.image, b.boxes, "as made") for b in bases]
+    for name, change in VARIANTS.items():
+        for b in bases:
+            image, boxes = change(b.image, b.boxes, rng)
+            scenes.append(Scene(f"{b.name}, {name}", image, boxes, name))
+    return scenes
+
+
+def measure(detector: Callable[..., list[Detection]], scenes: list[Scene], *,
+            threshold: float = min(THRESHOLDS)) -> list[Result]:
+    """Run the detector on each scene at `threshold`, by default the lowest swept one (higher ones are read off its
+    scores)."""
     results = []
     for scene in scenes:
         start = time.perf_counter()
-        detections = detector(scene.image, threshold=min(THRESHOLDS))
+        detections = detector(scene.image, threshold=threshold)
         seconds = time.perf_counter() - start
         boxes = np.array([d.box for d in detections]).reshape(-1, 4)
         results.append(Result(scene, boxes, np.array([d.score for d in detections]), seconds))
@@ -334,19 +407,77 @@ def plot_curves(runs: dict[str, list[Result]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def write_variants_report(runs: dict[str, list[Result]], path: Path) -> None:
+    """docs/recall_variants.md: recall per hard variant and face height under each search mode, false positives,
+    seconds."""
+    about = __doc__.split("\n\n")[2].split("    python")[0].strip()
+    modes = list(runs)
+    labelled = {m: [r for r in runs[m] if r.scene.kind != "none"] for m in modes}
+    kinds = list(dict.fromkeys(r.scene.kind for r in labelled[modes[0]]))
+    lines = ["# Face search on hard variants (docs/recall.py)", "", about, "",
+             f"Default detector (MTCNN) at its threshold {MIN_SCORE}; a face counts as found at IoU >= {MATCH_IOU}; "
+             f"{torch.get_num_threads()} CPU threads. \"upright\" is the search before issue 23.", "",
+             "## Recall and false positives per variant", ""]
+    rows = [[kind] + [f"{recall_cell([r for r in labelled[m] if r.scene.kind == kind])} / "
+                      f"{sum(r.false_positives() for r in labelled[m] if r.scene.kind == kind)}" for m in modes]
+            for kind in kinds]
+    lines += table(["variant"] + [f"{m}: recall / false pos." for m in modes], rows)
+    lines += ["", "## Recall per face height", ""]
+    edges = list(HEIGHTS[1:]) + [10_000]
+    rows = []
+    for kind in kinds:
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            def select(r: Result, lo: int = lo, hi: int = hi) -> np.ndarray:
+                heights = r.scene.boxes[:, 3] - r.scene.boxes[:, 1]
+                return (heights >= lo - 0.5) & (heights < hi - 0.5)
+            cells = [recall_cell([r for r in labelled[m] if r.scene.kind == kind], select) for m in modes]
+            if any(cells):
+                rows.append([kind, f"{lo}-{hi - 1}" if hi < 10_000 else f">={lo}"] + cells)
+    lines += table(["variant", "face box height (px, in the changed photo)"] + modes, rows)
+    lines += ["", "## False positives on face-free images, and seconds", ""]
+    rows = [[r.scene.name] + [f"{runs[m][i].false_positives()}" for m in modes]
+            for i, r in enumerate(runs[modes[0]]) if r.scene.kind == "none"]
+    lines += table(["image"] + [f"{m}: false pos." for m in modes], rows)
+    lines += [""]
+    rows = [[kind] + [f"{sum(r.seconds for r in runs[m] if r.scene.kind == kind):.1f}" for m in modes]
+            for kind in kinds + ["none"]]
+    rows.append(["total"] + [f"{sum(r.seconds for r in runs[m]):.0f}" for m in modes])
+    lines += table(["seconds (summed per variant; none: face-free)"] + modes, rows)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
-    """Build the sets, run each detector, write docs/recall.md and docs/recall.png."""
+    """Build the sets, run each detector, write docs/recall.md and docs/recall.png; then each face search mode on
+    the hard variants, written to docs/recall_variants.md (``--only`` one of the two)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=("detectors", "variants"), default=None)
+    only = parser.parse_args().only
     torch.set_num_threads(2)
     labeller = FaceDetector("mtcnn")
     cutouts = face_cutouts(labeller)
-    scenes = full_set(cutouts) + hard_set(cutouts, face_cutouts(labeller, only="obama2")) + face_free_set()
-    runs = {}
-    for name in DETECTORS:
-        runs[name] = measure(FaceDetector(name), scenes)
-        for r in runs[name]:
-            print(f"{name} {r.scene.name}: {r.hits().sum()}/{len(r.scene.boxes)} found, "
-                  f"{r.false_positives()} false, {r.seconds:.1f} s")
-    write_report(runs, Path(__file__).with_suffix(".md"))
+    if only != "variants":
+        scenes = full_set(cutouts) + hard_set(cutouts, face_cutouts(labeller, only="obama2")) + face_free_set()
+        runs = {}
+        for name in DETECTORS:
+            runs[name] = measure(FaceDetector(name), scenes)
+            _print(name, runs[name])
+        write_report(runs, Path(__file__).with_suffix(".md"))
+    if only != "detectors":
+        face_free = face_free_set(tuple(t for t in TEXTURES if t != "gravel"))
+        analyzer, scenes = FaceAnalyzer(detector="mtcnn"), variant_set(variant_bases(cutouts)) + face_free
+        runs = {}
+        for mode in VARIANT_SEARCHES:
+            def search(image: np.ndarray, threshold: float, mode: str = mode) -> list[Detection]:
+                return analyzer.detect(image, threshold=threshold, search=mode)
+            runs[mode] = measure(search, scenes, threshold=MIN_SCORE)
+            _print(mode, runs[mode])
+        write_variants_report(runs, Path(__file__).with_name("recall_variants.md"))
+
+
+def _print(name: str, results: list[Result]) -> None:
+    for r in results:
+        print(f"{name} {r.scene.name}: {r.hits().sum()}/{len(r.scene.boxes)} found, {r.false_positives()} false, "
+              f"{r.seconds:.1f} s")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: no Op
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "anon_model" / "assets" / "examples"
+RECALL_SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "recall.py"
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +29,19 @@ def analyzer():
     from anon_model.perception import FaceAnalyzer
 
     return FaceAnalyzer()
+
+
+@pytest.fixture(scope="session")
+def recall():
+    """docs/recall.py as a module: the set builder and the matching rule the report uses."""
+    spec = importlib.util.spec_from_file_location("docs_recall", RECALL_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def cutouts(recall, analyzer):
+    """The bundled faces (and mirror images) with context, and each face box inside its cut-out."""
+    return recall.face_cutouts(analyzer.detector)

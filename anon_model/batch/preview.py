@@ -19,10 +19,11 @@ if TYPE_CHECKING:
 __all__ = ["preview"]
 
 
-def preview(pipe: AnonPipeline, rgb: np.ndarray, cfg: PreprocessorConfig, *,
-            draw_scores: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
-    """``rgb`` with its detections drawn, and per face: box, score and why step 2 would not take it (None: it would)."""
-    faces = pipe.perceive(rgb, cfg)
+def preview(pipe: AnonPipeline, rgb: np.ndarray, cfg: PreprocessorConfig, *, draw_scores: bool = False,
+            search: str = "auto") -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """``rgb`` with its detections drawn (the views of ``search``, as the run would look), and per face: box, score
+    and why step 2 would not take it (None: it would)."""
+    faces = pipe.perceive(rgb, cfg, search=search)
     reasons = [pipe.triage(f) for f in faces]  # the run's own triage
     entries = [{"face": i, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
                 "step2": why is None, "reason": why or ""} for i, (f, why) in enumerate(zip(faces, reasons))]

@@ -218,7 +218,8 @@ def _load_pipeline(args: argparse.Namespace, procs: Processes):
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options that shape a result: a file done with other ones is not finished for this run."""
-    names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "replace_with", "fallback",
+    names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "face_search", "replace_with",
+             "fallback",
              "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every")
     return {name: getattr(args, name) for name in names}
 
@@ -236,7 +237,7 @@ class _Batch:
         self.pipe, self.args, self.outdir, self.console, self.inputs = pipe, args, outdir, console, inputs
         self.options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
                         "replace_with": args.replace_with, "fallback": args.fallback,
-                        "detect_threshold": args.threshold}
+                        "face_search": args.face_search, "detect_threshold": args.threshold}
         # the obscuring's shape, passed only when asked for (the pipeline's defaults otherwise)
         self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None)) if v}
         self.pipeline = {"id": args.model or "anon_model default", "version": __version__,
@@ -342,7 +343,8 @@ class _Batch:
         from anon_model.batch.preview import preview
 
         cfg = self.pipe.preprocessor.resolve(detect_threshold=self.args.threshold)
-        drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores)
+        drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores,
+                                 search=self.args.face_search)
         save_image_atomic(drawn, dest, **photo.metadata)
         with self._lock:
             self.tally.done += 1

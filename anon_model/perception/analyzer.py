@@ -6,13 +6,20 @@ import warnings
 
 import numpy as np
 
+from anon_model.errors import failure_reason
 from anon_model.imageio import ImageLike, load_image
 from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
-from anon_model.perception.detect import Detection, FaceDetector
+from anon_model.perception.detect import NMS_IOU, Detection, FaceDetector
 from anon_model.perception.face import Face
 from anon_model.perception.landmarks import LandmarkPredictor
 from anon_model.perception.masks import face_mask
 from anon_model.perception.pose import head_pose
+from anon_model.perception.search import search_faces
+from anon_model.perception.views import View, renderer
+
+#: A face whose perception failed is framed in its crop like an aligned face: its box this share of the crop tall,
+#: centred at ``FAILED_CENTRE`` (fractions of the crop).
+FAILED_BOX_SHARE, FAILED_CENTRE = 0.55, (0.5, 0.55)
 
 
 class FaceAnalyzer:
@@ -30,16 +37,23 @@ class FaceAnalyzer:
         return {"detector": self.detector.backend, "landmarks": self.landmarker.backend}
 
     def __call__(self, image: ImageLike) -> list[Face]:
-        """All faces of `image` (path, PIL or array), ordered left to right: ``detect``, ``landmark``, ``align``."""
+        """All faces of `image` (path, PIL or array), ordered left to right: ``detect``, ``landmark``, ``align``.
+        A face whose landmarks, pose or alignment failed is left out, with a warning (``align`` keeps it)."""
         image = load_image(image)
         detections = self.detect(image)
-        return self.align(image, detections, self.landmark(image, detections))
+        faces = self.align(image, detections, self.landmark_each(image, detections))
+        for face in faces:
+            if face.failure:
+                warnings.warn(f"face at {np.round(face.box).astype(int).tolist()} left out: {face.failure}",
+                              stacklevel=2)
+        return [face for face in faces if not face.failure]
 
-    def detect(self, image: np.ndarray, *, threshold: float | None = None,
-               max_faces: int | None = None) -> list[Detection]:
+    def detect(self, image: np.ndarray, *, threshold: float | None = None, max_faces: int | None = None,
+               search: str = "upright") -> list[Detection]:
         """Face boxes and scores of an RGB uint8 photo, largest first; `threshold` and `max_faces` override the
-        analyzer's for this call. Faces beyond a set ``max_faces`` are dropped with a warning, never silently."""
-        found = self.detector(image, threshold=threshold)
+        analyzer's for this call; `search` says which views of the photo are looked at (``perception/search.py``:
+        "upright", "auto", "thorough"). Faces beyond a set ``max_faces`` are dropped with a warning, never silently."""
+        found = search_faces(lambda view: self.detector(view, threshold=threshold), image, search, merge_iou=NMS_IOU)
         limit = self.max_faces if max_faces is None else max_faces
         if limit is not None and len(found) > limit:
             warnings.warn(f"{len(found)} faces found but max_faces={limit}: the {len(found) - limit} smallest are "
@@ -48,19 +62,80 @@ class FaceAnalyzer:
         return found
 
     def landmark(self, image: np.ndarray, detections: list[Detection]) -> list[np.ndarray]:
-        """The 68 landmarks S_x (photo pixels) of each detected face."""
-        return self.landmarker(image, [d.box for d in detections])
+        """The 68 landmarks S_x (photo pixels) of each detected face; raises the first face's error, if any."""
+        points = self.landmark_each(image, detections)
+        for p in points:
+            if isinstance(p, Exception):
+                raise p
+        return points
 
-    def align(self, image: np.ndarray, detections: list[Detection], points: list[np.ndarray]) -> list[Face]:
-        """Pose, aligned crop and mask of each face, ordered left to right."""
-        faces = [self._face(image, det.box, det.score, pts) for det, pts in zip(detections, points)]
+    def landmark_each(self, image: np.ndarray, detections: list[Detection]) -> list[np.ndarray | Exception]:
+        """Per detected face, its 68 landmarks S_x in photo pixels, looked for in the view it was found in (upright
+        there), or the error the landmarker raised on that face alone (the other faces keep theirs)."""
+        render, points = renderer(image), [None] * len(detections)
+        for view in dict.fromkeys(d.view for d in detections):
+            members = [i for i, d in enumerate(detections) if d.view == view]
+            seen = render(view)
+            boxes = [view.box_from_photo(detections[i].box, image.shape) for i in members]
+            for i, found in zip(members, self._predict(seen, boxes)):
+                points[i] = found if isinstance(found, Exception) else view.points_to_photo(found, image.shape)
+        return points
+
+    def align(self, image: np.ndarray, detections: list[Detection],
+              points: list[np.ndarray | Exception]) -> list[Face]:
+        """Pose, aligned crop and mask of each face, ordered left to right. A face whose landmarks are an error, or
+        whose pose or alignment raises, is kept with that as its ``failure`` (framed by its box alone)."""
+        faces = [self._face(image, det, pts) for det, pts in zip(detections, points)]
         return sorted(faces, key=lambda f: f.box[0])
 
-    def _face(self, image: np.ndarray, box: np.ndarray, score: float, landmarks: np.ndarray) -> Face:
-        matrix = alignment_matrix(landmarks, self.crop_size)
-        crop_landmarks = transform_points(landmarks, matrix)
-        return Face(
-            box=box, score=score, landmarks=landmarks, pose=head_pose(landmarks, image.shape),
-            matrix=matrix, crop=warp_to_crop(image, matrix, self.crop_size), crop_landmarks=crop_landmarks,
-            mask=face_mask(crop_landmarks, (self.crop_size, self.crop_size)),
-        )
+    def _predict(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray | Exception]:
+        """The landmarker on all boxes of one view at once; when it raises, on each box alone."""
+        try:
+            return self.landmarker(image, boxes)
+        except Exception:  # find which face it was; each keeps its own error
+            found: list[np.ndarray | Exception] = []
+            for box in boxes:
+                try:
+                    found += self.landmarker(image, [box])
+                except Exception as exc:
+                    found.append(exc)
+            return found
+
+    def _face(self, image: np.ndarray, det: Detection, landmarks: np.ndarray | Exception) -> Face:
+        """One face, its pose measured upright in the view it was found in; the alignment's similarity then turns
+        the crop upright too. Any error on the way makes it a failed face rather than stopping the photo."""
+        stage = "landmarks"
+        try:
+            if isinstance(landmarks, Exception):
+                raise landmarks
+            stage = "head pose"
+            pose = head_pose(det.view.points_from_photo(landmarks, image.shape), det.view.shape(image.shape))
+            stage = "alignment"
+            matrix = alignment_matrix(landmarks, self.crop_size)
+            crop_landmarks = transform_points(landmarks, matrix)
+            return Face(box=det.box, score=det.score, landmarks=landmarks, pose=pose, matrix=matrix,
+                        crop=warp_to_crop(image, matrix, self.crop_size), crop_landmarks=crop_landmarks,
+                        mask=face_mask(crop_landmarks, (self.crop_size, self.crop_size)))
+        except Exception as exc:  # one face's error never costs the photo: it becomes its reason
+            usable = not isinstance(landmarks, Exception) and np.isfinite(landmarks).all()
+            return self._failed(image, det, landmarks if usable else None, failure_reason(stage, exc))
+
+    def _failed(self, image: np.ndarray, det: Detection, landmarks: np.ndarray | None, failure: str) -> Face:
+        """A face perception could not finish: cropped upright around its box, its landmarks as found (all at the
+        box's centre when there are none), pose unknown (NaN), no face region; only ever obscured."""
+        matrix = _box_matrix(det.box, det.view, image.shape, self.crop_size)
+        if landmarks is None:
+            landmarks = np.tile(((det.box[:2] + det.box[2:]) / 2), (68, 1))
+        return Face(box=det.box, score=det.score, landmarks=landmarks, pose=np.full(3, np.nan), matrix=matrix,
+                    crop=warp_to_crop(image, matrix, self.crop_size),
+                    crop_landmarks=transform_points(landmarks, matrix),
+                    mask=np.zeros((self.crop_size, self.crop_size), np.float32), failure=failure)
+
+
+def _box_matrix(box: np.ndarray, view: View, photo_shape: tuple[int, ...], crop_size: int) -> np.ndarray:
+    """The (2, 3) similarity from the photo to a crop framing ``box`` upright as ``view`` sees it."""
+    x0, y0, x1, y1 = view.box_from_photo(box, photo_shape)
+    scale = FAILED_BOX_SHARE * crop_size / max(y1 - y0, x1 - x0, 1.0)
+    to_view = view.matrix(photo_shape)
+    shift = np.multiply(FAILED_CENTRE, crop_size) - scale * np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    return np.c_[scale * to_view[:, :2], scale * to_view[:, 2] + shift]

@@ -17,6 +17,7 @@ import torch
 
 from anon_model.extras import installed, require
 from anon_model.perception.nms import nms
+from anon_model.perception.views import View
 from anon_model.perception.weights import S3FD_FILE, hub_checkpoint
 
 #: The whole-photo view is at most this large (longest side); it finds the faces too big for one tile.
@@ -37,10 +38,12 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class Detection:
-    """A face box (x0, y0, x1, y1) in photo pixels and the detector's confidence."""
+    """A face box (x0, y0, x1, y1) in photo pixels, the detector's confidence and the view of the photo it was found
+    in (turned, normalized: ``perception/search.py``), where its landmarks are then looked for."""
 
     box: np.ndarray
     score: float
+    view: View = View()
 
 
 class FaceDetector:

@@ -19,6 +19,9 @@ class Face:
     crop: np.ndarray  # (S, S, 3) uint8, the aligned face x
     crop_landmarks: np.ndarray  # (68, 2) S_x in crop coordinates
     mask: np.ndarray  # (S, S) float32 in [0, 1], the face region in the crop
+    # why perception could not finish this face (its landmarks, pose or alignment raised): it is then framed by its
+    # box alone (pose NaN, mask empty) and only ever obscured; empty for every other face
+    failure: str = ""
 
     @property
     def inter_ocular(self) -> float:

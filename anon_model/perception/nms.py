@@ -6,8 +6,12 @@ torchvision on boxes with tied scores.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # only nms_one_image needs torch: the face search's merge (numpy) stays light to import
+    import torch
 
 #: torchvision's CPU ``batched_nms`` switches from its offset trick to a per-class loop above this many coordinates.
 _VANILLA_ABOVE = 4000
@@ -35,6 +39,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 def nms_one_image(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
     """``torchvision.ops.batched_nms`` for boxes that all belong to one image (one class): the same indices in the
     same order, including its re-sort by score when there are many boxes."""
+    import torch
+
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
     keep = torch.from_numpy(nms(boxes.cpu().numpy(), scores.cpu().numpy(), iou)).to(boxes.device)
