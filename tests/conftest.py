@@ -24,6 +24,21 @@ def example_paths() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
+def example_bank(tmp_path_factory, example_paths):
+    """A delegate bank of the bundled photos: 3 people (Obama's three photos in a folder of their own, so one person),
+    small enough that tests can name every face (the shipped default holds 799 Congress portraits)."""
+    import shutil
+
+    from anon_model.bank import DelegateBank
+
+    folder = tmp_path_factory.mktemp("example_bank")
+    (folder / "obama").mkdir()
+    for p in example_paths:
+        shutil.copy(p, folder / "obama" / p.name if "obama" in p.name else folder / p.name)
+    return DelegateBank.build(folder, jpeg_quality=90, progress=False)
+
+
+@pytest.fixture(scope="session")
 def analyzer():
     """The offline default perception stack (MTCNN + dlib 68 points)."""
     from anon_model.perception import FaceAnalyzer

@@ -23,14 +23,13 @@ from anon_model.vca import (
 
 
 @pytest.fixture(scope="module")
-def bank():
-    return DelegateBank.default()
+def bank(example_bank):
+    return example_bank
 
 
 @pytest.fixture(scope="module")
-def faces(analyzer, example_paths):
+def faces(analyzer, example_paths, bank):
     """name -> (Face, embedding in the bank's space) for each bundled photo."""
-    bank = DelegateBank.default()
     out = {}
     for p in example_paths:
         face = analyzer(p)[0]
@@ -39,7 +38,7 @@ def faces(analyzer, example_paths):
 
 
 def _names(bank, indices):
-    return {bank.sources[int(i)].split(".")[0] for i in indices}
+    return {bank.sources[int(i)].split(".")[0].split("/")[-1] for i in indices}
 
 
 # ---- VAA ----------------------------------------------------------------------------------------
@@ -132,7 +131,7 @@ def test_gsa_pose_tolerance_relaxes_and_candidates_respect_it(bank, faces):
 def test_gsa_prefers_distinct_geometry_and_recovers_contour_and_mouth(bank, faces):
     face, f = faces["biden"]
     g = geometry_structure_anonymization(face.crop_landmarks, face.pose, bank, embedding=f, epsilon=1e4,
-                                         generator=torch.Generator().manual_seed(0))
+                                         recover="contour_and_mouth", generator=torch.Generator().manual_seed(0))
     d = geometry_distance(torch.as_tensor(face.crop_landmarks, dtype=torch.float32),
                           bank.landmarks[g.sample.candidates] * 256)
     torch.testing.assert_close(g.sample.distances, d)
@@ -144,6 +143,22 @@ def test_gsa_prefers_distinct_geometry_and_recovers_contour_and_mouth(bank, face
     iod = np.linalg.norm(s_x[36:42].mean(0) - s_x[42:48].mean(0))
     assert np.linalg.norm(s_hat[inner_face] - s_x[inner_face], axis=1).mean() > 0.02 * iod  # geometry changed
     assert not np.allclose(s_hat, s_bar)  # S-hat_x is not S-bar (paper: less identity intrusion)
+
+
+def test_recover_expression_takes_the_delegates_structure_and_xs_expression(bank, faces):
+    """Our default S-hat_x: the delegate's jaw and eye shapes (fitted onto x's pose), x's mouth opening and eye
+    opening; the paper's variant keeps x's jaw instead."""
+    from anon_model.vca import _eye_opening, recover_expression
+
+    face, _ = faces["biden"]
+    s_x = face.crop_landmarks.astype(np.float64)
+    s_bar = bank.crop_landmarks(0).numpy().astype(np.float64)  # the astronaut's face
+    s_hat = recover_expression(s_bar, s_x)
+    iod = np.linalg.norm(s_x[36:42].mean(0) - s_x[42:48].mean(0))
+    assert np.linalg.norm(s_hat[lm.JAW] - s_x[lm.JAW], axis=1).mean() > 0.05 * iod  # not x's jaw
+    np.testing.assert_allclose(s_hat[lm.INNER_LIPS], s_x[lm.INNER_LIPS])  # x's mouth opening
+    for eye in (lm.RIGHT_EYE, lm.LEFT_EYE):
+        assert _eye_opening(s_hat[eye]) == pytest.approx(_eye_opening(s_x[eye]), rel=0.02)  # scaled upright
 
 
 def test_recover_keeps_the_delegates_lip_thickness_and_xs_opening():

@@ -171,7 +171,8 @@ class TrainingFreeSynthesizer:
         face = match_colour_and_light(warped, x, skin_mask(skin, cond.landmarks.numpy()), sigma=self.light_sigma * size,
                                       face_region=skin_mask(skin, cond.landmarks_anon.numpy()))
         weight = self.blend_weight(cond, effort=effort)[..., None]
-        base = fill_uncovered(x, uncovered(cond))
+        reach = float(weight.max())  # x's old jaw line goes as far as the new face comes in (none: x as it is)
+        base = x + (fill_uncovered(x, uncovered(cond)) - x) * reach if reach > 0 else x
         face = poisson_blend(face, base, weight[..., 0] > 0.05)
         return face * weight + base * (1.0 - weight)
 

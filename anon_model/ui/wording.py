@@ -71,12 +71,14 @@ def limit_parts(check: GuardCheck) -> str:
 
 
 def check_line(check: GuardCheck, sources: list[str] | None = None) -> str:
-    """One guard check in words: whom, how far, the limit with its parts, passed or not ('✔' / '✘')."""
-    whom = AGAINST.get(check.against, check.against) + f" (measured by {check.by})"
+    """One guard check in words: which recognizer, how far from whom, the limit with its parts, passed or not
+    ('✔' / '✘')."""
+    whom = AGAINST.get(check.against, check.against)
     if check.bank_index is not None:
         whom += f" (bank face {check.bank_index}" + (f", {sources[check.bank_index]})" if sources else ")")
     mark = "✔ far enough" if check.passed else "✘ too close"
-    return (f"{distance(check.distance, check.limit)} from {whom}; needs at least {limit_parts(check)}: {mark}")
+    return (f"{check.by}: {distance(check.distance, check.limit)} from {whom}; needs at least {limit_parts(check)}: "
+            f"{mark}")
 
 
 def original_limit(record: FaceRecord) -> float | None:
