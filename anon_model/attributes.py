@@ -17,7 +17,7 @@ import numpy as np
 from anon_model.errors import MissingWeightsError
 
 __all__ = ["AGE_BRACKETS", "FaceAttributes", "AgeGenderEstimator", "age_bracket", "bracket_name", "landmark_box",
-           "optional_estimator"]
+           "optional_estimator", "skin_tone", "skin_lab"]
 
 #: Lower edges (years) of the age brackets delegates are matched in: children, teens, then ~15-year spans.
 AGE_BRACKETS = (0, 13, 20, 35, 50, 65)
@@ -93,3 +93,30 @@ def optional_estimator(consequence: str) -> AgeGenderEstimator | None:
     except (MissingWeightsError, OSError) as err:
         warnings.warn(f"{consequence}: {err}", stacklevel=3)
         return None
+
+
+#: Skin whose median chroma (a*, b*) is below this is a greyscale photo's: it has no measurable tone.
+GREY_CHROMA = 3.0
+
+
+def skin_lab(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The median CIELAB colour (L* 0-100, a*, b*) of a face's skin between jaw and brows (no brows, eyes or lips),
+    from an RGB uint8 image and the face's 68 landmarks in its pixels."""
+    import cv2
+
+    from anon_model.perception.masks import face_mask, skin_mask
+
+    skin = skin_mask(face_mask(landmarks, image.shape[:2], forehead=0.0), np.asarray(landmarks))
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    pixels = lab[skin] if skin.sum() >= 16 else lab.reshape(-1, 3)
+    return np.median(pixels, axis=0)
+
+
+def skin_tone(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """The face's Individual Typology Angle (ITA, degrees): atan((L* - 50) / b*) of its skin; > 55 very light,
+    41-55 light, 28-41 intermediate, 10-28 tan, -30-10 brown, < -30 dark (Chardon et al. 1991); NaN for a
+    greyscale face, whose skin has no colour to measure."""
+    light, red, yellow = skin_lab(image, landmarks)
+    if np.hypot(red, yellow) < GREY_CHROMA:
+        return float("nan")
+    return float(np.degrees(np.arctan2(light - 50.0, float(yellow))))

@@ -22,8 +22,9 @@ __all__ = ["FALLBACKS", "REPLACE_WITH", "MASK_SCALE", "unsuitable", "obscuring_m
 FALLBACKS = ("mosaic", "blur", "solid")
 #: What to do with every detected face: our method (with a fallback), a classical obscuring, or nothing (detect only).
 REPLACE_WITH = ("anonymize", *FALLBACKS, "none")
-#: Step 2 needs at least this many pixels across the face box (smaller faces are upsampled 6x or more).
-MIN_FACE_PX = 40
+#: Step 2 needs at least this many pixels across the face box (its 256 crop is then upsampled 16x; the guard judges
+#: each result shrunk back to the face's size in the photo, ``perception.align.as_pasted``).
+MIN_FACE_PX = 16
 #: Beyond this yaw (degrees) the 68-point landmarks and the frontal delegates no longer fit the face.
 MAX_YAW = 60.0
 #: The landmarks' extent must overlap the detector's box at least this much (intersection over union).

@@ -1,21 +1,29 @@
-"""The identity guard (our addition to the paper): a synthesized face counts only if Psi recognizes no one in it.
+"""The identity guard (our addition to the paper): a synthesized face counts only if no one is recognized in it.
 
 No one means neither the original person nor any person of the delegate bank (the delegates' sources included):
-a result must be beyond Psi's verification threshold plus a margin from all of them (a wider one from the original).
-``AnonPipeline`` synthesizes every face, asks ``IdentityGuard.verify`` how far each result is from those identities,
-and redraws the delegates of the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with
-the most room beyond its limits.
-The guard only looks at crops: it works the same for any step-2 synthesizer (how a synthesizer escalates on a retry
-is its own business, see ``effort`` there). It sees through one network only; see the model card for what an
-independent recognizer measured. Its second check (``anon_model.plausibility``) asks whether a result still looks like
-a face with the structure S-hat_x step 2 was asked for: a try that does not counts as failing too, so a distorted
-face is redrawn and, when no try is natural, obscured by the fallback instead of shipped as anonymized.
+
+* **not the original, from two views**: Psi (the dlib port) and an independent recognizer of another family
+  (FaceNet-CASIA, ``anon_model.identity.facenet_casia``) must each put the result beyond its own verification
+  threshold (+ ``ORIGINAL_MARGIN``) from the original, also after what an attacker tries first: both photos
+  histogram-equalized, brightened or darkened (``ATTACKS``). One network alone needed a wide margin that taxed every face;
+* **no one of the bank**: the result must be farther from every bank face than ``bank.intrusion.limit``, the limit
+  calibrated on the bank itself (how close unrelated people come to it, ``anon_model.bank.calibrate``): with
+  hundreds of people a fixed pairwise threshold would reject real strangers too.
+
+``AnonPipeline`` synthesizes every face, asks ``IdentityGuard.verify`` how far each result is, and redraws the
+delegates of the faces that fail (a bounded number of times); ``BestTries`` keeps each face's try with the most room
+beyond its limits. The guard only looks at crops: it works the same for any step-2 synthesizer. Its last check
+(``anon_model.plausibility``) asks whether a result still looks like a face with the structure S-hat_x step 2 was
+asked for: a try that does not counts as failing too, so a distorted face is redrawn and, when no try is natural,
+obscured by the fallback instead of shipped as anonymized.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -23,34 +31,77 @@ from anon_model.conditioning import FaceConditioning
 from anon_model.plausibility import Plausibility, PlausibilityCheck, default_check
 from anon_model.vca import DelegateDraw
 
-__all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "MARGIN", "ORIGINAL_MARGIN"]
+__all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "References", "ORIGINAL_MARGIN",
+           "ATTACKS", "equalize", "default_second"]
 
-#: How far beyond the identity network's verification threshold a result must be from every bank identity (its l2
-#: units) ...
-MARGIN = 0.05
-#: ... and from the original, the person the anonymization protects. With 0.05 here too, the independent FaceNet-CASIA
-#: still recognized 6 of 19 anonymized faces (t1.jpg, the astronaut, Grace Hopper; seeds 0-5), all within 0.10 of
-#: dlib's threshold; with 0.10, none of 13 (docs/guard_margin.md). Chosen on those photos: their FaceNet-CASIA figures
-#: are no longer a held-out check.
-ORIGINAL_MARGIN = 0.10
+#: How far beyond each recognizer's verification threshold a result must be from the original (its own units).
+ORIGINAL_MARGIN = 0.02
+
+
+def equalize(crops: torch.Tensor) -> torch.Tensor:
+    """Each crop (B,3,S,S) in [0,1] histogram-equalized per channel, as ``PIL.ImageOps.equalize`` does to a photo."""
+    images = (crops.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    out = np.stack([np.stack([cv2.equalizeHist(np.ascontiguousarray(im[..., c])) for c in range(3)], -1)
+                    for im in images])
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(crops.device, torch.float32) / 255.0
+
+
+#: What an attacker does to both photos before comparing faces, beyond looking at them as they are: the views the
+#: guard checks (the first is the crop as it is). Equalizing undid anonymizations that passed by a hair (0.71 -> 0.57
+#: under dlib); brightening (clipped highlights) let FaceNet-CASIA find 3 of 10 held-out strangers again.
+ATTACKS = {
+    "as is": lambda crops: crops,
+    "equalized": equalize,
+    "brightened": lambda crops: (crops * 1.6).clamp(0, 1),
+    "darkened": lambda crops: crops * 0.4,
+}
+
+
+@functools.lru_cache(maxsize=None)
+def default_second(device: str = "cpu"):
+    """The guard's independent recognizer (FaceNet-CASIA), loaded once per device on first use."""
+    from anon_model.identity.facenet_casia import FaceNetCasia
+
+    return FaceNetCasia(device=device)
+
+
+def _images(crops: torch.Tensor) -> list[np.ndarray]:
+    """Crops (B,3,S,S) in [0,1] as RGB uint8 arrays."""
+    return list((crops.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+
+
+@dataclass
+class References:
+    """The originals as each recognizer sees them, per view of ``ATTACKS``: Psi's (V,B,D) and the second's (V,B,D2)."""
+
+    psi: torch.Tensor
+    second: np.ndarray | None
+
+    def select(self, faces: list[int]) -> "References":
+        """The references of some faces, in that order."""
+        return References(self.psi[:, faces], None if self.second is None else self.second[:, faces])
 
 
 @dataclass
 class Verdict:
-    """Distances (B,) of each result to its original and to the nearest bank identity, which bank face that is,
-    whether each result is a plausible face (None when that check is off), and the distances a result needs."""
+    """Distances (B,) of each result to its original (Psi's and the second recognizer's, the smallest over the
+    views) and to the nearest bank face, which bank face that is, whether each result is a plausible face (None when
+    that check is off), and the distances a result needs."""
 
     original: torch.Tensor
-    bank: torch.Tensor  # +inf without bank identities
-    nearest: torch.Tensor  # (B,) long, bank index (-1 without bank identities)
+    bank: torch.Tensor  # +inf without a bank
+    nearest: torch.Tensor  # (B,) long, bank index (-1 without a bank)
+    second: torch.Tensor  # +inf without a second recognizer
     plausibility: Plausibility | None = None
-    limit: float = 0.0  # from the bank's identities: the guard's threshold + MARGIN
-    original_limit: float = 0.0  # from the original: threshold + ORIGINAL_MARGIN
+    limit: float = 0.0  # from every bank face: the bank's calibrated intrusion limit
+    original_limit: float = 0.0  # from the original under Psi: its threshold + ORIGINAL_MARGIN
+    second_limit: float = 0.0  # from the original under the second recognizer: its threshold + ORIGINAL_MARGIN
 
     @functools.cached_property
     def room(self) -> torch.Tensor:
-        """(B,) how far each result is beyond the nearer of its two limits (negative: within one, it fails)."""
-        return torch.minimum(self.original - self.original_limit, self.bank - self.limit)
+        """(B,) how far each result is beyond the nearest of its limits (negative: within one, it fails)."""
+        return torch.minimum(torch.minimum(self.original - self.original_limit, self.second - self.second_limit),
+                             self.bank - self.limit)
 
     def landmark_error(self, k: int) -> float | None:
         """How far result ``k``'s features lie from S-hat_x (inter-ocular units; None when that was not checked)."""
@@ -63,51 +114,115 @@ class Verdict:
         return "" if self.plausibility is None else self.plausibility.reason(k)
 
 
-
 class IdentityGuard:
-    """Verifies results with the identity network Psi (``embed``, ``distance``, ``threshold``) against the originals
-    and ``others`` (B_o, D): Psi's features of the people no result may look like (the delegate bank's faces); and
-    that each result is a plausible face (``plausibility``: True for the offline default perception on Psi's device,
-    a ``PlausibilityCheck`` of one's own, e.g. built from the pipeline's analyzer, or False to skip it)."""
+    """Verifies results against their originals with Psi (``embed``, ``distance``, ``threshold``) and a ``second``
+    recognizer (True: FaceNet-CASIA; False: Psi alone), against ``others`` (B_o, D): Psi's features of the bank's
+    faces (``names``: their people, for the reasons given) with the bank's calibrated ``intrusion_limit``; and that
+    each result is a plausible face (``plausibility``: True for the offline default perception on Psi's device, a
+    ``PlausibilityCheck`` of one's own, or False to skip it)."""
 
-    def __init__(self, identity, *, others: torch.Tensor | None = None, margin: float = MARGIN,
-                 original_margin: float = ORIGINAL_MARGIN, plausibility: PlausibilityCheck | bool = True) -> None:
-        self.identity, self.others, self.margin, self.original_margin = identity, others, margin, original_margin
+    def __init__(self, identity, *, others: torch.Tensor | None = None, intrusion_limit: float | None = None,
+                 names: Sequence[str] | None = None, second=True, original_margin: float = ORIGINAL_MARGIN,
+                 plausibility: PlausibilityCheck | bool = True) -> None:
+        device = str(next(identity.parameters()).device)
+        self.identity, self.others, self.original_margin = identity, others, original_margin
+        self.limit = float(identity.threshold) if intrusion_limit is None else float(intrusion_limit)
+        self.names = list(names) if names is not None else None
+        self.second = default_second(device) if second is True else (second or None)
         if plausibility is True:
-            plausibility = default_check(str(next(identity.parameters()).device))
+            plausibility = default_check(device)
         self.plausibility = plausibility or None
 
     @property
-    def limit(self) -> float:
-        """The smallest distance to a bank identity that passes."""
-        return float(self.identity.threshold) + self.margin
-
-    @property
     def original_limit(self) -> float:
-        """The smallest distance to the original that passes."""
+        """The smallest distance to the original that passes under Psi."""
         return float(self.identity.threshold) + self.original_margin
 
-    def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], originals: torch.Tensor) -> Verdict:
-        """How far each result (B,3,S,S) is from its original's feature (B,D) and from the bank's identities: the
-        smaller of the result framed by S-hat_x and by S_x, so a face that is still recognized either way fails; and
-        whether each result is a plausible face (when that check is on: only for the results far enough from
-        everyone, the others fail anyway)."""
-        landmarks = torch.stack([c.landmarks_anon for c in conds] + [c.landmarks for c in conds]).float()
+    @property
+    def second_limit(self) -> float:
+        """The smallest distance to the original that passes under the second recognizer (inf: none)."""
+        return float(self.second.threshold) + self.original_margin if self.second is not None else -float("inf")
+
+    def name_of(self, nearest: int) -> str:
+        """The bank person of face ``nearest``, in words."""
+        return f"bank person {self.names[nearest]}" if self.names is not None else f"bank face {nearest}"
+
+    def references(self, conds: list[FaceConditioning]) -> References:
+        """The originals x of ``conds`` under both recognizers and every view, computed once for all tries."""
+        x = torch.stack([c.x for c in conds]).float()
+        s_x = torch.stack([c.landmarks for c in conds]).float()
+        views = self._views(x)
         with torch.inference_mode():
-            both = self.identity.embed(torch.cat([crops, crops]).float(), landmarks=landmarks)
-            original = self.identity.distance(both, torch.cat([originals, originals])).reshape(2, -1).amin(0)
+            device = next(self.identity.parameters()).device
+            psi = torch.stack([self.identity.embed(v.to(device), landmarks=s_x.to(device)).float() for v in views])
+        return References(psi, self._second(views, s_x))
+
+    def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References) -> Verdict:
+        """How far each result (B,3,S,S) is from its original (``refs``, indexed like ``conds``) and from the bank.
+
+        Psi frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized either
+        way fails), the second recognizer by S-hat_x; then the attacker's views (``ATTACKS``) of the results that
+        pass as they are, one view after another while any still passes (a result that fails one view fails). A
+        result is as far as the nearest of these. Then whether each result is a plausible face (when that check is
+        on: only for the results far enough from everyone, the others fail anyway)."""
+        crops = crops.float()
+        s_hat = torch.stack([c.landmarks_anon for c in conds]).float()
+        s_x = torch.stack([c.landmarks for c in conds]).float()
+        device = next(self.identity.parameters()).device
+        with torch.inference_mode():
+            plain = self.identity.embed(torch.cat([crops, crops]).to(device),
+                                        landmarks=torch.cat([s_hat, s_x]).to(device)).float().reshape(2, len(crops), -1)
+            original = self.identity.distance(plain, refs.psi[0][None].to(plain)).amin(0).cpu()
             if self.others is None or len(self.others) == 0:
                 bank, nearest = torch.full_like(original, float("inf")), torch.full_like(original, -1).long()
             else:
-                to_others = self.identity.distance(both[:, None], self.others[None].to(both)).reshape(2, len(crops), -1)
-                bank, nearest = to_others.amin(0).min(1)
-        verdict = Verdict(original, bank, nearest, limit=self.limit, original_limit=self.original_limit)
+                to_others = self.identity.distance(plain[:, :, None], self.others[None, None].to(plain))
+                bank, nearest = (t.cpu() for t in to_others.amin(0).min(1))
+        original = original.clone()  # a normal tensor: the attacker's views update it
+        every = list(range(len(crops)))
+        second = self._second_distance(crops, s_hat, refs, 0, every)
+        verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
+                          second_limit=self.second_limit)
+        for v, attack in enumerate(list(ATTACKS.values())[1:], start=1):
+            alive = (verdict.room >= 0).nonzero().squeeze(1).tolist()
+            if not alive:
+                break
+            view = attack(crops[alive])
+            with torch.inference_mode():
+                seen = self.identity.embed(view.to(device), landmarks=s_hat[alive].to(device)).float()
+                far = self.identity.distance(seen, refs.psi[v, alive].to(seen)).cpu()
+            original[alive] = torch.minimum(original[alive], far)
+            second[alive] = torch.minimum(second[alive], self._second_distance(view, s_hat[alive], refs, v, alive))
+            verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
+                              second_limit=self.second_limit)
         verdict.plausibility = self._plausibility(crops, conds, verdict.room)
         return verdict
 
+    @staticmethod
+    def _views(crops: torch.Tensor) -> list[torch.Tensor]:
+        """The crops as an attacker looks at them (``ATTACKS``)."""
+        return [attack(crops) for attack in ATTACKS.values()]
+
+    def _second(self, views: list[torch.Tensor], landmarks: torch.Tensor) -> np.ndarray | None:
+        """The second recognizer's embeddings (V,B,D2) of every view, each face located by ``landmarks``."""
+        if self.second is None:
+            return None
+        points = list(landmarks.numpy())
+        found = self.second.embed([im for v in views for im in _images(v)], points * len(views))
+        return found.reshape(len(views), len(points), -1)
+
+    def _second_distance(self, view: torch.Tensor, landmarks: torch.Tensor, refs: References, v: int,
+                         faces: list[int]) -> torch.Tensor:
+        """The second recognizer's distances (B,) of one ``view`` of some results to their originals' view ``v``
+        (+inf without a second recognizer)."""
+        if self.second is None:
+            return torch.full((len(faces),), float("inf"))
+        found = self._second([view], landmarks)[0]
+        return torch.from_numpy(np.linalg.norm(found - refs.second[v, faces], axis=-1)).float()
+
     def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning],
                       room: torch.Tensor) -> Plausibility | None:
-        """The naturalness check of the results beyond both limits (the others count as plausible: they fail anyway)."""
+        """The naturalness check of the results beyond every limit (the others count as plausible: they fail anyway)."""
         if self.plausibility is None:
             return None
         far = (room >= 0).nonzero().squeeze(1).tolist()
@@ -124,10 +239,11 @@ class FaceTry:
 
     crop: torch.Tensor
     delegates: DelegateDraw
-    distance: float  # to the original
-    bank_distance: float  # to the nearest bank identity
+    distance: float  # to the original (Psi)
+    bank_distance: float  # to the nearest bank face
     nearest: int  # that bank face
     number: int  # 1-based
+    second_distance: float = float("inf")  # to the original under the second recognizer
     implausible: str = ""  # why it does not look like a natural face (empty when it does)
     room: float = 0.0  # how far beyond the nearer of its limits (negative: within one)
     landmark_error: float | None = None  # the naturalness check's landmark error (None: not checked)
@@ -148,37 +264,47 @@ class GuardOutcome:
     """What the guard concluded for one face (the record shows it)."""
 
     distance: float  # of the kept try to the original, in Psi's metric
-    bank_distance: float  # of the kept try to the nearest bank identity (inf without a bank)
+    bank_distance: float  # of the kept try to the nearest bank face (inf without a bank)
     nearest: int  # that bank face's index (-1 without a bank)
     threshold: float  # Psi's verification threshold
-    limit: float  # threshold + MARGIN: the distance from every bank identity a result needs to pass
-    original_limit: float  # threshold + ORIGINAL_MARGIN: the distance from the original it needs
+    limit: float  # the bank's calibrated intrusion limit: the distance from every bank face a result needs
+    original_limit: float  # threshold + ORIGINAL_MARGIN: the distance from the original it needs under Psi
     attempts: int  # tries made
     kept: int  # the try whose result is used
     passed: bool  # both checks: no one is recognized in it, and it is a plausible face
     implausible: str = ""  # why the kept try does not look like a natural face (empty when it does)
     landmark_error: float | None = None  # the kept try's naturalness landmark error (None: not checked)
+    second_distance: float = float("inf")  # of the kept try to the original under the second recognizer
+    second_limit: float = -float("inf")  # its threshold + ORIGINAL_MARGIN
+    second_name: str = ""  # the second recognizer ("" without one)
+    nearest_name: str = ""  # the bank person of ``nearest``, in words
 
     @property
     def room(self) -> float:
-        """How far the kept try is beyond the nearer of its two limits (negative: within one)."""
-        return min(self.distance - self.original_limit, self.bank_distance - self.limit)
+        """How far the kept try is beyond the nearest of its limits (negative: within one)."""
+        return min(self.distance - self.original_limit, self.second_distance - self.second_limit,
+                   self.bank_distance - self.limit)
 
     @property
     def recognized(self) -> bool:
-        """The kept try is within the limit of the original or of a bank identity."""
-        return self.distance < self.original_limit or self.bank_distance < self.limit
+        """The kept try is within a limit of the original (either recognizer) or of a bank person."""
+        return (self.distance < self.original_limit or self.second_distance < self.second_limit
+                or self.bank_distance < self.limit)
 
     def reason(self) -> str:
         """Why the face failed, in words, naming each check that failed (empty when it passed)."""
         if self.passed:
             return ""
         why = []
-        if self.recognized:
-            who = (f"the original (distance {self.distance:.2f} < {self.original_limit:.2f})"
-                   if self.distance < self.original_limit
-                   else f"bank face {self.nearest} (distance {self.bank_distance:.2f} < {self.limit:.2f})")
-            why.append(f"still recognized as {who}")
+        if self.distance < self.original_limit:
+            why.append(f"still recognized as the original by dlib (distance {self.distance:.2f} < "
+                       f"{self.original_limit:.2f})")
+        elif self.second_distance < self.second_limit:
+            why.append(f"still recognized as the original by {self.second_name} (distance "
+                       f"{self.second_distance:.2f} < {self.second_limit:.2f})")
+        if self.bank_distance < self.limit:
+            why.append(f"too close to {self.nearest_name} (distance {self.bank_distance:.2f} < {self.limit:.2f}, "
+                       "nearer than unrelated people come to the bank)")
         if self.implausible:
             why.append(f"step 2 could not make a natural-looking face ({self.implausible})")
         return f"{'; '.join(why)} after {self.attempts} tries"
@@ -197,8 +323,9 @@ class BestTries:
         for k, i in enumerate(indices):
             self.attempts[i] += 1
             attempt = FaceTry(crops[k], delegates[i], float(verdict.original[k]), float(verdict.bank[k]),
-                              int(verdict.nearest[k]), self.attempts[i], verdict.implausible(k),
-                              room=float(verdict.room[k]), landmark_error=verdict.landmark_error(k))
+                              int(verdict.nearest[k]), self.attempts[i], float(verdict.second[k]),
+                              verdict.implausible(k), room=float(verdict.room[k]),
+                              landmark_error=verdict.landmark_error(k))
             if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
 
@@ -214,4 +341,7 @@ class BestTries:
                             original_limit=guard.original_limit,
                             attempts=self.attempts[i], kept=t.number,
                             passed=t.passed, implausible=t.implausible,
-                            landmark_error=t.landmark_error)
+                            landmark_error=t.landmark_error, second_distance=t.second_distance,
+                            second_limit=guard.second_limit,
+                            second_name=guard.second.name if guard.second is not None else "",
+                            nearest_name=guard.name_of(t.nearest) if t.nearest >= 0 else "")

@@ -38,6 +38,7 @@ class GuardCheck:
     limit: float  # the smallest distance that passes
     parts: tuple[tuple[str, float], ...]  # what the limit adds up to, e.g. (("...threshold", 0.6), ("...margin", 0.1))
     bank_index: int | None = None  # the nearest bank face (``against == "bank"``)
+    by: str = "dlib"  # the recognizer that measured it
 
     @property
     def passed(self) -> bool:
@@ -195,12 +196,18 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
 
 
 def guard_checks(guard: GuardOutcome) -> list[GuardCheck]:
-    """The guard's two checks of a kept try: far enough from the original, and from the nearest bank identity (when
-    the bank has identities), each limit being the recognizer's threshold plus that check's margin."""
-    def parts(limit: float) -> tuple[tuple[str, float], ...]:
-        return ("the recognizer's same-person threshold", guard.threshold), ("a safety margin", limit - guard.threshold)
+    """The guard's checks of a kept try: far enough from the original under each recognizer (threshold + margin), and
+    from the nearest bank person (the limit calibrated on the bank: nearer than unrelated people come to it)."""
+    def parts(limit: float, threshold: float) -> tuple[tuple[str, float], ...]:
+        return ("the recognizer's same-person threshold", threshold), ("a safety margin", limit - threshold)
 
-    checks = [GuardCheck("original", guard.distance, guard.original_limit, parts(guard.original_limit))]
+    checks = [GuardCheck("original", guard.distance, guard.original_limit, parts(guard.original_limit, guard.threshold))]
+    if guard.second_name:
+        margin = guard.original_limit - guard.threshold
+        checks.append(GuardCheck("original", guard.second_distance, guard.second_limit,
+                                 parts(guard.second_limit, guard.second_limit - margin), by=guard.second_name))
     if guard.nearest >= 0:
-        checks.append(GuardCheck("bank", guard.bank_distance, guard.limit, parts(guard.limit), guard.nearest))
+        checks.append(GuardCheck("bank", guard.bank_distance, guard.limit,
+                                 (("how near unrelated people come to the bank (1st percentile)", guard.limit),),
+                                 guard.nearest))
     return checks

@@ -30,7 +30,7 @@ from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.keep import KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
     reference_photos, restore_kept
 from anon_model.output import AnonOutput, Step2Result, face_record
-from anon_model.perception.align import paste_back, warp_to_crop
+from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
 from anon_model.perception.face import Face
 from anon_model.perception.search import SEARCH_MODES
 from anon_model.plausibility import PlausibilityCheck, default_check
@@ -372,15 +372,18 @@ class AnonPipeline:
             conds, delegates = map(list, zip(*[
                 pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank, attributes=attributes.get(i),
                                    generator=rngs[i], config=cfg, reuse=reuse[i]) for i in range(len(faces))]))
-        guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), plausibility=self.plausibility)
-        originals = torch.stack([e.feature.detach() for e in explained]).float()
+        guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), intrusion_limit=pre.intrusion_limit(bank),
+                              names=bank.identity_labels, plausibility=self.plausibility)
+        with stage("guard"), self._autocast():
+            refs = guard.references(conds)  # the originals under both recognizers, once for every try
         tries, todo = BestTries(len(faces)), list(range(len(faces)))
         for attempt in range(1, cfg.guard_attempts + 1):
             with stage("synthesis"), self._autocast():  # synthesize (§3.3)
                 crops = self._synthesize([conds[i] for i in todo], [rngs[i] for i in todo],
                                          [delegates[i].effort for i in todo]).float()
             with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
-                tries.add(todo, crops, delegates, guard.verify(crops, [conds[i] for i in todo], originals[todo]))
+                seen = as_pasted(crops, [faces[i].matrix for i in todo])  # judged at the size it will have
+                tries.add(todo, crops, delegates, guard.verify(seen, [conds[i] for i in todo], refs.select(todo)))
             todo = [i for i in tries.failing() if reuse[i] is None]  # a reused draw is final
             if not todo or attempt == cfg.guard_attempts:
                 break

@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from anon_model.attributes import AgeGenderEstimator, FaceAttributes, optional_estimator
+from anon_model.attributes import AgeGenderEstimator, FaceAttributes, optional_estimator, skin_tone
 from anon_model.bank import DelegateBank
+from anon_model.bank.calibrate import calibrate_intrusion
 from anon_model.conditioning import FaceConditioning, face_conditioning
 from anon_model.identity import load_identity_network
 from anon_model.identity.codebook import IdentityCodebook
 from anon_model.ifa import IdentityFeatureAnonymizer, IFAResult, has_class_head
 from anon_model.perception import Face, FaceAnalyzer
-from anon_model.vca import (AppearanceDelegate, DelegateDraw, GeometryDelegate, geometry_structure_anonymization,
+from anon_model.vca import (RECOVER, AppearanceDelegate, DelegateDraw, GeometryDelegate, geometry_structure_anonymization,
                             refit_geometry, visual_appearance_anonymization)
 
 CONFIG_FILE = "config.json"
@@ -51,11 +52,13 @@ class PreprocessorConfig:
     use_vaa: bool = True
     use_gsa: bool = True
     delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
-    delegate_mixture: int = 3  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
-    match_attributes: bool = True  # VAA draws delegates of x's perceived gender and age bracket (where the bank has them)
+    delegate_mixture: int = 2  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
+    match_attributes: bool = True  # VAA and GSA draw delegates of x's perceived gender, age bracket and skin tone
+    delegate_distance: float = 0.8  # VAA's candidates are at least this far from x in the bank's space (our departure)
+    recover: str = "expression"  # what S-hat_x keeps of S_x: expression (our default) | contour_and_mouth (paper)
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
-    guard_attempts: int = 4  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
+    guard_attempts: int = 8  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
 
     def validate(self) -> None:
         """Reject values no stage understands (a typo would otherwise silently run the default)."""
@@ -64,6 +67,8 @@ class PreprocessorConfig:
                              f"not {self.delegate_sampling!r}")
         if min(self.k_top, self.k_neighbors, self.guard_attempts, self.delegate_mixture) < 1:
             raise ValueError("k_top, k_neighbors, guard_attempts and delegate_mixture must be at least 1")
+        if self.recover not in RECOVER:
+            raise ValueError(f"recover must be one of {', '.join(RECOVER)}, not {self.recover!r}")
         if self.epsilon < 0:
             raise ValueError(f"epsilon (the privacy budget) must be >= 0, not {self.epsilon}")
         if not 0 <= self.detect_threshold <= 1:
@@ -154,6 +159,14 @@ class AnonPreprocessor:
                                                        for i in range(0, len(bank), 32)])
         return self._bank_features[bank]
 
+    def intrusion_limit(self, bank: DelegateBank) -> float:
+        """The bank's calibrated "no one is put in" limit in Psi's space: the bank's own when it shares Psi's space,
+        else calibrated on Psi's features of its faces."""
+        if bank.shares_space(self.identity):
+            return bank.intrusion.limit
+        return calibrate_intrusion(self.bank_features(bank).cpu(), bank.identities(),
+                                   fallback=float(self.identity.threshold)).limit
+
     def _embed_bank(self, bank: DelegateBank, indices: list[int]) -> torch.Tensor:
         """Psi's features of some bank faces (a batch)."""
         crops = torch.from_numpy(np.stack([bank.crop(i) for i in indices])).permute(0, 3, 1, 2).float().div(255.0)
@@ -186,7 +199,9 @@ class AnonPreprocessor:
         if cfg.use_vaa:
             appearance = visual_appearance_anonymization(
                 query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
-                epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0, generator=generator)
+                skin_tone=skin_tone(face.crop, face.crop_landmarks) if cfg.match_attributes else None,
+                min_distance=cfg.delegate_distance, epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0,
+                generator=generator)
             if cfg.match_attributes and attributes is None:
                 appearance.attribute_filter = "none: the gender/age estimator could not be loaded"
         else:  # keep x's own appearance (paper §3.3: "use the facial region of x")
@@ -194,7 +209,7 @@ class AnonPreprocessor:
         if cfg.use_gsa:
             geometry = geometry_structure_anonymization(
                 face.crop_landmarks, face.pose, bank, embedding=query, k=k, farthest=farthest,
-                epsilon=cfg.epsilon if (ipd and cfg.use_u_g) else 0.0,
+                epsilon=cfg.epsilon if (ipd and cfg.use_u_g) else 0.0, attributes=attributes, recover=cfg.recover,
                 pose_tolerance=(cfg.pose_tolerance,) * 3, generator=generator)
         else:
             geometry = GeometryDelegate(sample=None, delegate_landmarks=face.crop_landmarks,

@@ -33,9 +33,12 @@ __all__ = [
     "visual_appearance_anonymization",
     "geometry_structure_anonymization",
     "recover_contour_and_mouth",
+    "recover_expression",
+    "RECOVER",
     "mix_faces",
     "refit_geometry",
     "match_attributes",
+    "match_skin_tone",
 ]
 
 
@@ -79,6 +82,7 @@ class GeometryDelegate:
     delegate_landmarks: np.ndarray  # (68, 2) S-bar, similarity-aligned to S_x, crop pixels
     anonymized_landmarks: np.ndarray  # (68, 2) S-hat_x, crop pixels
     pose_tolerance: tuple[float, float, float]  # the (yaw, pitch, roll) tolerance finally used
+    recover: str = "expression"  # what S-hat_x keeps of S_x (a key of ``RECOVER``)
 
 
 @dataclass
@@ -139,6 +143,26 @@ def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAtt
     return same, f"gender ({attributes.gender}); age {age} left too few faces"
 
 
+#: Skin tones (ITA degrees) within this of x's count as similar; widened in steps while too few people remain.
+SKIN_TOLERANCE = 10.0
+
+
+def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | None, *,
+                    identities: int = 1) -> tuple[torch.Tensor, str]:
+    """The faces of ``pool`` whose skin tone is within ``SKIN_TOLERANCE`` of x's (doubled up to three times while
+    they hold fewer than ``identities`` people), and that filter in words ("" when nothing was asked: no tone, or a
+    greyscale face)."""
+    if skin_tone is None or np.isnan(skin_tone):
+        return pool, ""
+    gap = (bank.skin_tones[pool] - skin_tone).abs()  # NaN (greyscale bank faces) never matches a coloured face
+    for step in range(4):
+        tolerance = SKIN_TOLERANCE * 2 ** step
+        close = pool[gap <= tolerance]
+        if len(close) and _identity_count(bank, close) >= identities:
+            return close, f"skin tone within {tolerance:.0f} degrees ITA"
+    return pool, "skin tone: too few faces of a similar tone"
+
+
 def visual_appearance_anonymization(
     embedding: torch.Tensor,
     bank: DelegateBank,
@@ -148,13 +172,18 @@ def visual_appearance_anonymization(
     farthest: bool = False,
     mixture: int = 1,
     attributes: FaceAttributes | None = None,
+    skin_tone: float | None = None,
+    min_distance: float = 0.0,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> AppearanceDelegate:
     """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a.
 
     With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
-    (``match_attributes``). ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
+    (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
+    (``match_skin_tone``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
+    training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like
+    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
     the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
     candidates hold fewer identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline
     of the paper's Table 5).
@@ -162,6 +191,13 @@ def visual_appearance_anonymization(
     distances = bank.distances(embedding)
     pool, matched = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes,
                                      identities=mixture)
+    pool, tone = match_skin_tone(bank, pool, skin_tone, identities=mixture)
+    matched = f"{matched}; {tone}" if tone else matched
+    far = pool[distances[pool] >= min_distance]
+    if _identity_count(bank, far) >= mixture:
+        pool = far
+    elif min_distance > 0:  # too few people that far: the farthest there are
+        farthest = True
     order = torch.argsort(distances[pool], descending=farthest, stable=True)[:k]
     candidates = pool[order]
     d = distances[candidates]
@@ -216,19 +252,23 @@ def geometry_structure_anonymization(
     pose_tolerance: tuple[float, float, float] = (10.0, 10.0, 10.0),
     min_candidates: int = 3,
     farthest: bool = False,
+    attributes: FaceAttributes | None = None,
+    recover: str = "expression",
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> GeometryDelegate:
-    """GSA: sample S-bar among same-pose bank faces with u_g, then recover x's contour and mouth -> S-hat_x.
+    """GSA: sample S-bar among same-pose bank faces with u_g, then recover x's expression -> S-hat_x (``recover``:
+    "expression", or the paper's "contour_and_mouth"; see ``RECOVER``).
 
     ``landmarks`` is S_x in pixels of x's aligned ``crop_size`` crop. The pose tolerance doubles until
     ``min_candidates`` faces qualify (a small bank relaxes it gracefully); the k closest in pose are kept.
-    With ``embedding`` given, faces of x's own identity are excluded (our addition). ``farthest`` keeps the k
+    With ``embedding`` given, faces of x's own identity are excluded, and with ``attributes`` the candidates are
+    narrowed to x's gender and age as VAA's are (``match_attributes``; our additions). ``farthest`` keeps the k
     same-pose faces whose landmarks are farthest from S_x instead (the paper's Table 5 baseline).
     """
     s_x = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
     pose_x = torch.as_tensor(np.asarray(pose, np.float32))
-    pool = _eligible(bank, embedding).nonzero().squeeze(1)
+    pool, _ = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes)
     same, tolerance = _same_pose(bank, pool, pose_x, torch.tensor(pose_tolerance, dtype=torch.float32), min_candidates)
     if farthest:
         order = torch.argsort(geometry_distance(s_x, bank.crop_landmarks(same, crop_size)), descending=True, stable=True)
@@ -239,7 +279,7 @@ def geometry_structure_anonymization(
     utilities = utility_geometry(d)
     pick, probs = sample_delegate(utilities, epsilon, generator=generator)
     sample = DelegateSample(candidates, d, utilities, probs, int(candidates[pick]))
-    return _fit_geometry(sample, s_x.numpy(), bank, tuple(float(t) for t in tolerance), crop_size)
+    return _fit_geometry(sample, s_x.numpy(), bank, tuple(float(t) for t in tolerance), recover, crop_size)
 
 
 def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: DelegateBank, *,
@@ -248,15 +288,15 @@ def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: Dele
     geometry delegate while its jaw and mouth follow every frame."""
     s_x = np.asarray(landmarks, np.float64)
     if previous.sample is None:  # the GSA ablation: x's own structure
-        return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance)
-    return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, crop_size)
+        return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance, previous.recover)
+    return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, previous.recover, crop_size)
 
 
 def _fit_geometry(sample: DelegateSample, s_x: np.ndarray, bank: DelegateBank, tolerance: tuple[float, float, float],
-                  crop_size: int) -> GeometryDelegate:
-    """The drawn S-bar aligned onto S_x, and S-hat_x from it (x's contour and mouth recovered)."""
+                  recover: str, crop_size: int) -> GeometryDelegate:
+    """The drawn S-bar aligned onto S_x, and S-hat_x from it (what ``recover`` keeps of S_x recovered)."""
     s_bar = _align_onto(bank.crop_landmarks(sample.chosen, crop_size).numpy(), s_x)
-    return GeometryDelegate(sample, s_bar, recover_contour_and_mouth(s_bar, s_x), tolerance)
+    return GeometryDelegate(sample, s_bar, RECOVER[recover](s_bar, s_x), tolerance, recover)
 
 
 def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -295,9 +335,53 @@ def recover_contour_and_mouth(delegate: np.ndarray, original: np.ndarray) -> np.
     delegate = fit(delegate) if fit else delegate
     out = delegate.copy()
     out[lm.JAW] = original[lm.JAW]
+    return _with_mouth(out, delegate, original)
+
+
+def _with_mouth(out: np.ndarray, delegate: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """``out`` with x's inner lips (the mouth's opening) and S-bar's lip thickness around them."""
     out[lm.INNER_LIPS] = original[lm.INNER_LIPS]
     t = np.linspace(0.0, 1.0, len(_UPPER_OUTER))
     for outer, inner in ((_UPPER_OUTER, _UPPER_INNER), (_LOWER_OUTER, _LOWER_INNER)):
         thickness = delegate[outer] - _along(delegate[inner], t)
         out[outer] = _along(original[inner], t) + thickness
     return out
+
+
+#: Jaw points that follow the chin when the mouth opens (iBUG-68), and how much each follows.
+_CHIN, _CHIN_FOLLOW = list(range(4, 13)), np.array([0.2, 0.5, 0.8, 1.0, 1.0, 1.0, 0.8, 0.5, 0.2])
+_EYES = (lm.RIGHT_EYE, lm.LEFT_EYE)
+
+
+def _eye_opening(eye: np.ndarray) -> float:
+    """An eye's height (mean lid gap of its two inner pairs) over its width."""
+    width = np.linalg.norm(eye[3] - eye[0])
+    return float((np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])) / 2 / max(width, 1e-6))
+
+
+def recover_expression(delegate: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """S-hat_x for a step 2 that warps a delegate face: S-bar's structure (contour, jaw, brows, eyes, nose, lips)
+    with x's expression (mouth opening, eye closure) and framing.
+
+    Our departure from the paper, which recovers x's contour as well (its trained generator changes identity through
+    Z_id; a warp keeps whatever structure it is given, and x's jaw line alone kept faces recognizable). S-bar is
+    similarity-fitted onto S_x over all 68 points (pose and framing follow x); the mouth is recovered as in
+    ``recover_contour_and_mouth``, the chin drops with the lower lip, and each eye opens as much as x's does.
+    """
+    original = np.asarray(original, np.float64)
+    delegate = np.asarray(delegate, np.float64)
+    fit = SimilarityTransform.from_estimate(delegate, original)
+    fitted = fit(delegate) if fit else delegate
+    out = _with_mouth(fitted.copy(), fitted, original)
+    drop = out[57] - fitted[57]  # the lower lip's move: the chin follows it
+    out[_CHIN] += _CHIN_FOLLOW[:, None] * drop[None]
+    for eye in _EYES:
+        ratio = _eye_opening(original[eye]) / max(_eye_opening(fitted[eye]), 1e-6)
+        centre = fitted[eye].mean(0)
+        out[eye] = centre + (fitted[eye] - centre) * np.array([1.0, ratio])
+    return out
+
+
+#: How S-hat_x keeps x's face: "expression" (``recover_expression``, the default for the training-free step 2) or
+#: "contour_and_mouth" (the paper's ``recover_contour_and_mouth``).
+RECOVER = {"expression": recover_expression, "contour_and_mouth": recover_contour_and_mouth}

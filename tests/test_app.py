@@ -104,14 +104,14 @@ def test_an_obscured_face_is_never_shown_as_anonymized(client, served):
     """A face too small for step 2 is obscured: the summary, Explain and Delegates say so and why."""
     face = Image.open(EXAMPLE).convert("RGB")
     canvas = Image.new("RGB", (400, 300), (120, 130, 140))
-    canvas.paste(face.resize((face.width // 4, face.height // 4), Image.LANCZOS), (150, 100))
+    canvas.paste(face.resize((face.width // 10, face.height // 10), Image.LANCZOS), (150, 100))  # ~12 px wide
     tiny = served[1] / "tiny.png"
     canvas.save(tiny)
     photo, options = gradio_client.handle_file(str(tiny)), (2, *OPTIONS[1:])
     result, _, _, status, figures = client.predict(photo, *options, api_name="/anonymize")
     assert status == "**1 face obscured**\n- Face 1 was obscured: it is too small to be replaced by a new face.", status
     assert re.search(r"\*\*Face 1\*\* \(obscured\): no new face was tried, so no distances \(too small for step 2 "
-                     r"\(\d+ px < 40 px\)\)", figures), figures  # the technical note, one click away
+                     r"\(\d+ px < 16 px\)\)", figures), figures  # the technical note, one click away
     cams, structure, scores, note = client.predict(photo, 1, *options, api_name="/explain")
     assert note.startswith("**Face 1 was obscured: it is too small to be replaced") and "did not run" in note
     assert cams == "" and scores == ""  # no empty heatmap gallery

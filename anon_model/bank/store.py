@@ -1,10 +1,15 @@
 """The delegate bank of paper §3.2: the faces VAA and GSA draw appearance and geometry delegates from.
 
 Per face it stores the aligned crop (JPEG bytes, decoded only when a face is chosen), the identity embedding in the
-k-NN feature space, the 68 landmarks normalized to the crop, the head pose and (format version 2) the estimated
-gender and age, as ``bank.safetensors`` plus ``bank.json`` (metadata) in one folder. Banks of version 1 have no
-attribute estimates: they load with ``attributes`` None, and VAA then draws delegates without matching them. A query must be embedded in the bank's own feature space (``bank.embed``,
-or the identity network's own features when ``bank.shares_space(network)``).
+k-NN feature space, the 68 landmarks normalized to the crop, the head pose, (format version 2) the estimated
+gender and age, and (version 3) the person the face belongs to and its skin tone (ITA), as ``bank.safetensors`` plus
+``bank.json`` (metadata) in one folder. Banks of version 1 have no attribute estimates: they load with
+``attributes`` None, and VAA then draws delegates without matching them; banks before version 3 take each face's
+person from its source file (``identity_of_source``). A query must be embedded in the bank's own feature space
+(``bank.embed``, or the identity network's own features when ``bank.shares_space(network)``).
+
+"No one is put in" is judged against the bank's own calibration (``intrusion``, ``anon_model.bank.calibrate``): a
+result intrudes on a bank person only when it comes closer to them than unrelated people come to this bank.
 """
 from __future__ import annotations
 
@@ -18,18 +23,27 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from anon_model.attributes import FaceAttributes
+from anon_model.attributes import FaceAttributes, skin_tone
+from anon_model.bank.calibrate import Intrusion, calibrate_intrusion
 from anon_model.bank.embedder import Embedder, load_embedder
 from anon_model.errors import AnonModelError, MissingWeightsError
 from anon_model.perception.face import Face
 
-__all__ = ["DelegateBank", "DEFAULT_BANK_DIR"]
+__all__ = ["DelegateBank", "DEFAULT_BANK_DIR", "identity_of_source"]
 
 BANK_FILE, META_FILE = "bank.safetensors", "bank.json"
 FORMAT = "anon_model.delegate_bank"
-#: Version 2 added the per-face attribute estimates (optional: a bank built without them writes none).
-VERSION = 2
+#: Version 2 added the per-face attribute estimates (optional: a bank built without them writes none); version 3 the
+#: person of each face, its skin tone and the intrusion limit calibrated on the bank.
+VERSION = 3
 DEFAULT_BANK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bank"
+
+
+def identity_of_source(source: str) -> str:
+    """The person of a bank face by its source label "path/to/photo.jpg#j": the photo's sub-folder when it has one
+    (a folder per person), else the photo itself (one person per file)."""
+    path = Path(source.rsplit("#", 1)[0])
+    return path.parent.as_posix() if path.parent != Path(".") else path.stem
 
 
 class DelegateBank:
@@ -38,12 +52,16 @@ class DelegateBank:
     def __init__(self, *, embeddings: torch.Tensor, landmarks: torch.Tensor, poses: torch.Tensor,
                  crops: Sequence[bytes], sources: Sequence[str], embedder: str, threshold: float,
                  crop_size: int, info: dict[str, Any] | None = None,
-                 attributes: Sequence[FaceAttributes] | None = None, attributes_by: str | None = None) -> None:
+                 attributes: Sequence[FaceAttributes] | None = None, attributes_by: str | None = None,
+                 identities: Sequence[str] | None = None, skin_tones: torch.Tensor | None = None,
+                 intrusion: Intrusion | None = None) -> None:
         n = len(crops)
         if not (embeddings.shape[0] == landmarks.shape[0] == poses.shape[0] == len(sources) == n):
             raise ValueError("embeddings, landmarks, poses, crops and sources must have one row per face")
         if attributes is not None and len(attributes) != n:
             raise ValueError(f"attributes must have one entry per face ({n}), got {len(attributes)}")
+        if identities is not None and len(identities) != n:
+            raise ValueError(f"identities must have one label per face ({n}), got {len(identities)}")
         self.embeddings = embeddings.float()  # (N, D)
         self.landmarks = landmarks.float()  # (N, 68, 2) in [0, 1] of the crop
         self.poses = poses.float()  # (N, 3) yaw, pitch, roll in degrees
@@ -54,6 +72,11 @@ class DelegateBank:
         #: Estimated gender and age per face (None: a bank built without them), and the estimator that made them.
         self.attributes = None if attributes is None else list(attributes)
         self.attributes_by = attributes_by if attributes is not None else None
+        #: The person each face belongs to (one label per face; faces of one person share it).
+        self.identity_labels = list(identities) if identities is not None else [identity_of_source(s)
+                                                                                for s in self.sources]
+        self._skin_tones = None if skin_tones is None else torch.as_tensor(skin_tones).float()
+        self._intrusion = intrusion
         self._embedder: Embedder | None = None
         self._identities: torch.Tensor | None = None
 
@@ -109,14 +132,44 @@ class DelegateBank:
         return appearance_distance(embedding.float().reshape(-1), self.embeddings)
 
     def identities(self) -> torch.Tensor:
-        """(N,) long: an identity number per face; faces within the verification threshold of each other (directly
-        or through others) share one, so a mixture of delegates never counts one person twice."""
+        """(N,) long: a number per person (from ``identity_labels``), so a mixture of delegates draws distinct people
+        and never counts one person twice."""
         if self._identities is None:
-            from scipy.sparse.csgraph import connected_components
-
-            close = (torch.cdist(self.embeddings, self.embeddings) < self.threshold).numpy()
-            self._identities = torch.from_numpy(connected_components(close, directed=False)[1]).long()
+            codes = {label: i for i, label in enumerate(dict.fromkeys(self.identity_labels))}
+            self._identities = torch.tensor([codes[label] for label in self.identity_labels], dtype=torch.long)
         return self._identities
+
+    @property
+    def people(self) -> int:
+        """How many distinct people the bank holds."""
+        return len(set(self.identity_labels))
+
+    @property
+    def intrusion(self) -> Intrusion:
+        """The "no one is put in" limit calibrated on this bank (stored with it; calibrated now for older banks)."""
+        if self._intrusion is None:
+            self._intrusion = calibrate_intrusion(self.embeddings, self.identities(), fallback=self.threshold)
+        return self._intrusion
+
+    @property
+    def skin_tones(self) -> torch.Tensor:
+        """(N,) each face's skin tone as ITA degrees (stored; measured from the crops now for older banks)."""
+        if self._skin_tones is None:
+            size = self.crop_size
+            self._skin_tones = torch.tensor([skin_tone(self.crop(i, size), self.crop_landmarks(i, size).numpy())
+                                             for i in range(len(self))], dtype=torch.float32)
+        return self._skin_tones
+
+    def subset(self, indices: Sequence[int]) -> "DelegateBank":
+        """A bank of the faces ``indices`` only (e.g. to hold people out for evaluation), recalibrated on them."""
+        idx = [int(i) for i in indices]
+        return DelegateBank(
+            embeddings=self.embeddings[idx], landmarks=self.landmarks[idx], poses=self.poses[idx],
+            crops=[self.crops[i] for i in idx], sources=[self.sources[i] for i in idx], embedder=self.embedder_name,
+            threshold=self.threshold, crop_size=self.crop_size, info=self.info,
+            attributes=None if self.attributes is None else [self.attributes[i] for i in idx],
+            attributes_by=self.attributes_by, identities=[self.identity_labels[i] for i in idx],
+            skin_tones=None if self._skin_tones is None else self._skin_tones[idx])
 
     def same_identity(self, embedding: torch.Tensor) -> torch.Tensor:
         """Bool (N,): faces within the verification threshold of ``embedding`` (never returned as delegates)."""
@@ -154,12 +207,15 @@ class DelegateBank:
         save_file({
             "embeddings": self.embeddings.contiguous(), "landmarks": self.landmarks.contiguous(),
             "poses": self.poses.contiguous(), "crop_bytes": torch.from_numpy(blob), "crop_sizes": sizes,
+            "skin_tones": self.skin_tones.contiguous(),
         }, str(directory / BANK_FILE))
         meta = {
             "format": FORMAT, "version": VERSION, "faces": len(self), "embedder": self.embedder_name,
             "threshold": round(self.threshold, 6), "distance": "l2", "crop_size": self.crop_size, "crop_codec": "jpeg",
             "landmarks": "iBUG-68 in crop coordinates divided by crop_size", "pose": "yaw, pitch, roll in degrees",
-            "sources": self.sources, "info": self.info,
+            "sources": self.sources, "identities": self.identity_labels, "intrusion": self.intrusion.to_json(),
+            "skin_tone": "ITA degrees of the skin between jaw and brows (anon_model.attributes.skin_tone)",
+            "info": self.info,
         }
         if self.attributes is not None:
             meta["attributes"] = {"estimated_by": self.attributes_by, "gender": [a.gender for a in self.attributes],
@@ -187,7 +243,9 @@ class DelegateBank:
         return cls(embeddings=t["embeddings"], landmarks=t["landmarks"], poses=t["poses"], crops=crops,
                    sources=meta["sources"], embedder=meta["embedder"], threshold=meta["threshold"],
                    crop_size=meta["crop_size"], info=meta.get("info"), attributes=attributes,
-                   attributes_by=None if found is None else found.get("estimated_by"))
+                   attributes_by=None if found is None else found.get("estimated_by"),
+                   identities=meta.get("identities"), skin_tones=t.get("skin_tones"),
+                   intrusion=Intrusion.from_json(meta["intrusion"]) if "intrusion" in meta else None)
 
     @classmethod
     def default(cls) -> "DelegateBank":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 from skimage.transform import SimilarityTransform
 
 from anon_model.perception import landmarks68 as lm
@@ -77,3 +78,19 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     out[y0:y1, x0:x1] = np.clip(blended.round(), 0, 255).astype(np.uint8)
     return out
 
+
+
+def as_pasted(crops: torch.Tensor, matrices: list[np.ndarray]) -> torch.Tensor:
+    """Crops (B,3,S,S) in [0,1] as they will look once pasted into their photos: a face smaller in the photo than in
+    its crop (photo -> crop ``matrices`` that enlarge) is shrunk to its photo size and enlarged back, so whoever
+    judges it sees no more detail than the photo will hold."""
+    out = crops.clone()
+    size = crops.shape[-1]
+    for i, matrix in enumerate(matrices):
+        scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+        if scale > 1.0:
+            small = max(int(round(size / scale)), 8)
+            image = crops[i].permute(1, 2, 0).cpu().numpy()
+            low = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
+            out[i] = torch.from_numpy(cv2.resize(low, (size, size), interpolation=cv2.INTER_LINEAR)).permute(2, 0, 1)
+    return out

@@ -33,3 +33,16 @@ def feather(mask: np.ndarray, radius: int, *, sigma: float, ksize: int = 0) -> n
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     core = cv2.erode((mask > 0.5).astype(np.float32), kernel)
     return cv2.GaussianBlur(core, (ksize, ksize), sigma)
+
+
+#: Facial features left out of skin statistics: brows, eyes and lips (teeth, lipstick and dark brows are no skin).
+_FEATURES = (lm.RIGHT_BROW, lm.LEFT_BROW, lm.RIGHT_EYE, lm.LEFT_EYE, lm.OUTER_LIPS)
+
+
+def skin_mask(region: np.ndarray, landmarks: np.ndarray, *, margin: int = 4) -> np.ndarray:
+    """``region`` > 0.5 without the brows, eyes and lips of ``landmarks`` (each hull grown by ``margin`` px): skin."""
+    features = np.zeros(region.shape[:2], np.uint8)
+    for part in _FEATURES:
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(landmarks[part]).astype(np.int32)), 1)
+    features = cv2.dilate(features, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    return (region > 0.5) & (features == 0)

@@ -22,7 +22,7 @@ import torch
 
 from anon_model.conditioning import FaceConditioning
 from anon_model.perception import landmarks68 as lm
-from anon_model.perception.masks import face_mask, feather
+from anon_model.perception.masks import face_mask, feather, skin_mask
 from anon_model.perception.warp import control_points, piecewise_affine_warp
 
 __all__ = ["TrainingFreeSynthesizer"]
@@ -35,6 +35,8 @@ DESCRIPTION = ("training-free synthesizer: no trained generator configured; the 
 #: How far above the brows the replaced region reaches (fraction of brow-to-chin height): less than the
 #: perception mask's 0.45, so the delegate's hairline (fringe) does not come along.
 FOREHEAD = 0.15
+#: The colour transfer scales a channel's spread by at most this factor (or its inverse).
+MAX_STRETCH = 1.5
 
 
 def _masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -44,26 +46,14 @@ def _masked_blur(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndar
     return num / np.maximum(den, 1e-6)
 
 
-#: Facial features left out of skin statistics: brows, eyes and lips (teeth, lipstick and dark brows are no skin).
-_FEATURES = (lm.RIGHT_BROW, lm.LEFT_BROW, lm.RIGHT_EYE, lm.LEFT_EYE, lm.OUTER_LIPS)
-
-
-def skin_mask(region: np.ndarray, landmarks: np.ndarray, *, margin: int = 4) -> np.ndarray:
-    """``region`` > 0.5 without the brows, eyes and lips of ``landmarks`` (each hull grown by ``margin`` px): skin."""
-    features = np.zeros(region.shape[:2], np.uint8)
-    for part in _FEATURES:
-        cv2.fillConvexPoly(features, cv2.convexHull(np.round(landmarks[part]).astype(np.int32)), 1)
-    features = cv2.dilate(features, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
-    return (region > 0.5) & (features == 0)
-
-
 def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndarray, *, sigma: float,
                            face_region: np.ndarray | None = None) -> np.ndarray:
     """Give ``face`` the colour statistics (Lab mean/std) and the low-frequency lighting of ``target`` in ``region``
     (the face's own statistics taken in ``face_region``, default ``region``: e.g. the skin of each).
 
     Images are float32 RGB in [0, 1]; lighting is the luminance blurred with ``sigma`` pixels, so only
-    shading coarser than the facial features is taken from the target.
+    shading coarser than the facial features is taken from the target. The spread of each channel is scaled by at
+    most ``MAX_STRETCH`` either way.
     """
     face_lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
     target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB)
@@ -71,17 +61,58 @@ def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndar
     own = inside if face_region is None else face_region > 0.5
     mu_f, sd_f = face_lab[own].mean(0), face_lab[own].std(0) + 1e-3
     mu_t, sd_t = target_lab[inside].mean(0), target_lab[inside].std(0)
-    out = (face_lab - mu_f) / sd_f * sd_t + mu_t
+    stretch = np.clip(sd_t / sd_f, 1.0 / MAX_STRETCH, MAX_STRETCH)  # a wide stretch tints eye sockets and lips
+    out = (face_lab - mu_f) * stretch + mu_t
     light = (_masked_blur(target_lab[..., 0], inside.astype(np.float32), sigma)
              - _masked_blur(out[..., 0], own.astype(np.float32), sigma))
     out[..., 0] = np.clip(out[..., 0] + light, 0.0, 100.0)
     return np.clip(cv2.cvtColor(out, cv2.COLOR_LAB2RGB), 0.0, 1.0)
 
 
+def poisson_blend(face: np.ndarray, base: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """``face`` cloned into ``base`` over the bool mask ``inside`` by Poisson blending (``cv2.seamlessClone``): the
+    face's gradients inside, ``base``'s colour along the border, so no seam and none of x's own shading within."""
+    ys, xs = np.nonzero(inside)
+    if len(xs) == 0:
+        return base
+    size = base.shape[0]
+    y0, y1, x0, x1 = max(ys.min(), 1), min(ys.max(), size - 2), max(xs.min(), 1), min(xs.max(), size - 2)
+    mask = np.zeros(inside.shape, np.uint8)
+    mask[y0:y1 + 1, x0:x1 + 1] = inside[y0:y1 + 1, x0:x1 + 1] * 255  # one pixel off the border, as OpenCV needs
+    center = ((x0 + x1 + 1) // 2, (y0 + y1 + 1) // 2)  # the mask's box lands where it is: no shift
+    to8 = lambda im: (np.clip(im, 0, 1) * 255).round().astype(np.uint8)  # noqa: E731
+    return cv2.seamlessClone(to8(face), to8(base), mask, center, cv2.NORMAL_CLONE).astype(np.float32) / 255.0
+
+
 def _region(cond: FaceConditioning, *, forehead: float = FOREHEAD) -> np.ndarray:
     """The face region that may change: x's face mask within the outline of S-hat_x (brows lifted by ``forehead``)."""
     size = cond.x.shape[-1]
     return cond.mask.float().numpy() * face_mask(cond.landmarks_anon.numpy(), (size, size), forehead=forehead)
+
+
+def mouth_opening(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """(S,S) float: the inside of the inner lips, softened: x's own teeth and tongue show there, as its expression
+    asks (a closed delegate mouth stretched open looks like no mouth)."""
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(inside, [np.round(landmarks[lm.INNER_LIPS]).astype(np.int32)], 1)
+    return cv2.GaussianBlur(inside.astype(np.float32), (0, 0), 1.5)
+
+
+def uncovered(cond: FaceConditioning, *, forehead: float = FOREHEAD) -> np.ndarray:
+    """Bool (S,S): x's face that the new face no longer covers (where S-hat_x's outline is narrower than S_x's)."""
+    size = cond.x.shape[-1]
+    old = cond.mask.float().numpy() * face_mask(cond.landmarks.numpy(), (size, size), forehead=forehead)
+    return (old > 0.5) & (_region(cond, forehead=forehead) <= 0.5)
+
+
+def fill_uncovered(x: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """x (S,S,3) float in [0,1] with ``band`` inpainted from its surroundings (Telea), so x's old jaw line does not
+    show beside a narrower new face (the paper's generator inpaints the background there, §3.3)."""
+    if not band.any():
+        return x
+    grown = cv2.dilate(band.astype(np.uint8), np.ones((5, 5), np.uint8))
+    filled = cv2.inpaint((x * 255).round().astype(np.uint8), grown, 5, cv2.INPAINT_TELEA)
+    return filled.astype(np.float32) / 255.0
 
 
 class TrainingFreeSynthesizer:
@@ -91,7 +122,7 @@ class TrainingFreeSynthesizer:
     description = DESCRIPTION
     uses_generator = False  # deterministic: faces of several photos share one batch
 
-    def __init__(self, *, attention_floor: float = 0.5, light_sigma: float = 0.05, feather: float = 0.04) -> None:
+    def __init__(self, *, attention_floor: float = 1.0, light_sigma: float = 0.12, feather: float = 0.04) -> None:
         """``attention_floor``: blend weight where IFA's attention is 0 (1 where it is 1); sizes are crop fractions."""
         self.attention_floor, self.light_sigma, self.feather = attention_floor, light_sigma, feather
 
@@ -121,7 +152,8 @@ class TrainingFreeSynthesizer:
         level = self.attention_floor + (1.0 - self.attention_floor) * np.clip(attention, 0.0, 1.0)
         region = _region(cond)
         radius = max(1, int(round(self.feather * size)))  # eroded and blurred by as much: the edge stays inside
-        return feather(region, radius, sigma=radius / 3, ksize=2 * radius + 1) * (region > 0.5) * level
+        weight = feather(region, radius, sigma=radius / 3, ksize=2 * radius + 1) * (region > 0.5) * level
+        return weight * (1.0 - mouth_opening(cond.landmarks_anon.numpy(), size))
 
     def synthesize_one(self, cond: FaceConditioning, *, effort: float = 0.0) -> np.ndarray:
         """One face: the anonymized crop as float32 (S, S, 3) in [0, 1]."""
@@ -136,7 +168,9 @@ class TrainingFreeSynthesizer:
         face = match_colour_and_light(warped, x, skin_mask(skin, cond.landmarks.numpy()), sigma=self.light_sigma * size,
                                       face_region=skin_mask(skin, cond.landmarks_anon.numpy()))
         weight = self.blend_weight(cond, effort=effort)[..., None]
-        return face * weight + x * (1.0 - weight)
+        base = fill_uncovered(x, uncovered(cond))
+        face = poisson_blend(face, base, weight[..., 0] > 0.05)
+        return face * weight + base * (1.0 - weight)
 
     def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None,
                    effort: float = 0.0) -> torch.Tensor:

@@ -85,7 +85,7 @@ def limit_parts(check: GuardCheck) -> str:
 
 def check_line(check: GuardCheck, sources: list[str] | None = None) -> str:
     """One guard check in words: whom, how far, the limit with its parts, passed or not ('✔' / '✘')."""
-    whom = AGAINST.get(check.against, check.against)
+    whom = AGAINST.get(check.against, check.against) + f" (measured by {check.by})"
     if check.bank_index is not None:
         whom += f" (bank face {check.bank_index}" + (f", {sources[check.bank_index]})" if sources else ")")
     mark = "✔ far enough" if check.passed else "✘ too close"
