@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,11 +33,19 @@ from anon_model import AnonPipeline  # noqa: E402
 from anon_model.attributes import AgeGenderEstimator, skin_lab  # noqa: E402
 from anon_model.evaluation.recognizers import DlibRecognizer, FaceNetCasiaRecognizer  # noqa: E402
 from anon_model.fallback import box_iou  # noqa: E402
+from anon_model.guard import brighten  # noqa: E402
 from anon_model.perception import FaceAnalyzer  # noqa: E402
+
+def brightened(image: Image.Image) -> Image.Image:
+    """The photo brightened as the guard's view does (``anon_model.guard.brighten``: up to x1.6, as far as its
+    highlights allow)."""
+    t = torch.from_numpy(np.asarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    return Image.fromarray((brighten(t)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+
 
 ATTACKS = {
     "as is": lambda im: im,
-    "brightened": lambda im: Image.eval(im, lambda v: min(255, int(v * 1.6))),
+    "brightened": brightened,
     "darkened": lambda im: Image.eval(im, lambda v: int(v * 0.4)),
     "equalized": ImageOps.equalize,
     "rotated 15": lambda im: im.rotate(15, resample=Image.BICUBIC, expand=True),
@@ -139,11 +148,28 @@ def main() -> None:
                     + f"{_pct(intrusion['in'], done)} (strangers: {_pct(base['in'], done)}) | "
                     + f"{_pct(sum(gender), len(gender))} | {_pct(sum(age), len(age))} | "
                     + (f"{np.median(tone):.1f} / {np.percentile(tone, 90):.1f} |" if tone else "n/a |"))
+    rows.append(_stranger_pairs(judge, sets["held-out portraits"]))
     header = ["photos", "faces", "anonymized", "obscured, why",
               "ReID dlib / FaceNet-CASIA: " + ", ".join(ATTACKS), "into the bank", "gender kept",
               f"age kept (±{AGE_TOLERANCE:.0f} y)", "skin ΔE median / 90th pct"]
     write_table("strangers.md", header, rows)
     print((HERE / "strangers.md").read_text())
+
+
+def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
+    """The table row of the false-match base rate: each held-out original "found" in the next person's portrait,
+    per attack and recognizer (what ReID would be for a result that is simply someone else)."""
+    reid = Counter()
+    for a, b in zip(images, images[1:]):
+        faces = judge.analyzer(np.asarray(a))
+        if not faces:
+            continue
+        for attack, verdict in judge.reid(a, b, faces[0].box).items():
+            for rec, same in verdict.items():
+                reid[attack, rec, "n"] += same is not None
+                reid[attack, rec, "same"] += bool(same)
+    cells = " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES)
+    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} | | | | |"
 
 
 def _pct(k: int, n: int) -> str:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import ATTACKS, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, Verdict, equalize
+from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, Verdict,
+                              brighten, equalize)
 from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
 
 
@@ -133,20 +134,43 @@ def test_each_recognizer_and_the_bank_limit_must_pass_on_its_own():
 
 def test_the_guard_judges_the_views_an_attacker_tries(pipe, real):
     """The original itself, equalized or brightened, is still the original to both recognizers: the guard rejects
-    x as its own result, and equalize is Pillow's (up to rounding)."""
+    x as its own result, and equalize is Pillow's."""
     from PIL import Image, ImageOps
 
     crops, conds = real
     image = (crops[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     ours = (equalize(crops[:1])[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     theirs = np.asarray(ImageOps.equalize(Image.fromarray(image))).astype(int)
-    assert np.abs(ours.astype(int) - theirs).mean() < 2 and np.abs(image.astype(int) - theirs).mean() > 10
+    assert np.array_equal(ours, theirs) and np.abs(image.astype(int) - theirs).mean() > 10
     guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
     refs = guard.references(conds)
     assert refs.psi.shape[0] == len(ATTACKS) and refs.second.shape[:2] == (len(ATTACKS), len(conds))
     verdict = guard.verify(crops, conds, refs)
     assert bool((verdict.original < 1e-3).all()) and bool((verdict.second < 1e-3).all())
     assert bool((verdict.room < 0).all())
+
+
+def test_a_result_that_fails_any_view_fails(pipe, real, monkeypatch):
+    """Two strangers' faces as each other's results pass as they are; add a view in which every face looks the same
+    and they fail under it, whatever the other views say."""
+    crops, conds = real
+    asked = [SimpleNamespace(x=conds[i].x, landmarks=conds[i].landmarks, landmarks_anon=conds[j].landmarks)
+             for i, j in ((0, 1), (1, 0))]  # the astronaut's face answered with Biden's, and the other way round
+    results = crops[[1, 0]]
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
+    assert bool((guard.verify(results, asked, guard.references(asked)).room >= 0).all())
+    monkeypatch.setitem(ATTACKS, "fogged", lambda c: torch.full_like(c, 0.5))
+    verdict = guard.verify(results, asked, guard.references(asked))
+    assert bool((verdict.room < 0).all()) and bool((verdict.original < 1e-3).all())
+
+
+def test_brightening_goes_as_far_as_the_highlights_allow():
+    """A dark crop is brightened by the full gain; a bright one only until its 99th percentile reaches white, so the
+    view never washes a face out."""
+    dark, bright = torch.rand(1, 3, 32, 32) * 0.5, torch.rand(1, 3, 32, 32) * 0.95
+    assert torch.allclose(brighten(dark), dark * MAX_GAIN)
+    lifted = brighten(bright)
+    assert float((lifted >= 1).float().mean()) <= 0.012 and float(lifted.max()) > 0.99
 
 
 def test_reason_names_each_check_that_failed():

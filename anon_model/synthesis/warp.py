@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 import torch
 
+from anon_model.attributes import GREY_CHROMA
 from anon_model.conditioning import FaceConditioning
 from anon_model.perception import landmarks68 as lm
 from anon_model.perception.masks import face_mask, feather, skin_mask
@@ -53,7 +54,7 @@ def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndar
 
     Images are float32 RGB in [0, 1]; lighting is the luminance blurred with ``sigma`` pixels, so only
     shading coarser than the facial features is taken from the target. The spread of each channel is scaled by at
-    most ``MAX_STRETCH`` either way.
+    most ``MAX_STRETCH`` either way; on a greyscale target the face loses its colour (no tinted eyes or lips).
     """
     face_lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)
     target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB)
@@ -63,6 +64,8 @@ def match_colour_and_light(face: np.ndarray, target: np.ndarray, region: np.ndar
     mu_t, sd_t = target_lab[inside].mean(0), target_lab[inside].std(0)
     stretch = np.clip(sd_t / sd_f, 1.0 / MAX_STRETCH, MAX_STRETCH)  # a wide stretch tints eye sockets and lips
     out = (face_lab - mu_f) * stretch + mu_t
+    if np.hypot(*np.median(target_lab[inside][:, 1:], axis=0)) < GREY_CHROMA:  # a greyscale photo: no colour at all
+        out[..., 1:] = mu_t[1:]
     light = (_masked_blur(target_lab[..., 0], inside.astype(np.float32), sigma)
              - _masked_blur(out[..., 0], own.astype(np.float32), sigma))
     out[..., 0] = np.clip(out[..., 0] + light, 0.0, 100.0)
