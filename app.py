@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: Space CPUs are shared, don't spin-wait
 
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import hashlib  # noqa: E402
 import secrets  # noqa: E402
@@ -182,18 +183,20 @@ def study_pool() -> study.StudyPool:
 
 
 # ---------------------------------------------------------------------------------------------- handlers
-def _result(photo, options: RunOptions, session: dict | None) -> dict:
-    """The pipeline's output for this photo and these settings (reused from the session when unchanged)."""
+def _result(photo, options: RunOptions, session: dict | None, keep: list | None = None) -> dict:
+    """The pipeline's output for this photo and these settings (reused from the session when unchanged); ``keep``:
+    the references of the people to leave as they are (None: the session's)."""
     if photo is None:
         raise user_error("Upload a photo first (or pick an example).")
     if photo is UPLOAD_GONE and not session:
         raise user_error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
     try:
         rgb = session["rgb"] if photo is UPLOAD_GONE else photo
-        key = options.key(rgb)
+        keep = (session or {}).get("keep", []) if keep is None else keep
+        key = options.key(rgb, keep)
         if session and session.get("key") == key:
             return session
-        return {"key": key, "rgb": rgb, "out": run_pipeline(pipeline(), rgb, options)}
+        return {"key": key, "rgb": rgb, "keep": keep, "out": run_pipeline(pipeline(), rgb, options, keep)}
     except AnonModelError as err:
         raise user_error(str(err)) from None
 
@@ -209,15 +212,33 @@ def _face_index(session: dict, face: float | None) -> int:
     return index
 
 
-def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
-    """Anonymize every face; returns the photo, the before/after slider (inline HTML), the boxed result, a summary in
-    plain words and the figures behind it (distances and limits)."""
-    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session, keep_photos=None):
+    """Anonymize every face but those of the people in ``keep_photos`` (uploaded reference photos, one person each);
+    returns the photo, the before/after slider (inline HTML), the boxed result, a summary in plain words (which faces
+    were kept and why) and the figures behind it (distances and limits)."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session,
+                      keep=_references(keep_photos))
     out = session["out"]
     if not out.faces:
         gr.Warning("No face found in this photo: it is returned unchanged.")
     return (out.image, inline.slider_html(session["rgb"], out.image), views.boxed_result(out), views.summary(out),
             views.figures(out, pipeline().bank.sources), session)
+
+
+def _references(paths: list | None) -> list:
+    """The people to keep from uploaded reference photos (each read, then deleted from gradio's cache); a photo with
+    no face or several faces is a plain error naming it."""
+    references = []
+    for raw in paths or []:
+        path = Path(getattr(raw, "path", raw))
+        try:
+            reference = pipeline().reference(private.read_photo(path, max_pixels=MAX_PIXELS))[0]
+            references.append(dataclasses.replace(reference, name=path.name))
+        except (private.PhotoRefused, AnonModelError) as err:
+            raise user_error(f"Reference photo {path.name}: {str(err).removeprefix('reference 1: ')}") from None
+        finally:
+            _delete_upload(path)
+    return references
 
 
 def face_choice(session: dict | None):
@@ -373,6 +394,9 @@ def build_demo() -> gr.Blocks:
                     use_ifa = gr.Checkbox(True, label="Distract the recognizer", info="IFA, paper §3.1")
                     use_vaa = gr.Checkbox(True, label="Borrow the look of bank faces", info="VAA, paper §3.2")
                     use_gsa = gr.Checkbox(True, label="Borrow the shape of a bank face", info="GSA, paper §3.2")
+                keep_photos = gr.File(label="Keep these people (optional): one photo of each, one face per photo",
+                                      file_count="multiple", file_types=["image"], type="filepath",
+                                      elem_id="keep-photos")
                 run = gr.Button("Anonymize", variant="primary", elem_id="run")
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], cache_examples=False)
             with gr.Column(scale=2):
@@ -450,9 +474,11 @@ def build_demo() -> gr.Blocks:
                          .then(explain_view, [session, face], explain_outputs, **private)
                          .then(delegates_view, [session, face], delegate_outputs, **private))
 
-        views_of(run.click(anonymize, [photo, *options, session], anon_outputs, api_name="anonymize", **shared))
+        views_of(run.click(anonymize, [photo, *options, session, keep_photos], anon_outputs, api_name="anonymize",
+                           **shared))
         views_of(resample.click(new_seed, None, seed, **private)
-                 .then(anonymize, [photo, *options, session], anon_outputs, api_visibility="private", **shared))
+                 .then(anonymize, [photo, *options, session, keep_photos], anon_outputs, api_visibility="private",
+                       **shared))
         shown(face.input(explain_view, [session, face], explain_outputs, **private).then(
             delegates_view, [session, face], delegate_outputs, **private))
         explain_btn.click(explain, [photo, face, *options, session], [*explain_outputs, session],

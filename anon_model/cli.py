@@ -64,7 +64,8 @@ def _add_anonymize(sub) -> None:
         "or .mkv (H.264, same frame count, rate and size, audio copied; each tracked person one stranger "
         "throughout); inputs are never modified. A file that cannot be read is reported and skipped; "
         "a photo without faces is copied unchanged with a warning. OUTDIR/manifest.jsonl records what every face "
-        "got (no pixels); a rerun into the same OUTDIR skips the files it lists as done. Runs on several GPUs or "
+        "got (no pixels); a rerun into the same OUTDIR skips the files it lists as done. --keep REF leaves the "
+        "people of the reference photos as they are. Runs on several GPUs or "
         "machines with `accelerate launch -m anon_model anonymize ...`. Exit code 1 if any file failed.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and/or folders of them")
@@ -107,6 +108,11 @@ def _add_anonymize(sub) -> None:
                    help="obscured faces: cover the face box scaled by S about its centre (default 1.4)")
     p.add_argument("--boxes", action="store_true",
                    help="obscured faces: cover the whole scaled box instead of the ellipse inscribed in it")
+    p.add_argument("--keep", nargs="+", action="extend", default=None, metavar="REF",
+                   help="people to leave as they are: photos (or folders of photos) of them, one face each. A face is "
+                   "kept, pixel for pixel, only when two recognizers (dlib and FaceNet-CASIA) both match it to a "
+                   "reference with room to spare; when unsure it is anonymized, as are faces too small or turned too "
+                   "far to judge. Put --keep after the inputs (or end its list with --). See docs/keep.md")
     p.add_argument("--keep-metadata", action="store_true",
                    help="copy the photo's EXIF camera, date and rights tags and its colour profile to the result "
                    "(never GPS, thumbnail, maker note, comments, serial numbers, XMP or IPTC; default: copy nothing)")

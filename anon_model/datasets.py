@@ -95,6 +95,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what every detected face gets (default anonymize)")
     parser.add_argument("--threshold", "--thresh", type=float, default=None, metavar="T",
                         help="face detection confidence in [0, 1] (default 0.9)")
+    parser.add_argument("--keep", nargs="+", action="extend", default=None, metavar="REF",
+                        help="people to leave as they are: photos (or folders) of them, one face each "
+                        "(as anon-model anonymize --keep; faces kept only when both recognizers agree)")
 
 
 def run_anonymize_dataset(args: argparse.Namespace) -> int:
@@ -105,7 +108,8 @@ def run_anonymize_dataset(args: argparse.Namespace) -> int:
         ds = load_any(args.dataset, args.split)
         pipe = AnonPipeline.from_pretrained(args.model, device=args.device, bank=args.bank or None)
         pipe.set_progress_bar_config(disable=True)  # Dataset.map shows its own
-        options: dict[str, Any] = {"replace_with": args.replace_with, "detect_threshold": args.threshold}
+        options: dict[str, Any] = {"replace_with": args.replace_with, "detect_threshold": args.threshold,
+                                   "keep": pipe.reference(args.keep) if args.keep else None}
         result = anonymize_dataset(ds, pipe, image_column=args.image_column, batch_size=args.batch_size,
                                    seed=args.seed, faces_column=args.faces_column, **options)
     except (AnonModelError, OSError, ValueError) as exc:

@@ -18,12 +18,13 @@ from anon_model.perception.align import invert, transform_points
 if TYPE_CHECKING:
     from anon_model.guard import GuardOutcome
     from anon_model.ifa import IFAResult
+    from anon_model.keep import KeepDecision
     from anon_model.perception.face import Face
     from anon_model.vca import DelegateDraw
 
 
 #: What a face can get (``FaceRecord.treatment``).
-TREATMENTS = ("anonymized", "obscured", "unchanged", "failed")
+TREATMENTS = ("anonymized", "obscured", "unchanged", "failed", "kept")
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,12 @@ class FaceRecord:
     guard_passed: bool | None = None  # the kept try is beyond threshold + margin (None: not verified)
     guard_checks: list[GuardCheck] = field(default_factory=list)  # the kept try's distances and limits, one per check
     # what the face got: "anonymized" (step 2, verified by the guard), "obscured" (the fallback or a classical
-    # --replace-with), "unchanged" (replace_with="none", asked for) or "failed" (left recognizable: fallback "none")
+    # --replace-with), "unchanged" (replace_with="none", asked for), "failed" (left recognizable: fallback "none") or
+    # "kept" (a reference person of keep=, left pixel for pixel as it was)
     treatment: str = "anonymized"
     treatment_reason: str = ""  # why it was not anonymized (empty when it was)
     image_index: int = 0  # which photo of a list call the face is in
+    keep: KeepDecision | None = None  # with keep=: kept or not, the nearest reference, both recognizers' distances
 
 
 class AnonOutput:
@@ -132,7 +135,7 @@ class AnonOutput:
         return notes
 
     def counts(self) -> dict[str, int]:
-        """How many faces got each treatment (anonymized, obscured, unchanged, failed)."""
+        """How many faces got each treatment (anonymized, obscured, unchanged, failed, kept)."""
         return {t: sum(f.treatment == t for f in self.faces) for t in TREATMENTS}
 
     def split(self) -> list["AnonOutput"]:
@@ -155,12 +158,13 @@ class Step2Result:
 
 
 def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *, use_ifa: bool = True,
-                treatment: str = "anonymized", reason: str = "", image_index: int = 0) -> FaceRecord:
+                treatment: str = "anonymized", reason: str = "", image_index: int = 0,
+                keep: KeepDecision | None = None) -> FaceRecord:
     """The record of one face, built once: perception, and when step 2 ran, IFA's explanation, the kept try's
     delegates and the guard's verdict; ``anonymized`` is the face's crop as it now is."""
     base = dict(box=face.box, score=face.score, landmarks=face.landmarks, pose=face.pose, crop=face.crop,
                 anonymized=anonymized, landmarks_crop=face.crop_landmarks, treatment=treatment,
-                treatment_reason=reason, image_index=image_index)
+                treatment_reason=reason, image_index=image_index, keep=keep)
     if step2 is None:
         return FaceRecord(**base)
     explained, appearance, geometry = step2.explained, step2.delegates.appearance, step2.delegates.geometry

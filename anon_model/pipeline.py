@@ -5,6 +5,7 @@ Loadable as one folder (``model_index.json`` naming each component and its subfo
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.resources
 import json
@@ -26,6 +27,8 @@ from anon_model.errors import AnonModelError, failure_reason
 from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
+from anon_model.keep import KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
+    reference_photos, restore_kept
 from anon_model.output import AnonOutput, Step2Result, face_record
 from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
 from anon_model.perception.face import Face
@@ -67,6 +70,7 @@ class AnonPipeline:
     def to(self, device: str | torch.device) -> "AnonPipeline":
         """Move every network (perception, identity, a trained synthesizer) to `device`; returns the pipeline."""
         self.preprocessor.to(device)
+        self.__dict__.pop("keep_judge", None)  # its FaceNet-CASIA loads again, on the new device
         if isinstance(self.synthesizer, torch.nn.Module):
             self.synthesizer.to(device)
         self.torch_dtype = _check_dtype(self.torch_dtype, self.device)
@@ -185,7 +189,9 @@ class AnonPipeline:
                  fallback: str = "mosaic", mask_scale: float = MASK_SCALE, boxes: bool = False,
                  face_search: str = "auto", timer: Timer | None = None, faces: list[Face] | None = None,
                  face_seeds: Sequence[int] | None = None,
-                 face_draws: Sequence[DelegateDraw | None] | None = None, **options) -> AnonOutput:
+                 face_draws: Sequence[DelegateDraw | None] | None = None,
+                 keep: ReferenceLike | Sequence[ReferenceLike] | None = None,
+                 face_keeps: Sequence[KeepDecision | None] | None = None, **options) -> AnonOutput:
         """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
         output. Each face's record says what it got.
 
@@ -206,18 +212,23 @@ class AnonPipeline:
         generator instead of one for the photo. `face_draws`: per face, an earlier delegate draw (a record's
         ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try, rendered
         at the retry effort it was kept at (if the guard rejects it the face is obscured, never shown as a second
-        stranger: a video track stays one person). These three need a single image.
+        stranger: a video track stays one person). `keep`: the people to leave as they are (``anon_model.keep``):
+        references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
+        with room to spare is kept pixel for pixel (treatment "kept"), every other face is handled as without it.
+        `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `faces`, `face_seeds`,
+        `face_draws` and `face_keeps` need a single image.
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
         _check_choice("face_search", face_search, SEARCH_MODES)
         batch = isinstance(image, (list, tuple))
         images = list(image) if batch else [image]
-        if batch and (faces is not None or face_seeds is not None or face_draws is not None):
-            raise ValueError("faces=, face_seeds= and face_draws= describe one photo: call the pipeline on a single "
-                             "image")
+        if batch and any(v is not None for v in (faces, face_seeds, face_draws, face_keeps)):
+            raise ValueError("faces=, face_seeds=, face_draws= and face_keeps= describe one photo: call the pipeline "
+                             "on a single image")
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
+        references = self.reference(keep) if keep is not None else []
         rgbs = [load_image(im) for im in images]
         found = [faces] if faces is not None else [self.perceive(rgb, cfg, timer, search=face_search)
                                                    for rgb in self._progress_bar(rgbs)]
@@ -226,10 +237,17 @@ class AnonPipeline:
             [rng] * len(f) for rng, f in zip(_image_generators(seed, len(rgbs)), found)]
         draws = [_per_face("face_draws", face_draws, len(found[0]))] if face_draws is not None else [
             [None] * len(f) for f in found]
-        # triage: the faces step 2 can anonymize; the others are obscured, each with its reason
+        # triage: the faces to keep as they are; of the others, those step 2 can anonymize; the rest are obscured,
+        # each with its reason
         with stage("triage"):
+            keeps = [_per_face("face_keeps", face_keeps, len(found[0]))] if face_keeps is not None else [
+                self.keep_judge.decide(rgb, fs, references) if references else [None] * len(fs)
+                for rgb, fs in zip(rgbs, found)]
             reasons = [[self.triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
                         for f in fs] for fs in found]
+        kept = {(j, i) for j, ks in enumerate(keeps) for i, k in enumerate(ks) if k is not None and k.kept}
+        for j, i in kept:
+            reasons[j][i] = keeps[j][i].reason
         chosen = [(j, i) for j, rs in enumerate(reasons) for i, reason in enumerate(rs) if reason is None]
         results = self._anonymize_each([found[j][i] for j, i in chosen], cfg, [rngs[j][i] for j, i in chosen],
                                        [draws[j][i] for j, i in chosen], stage) if chosen else []
@@ -248,17 +266,38 @@ class AnonPipeline:
                             out = paste_back(out, step2[j, i].crop, face.matrix, face.mask)
                         except Exception as exc:  # this face is obscured below; the others are pasted
                             reasons[j][i] = failure_reason("paste_back", exc)
-                for face, reason in zip(fs, reasons[j]):
-                    if reason is not None and method != "none":
+                for i, (face, reason) in enumerate(zip(fs, reasons[j])):
+                    if reason is not None and method != "none" and (j, i) not in kept:
                         out = obscure(out, face, method, mask_scale=mask_scale, boxes=boxes)
+                if any((j, i) in kept for i in range(len(fs))):
+                    out = restore_kept(out, rgb, fs, keeps[j])
             records = []
             for i, (face, reason) in enumerate(zip(fs, reasons[j])):
                 crop = step2[j, i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
+                treatment = "kept" if (j, i) in kept else _treatment(reason, replace_with, fallback)
                 records.append(face_record(face, crop, step2.get((j, i)), use_ifa=cfg.use_ifa, image_index=j,
-                                           treatment=_treatment(reason, replace_with, fallback), reason=reason or ""))
+                                           treatment=treatment, reason=reason or "", keep=keeps[j][i]))
             images.append(Image.fromarray(out))
             all_records += records
         return AnonOutput(images=images, faces=all_records, notes=[f"step 2: {self.step2_name}"])
+
+    def reference(self, photos: ReferenceLike | Sequence[ReferenceLike]) -> list[Reference]:
+        """The people to keep (``__call__``'s `keep`), embedded once so that a script reuses them on every call: each
+        photo, or each image of a folder, must show one face that can be judged (an error naming the photo
+        otherwise); references already made pass through."""
+        cfg, references = self.preprocessor.resolve(), []
+        for name, item in reference_photos(photos):
+            if isinstance(item, Reference):
+                references.append(item)
+                continue
+            rgb = load_reference_photo(name, item)
+            references.append(self.keep_judge.reference(name, rgb, self.perceive(rgb, cfg)))
+        return references
+
+    @functools.cached_property
+    def keep_judge(self) -> KeepJudge:
+        """Who is kept: Psi and FaceNet-CASIA (loaded on first use) on the reference people (``anon_model.keep``)."""
+        return KeepJudge(self.preprocessor.identity)
 
     def video(self, source: str | os.PathLike | Iterable[np.ndarray], dest: str | os.PathLike | None = None, *,
               seed: int | None = 0, **options):

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from anon_model.errors import AnonModelError
 from anon_model.fallback import MASK_SCALE, box_iou, face_region, obscure, obscure_box, obscuring_method
 from anon_model.imageio import atomic_write, load_image
+from anon_model.keep import KeepDecision, follow
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
 from anon_model.smoothing import OneEuroFilter
@@ -197,6 +198,7 @@ class FrameStream(Iterator[np.ndarray]):
             raise ValueError(f"detect_every must be at least 1 (every frame), not {detect_every}")
         if not fps > 0:
             raise ValueError(f"fps must be positive, not {fps}")
+        self.references = pipe.reference(options.pop("keep")) if options.get("keep") is not None else []
         self.pipe, self._frames, self.options, self.timer = pipe, iter(frames), options, timer
         self.fps, self.detect_every, self.smooth = float(fps), detect_every, smooth
         self.base = seed if seed is not None else secrets.randbits(62)
@@ -206,6 +208,7 @@ class FrameStream(Iterator[np.ndarray]):
         self.tracker, self.frames_done = IoUTracker(), 0
         self._live: dict[int, _Live] = {}
         self._records: dict[int, TrackRecord] = {}
+        self._kept: dict[int, tuple[KeepDecision, int]] = {}  # track -> the decision that kept it and its frame
 
     @property
     def tracks(self) -> list[TrackRecord]:
@@ -234,6 +237,7 @@ class FrameStream(Iterator[np.ndarray]):
             found = {t: (d.box, p, d.score, "detected") for t, d, p in zip(ids, detections, points)}
         for track in set(self._live) - set(self.tracker.boxes):  # ended: missed too long
             del self._live[track]
+            self._kept.pop(track, None)
         lost: dict[int, np.ndarray] = {}
         for track in sorted(set(self._live) - set(found)):  # missed by the detector, or not looked for in this frame
             live = self._live[track]
@@ -254,7 +258,7 @@ class FrameStream(Iterator[np.ndarray]):
         records = [self._records[t] for t in tracks]
         seeds = [r.seed if r.draw is not None else r.draw_seed(index) for r in records]
         result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=[r.draw for r in records],
-                           timer=self.timer, **self.options)
+                           face_keeps=self._keep_decisions(rgb, tracks, faces, index), timer=self.timer, **self.options)
         image = np.asarray(result.image)
         for track, face, record in zip(tracks, faces, result.faces):
             if record.treatment == "failed":
@@ -273,6 +277,23 @@ class FrameStream(Iterator[np.ndarray]):
                 image = obscure_box(image, box, self.method, **self.area)
             self._records[track].add_lost(index, box, "obscured")
         return image
+
+    def _keep_decisions(self, rgb: np.ndarray, tracks: list[int], faces: list[Face],
+                        index: int) -> list[KeepDecision | None] | None:
+        """With references to keep, each face's decision in this frame (``keep.follow``: a track once kept stays
+        kept until a recognizer calls it someone else); None without references."""
+        if not self.references:
+            return None
+        decisions = []
+        for track, now in zip(tracks, self.pipe.keep_judge.decide(rgb, faces, self.references)):
+            first = self._kept.get(track)
+            decision = follow(None if first is None else first[0], now, -1 if first is None else first[1])
+            if not decision.kept:
+                self._kept.pop(track, None)
+            elif first is None:
+                self._kept[track] = (decision, index)
+            decisions.append(decision)
+        return decisions
 
     def _room(self, record: FaceRecord) -> float:
         """How sturdily a passing try passed, in units of the room a kept draw needs (>= 1: enough): the smaller of
@@ -342,7 +363,9 @@ def anonymize_frames(pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: 
     `fps` times the smoothing; `detect_every` n runs the detector on every n-th frame only and follows the faces in
     between (a face entering the picture may then wait n - 1 frames to be found); `smooth` False turns the One-Euro
     filter off; `timer` is ``AnonPipeline.__call__``'s, around each of ``VIDEO_STAGES``; `options` go to
-    ``pipe(...)``. A face reported as failed (``fallback="none"``) raises ``AnonModelError``.
+    ``pipe(...)``; with ``keep=`` (reference people) a tracked face matched once stays kept along its track until a
+    recognizer calls it someone else (``keep.follow``). A face reported as failed (``fallback="none"``) raises
+    ``AnonModelError``.
     """
     return FrameStream(pipe, frames, seed=seed, fps=fps, detect_every=detect_every, smooth=smooth, timer=timer,
                        **options)

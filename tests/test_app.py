@@ -255,3 +255,17 @@ def _raw_call(url: str, endpoint: str, data: list) -> str:
         event = json.load(response)["event_id"]
     with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60) as response:
         return response.read().decode()
+
+
+def test_keep_these_people_leaves_the_reference_person_and_says_why(client, tmp_path):
+    reference = gradio_client.handle_file(str(EXAMPLE.with_name("obama2.jpg")))
+    result, _, _, status, _ = client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, [reference],
+                                             api_name="/anonymize")
+    assert "Face 1 was kept as it was" in status and "obama2.jpg" in status
+    assert np.array_equal(np.asarray(Image.open(result).convert("RGB")),
+                          np.asarray(Image.open(EXAMPLE).convert("RGB")))
+    wall = tmp_path / "wall.png"
+    Image.new("RGB", (120, 120), (90, 90, 90)).save(wall)
+    with pytest.raises(Exception, match=r"wall\.png.*no face"):
+        client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, [gradio_client.handle_file(str(wall))],
+                       api_name="/anonymize")

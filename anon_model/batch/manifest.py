@@ -1,7 +1,7 @@
 """The audit manifest of a batch run: ``OUTDIR/manifest.jsonl``, what was done to every face, never the face itself.
 
 One JSON line per face (``"record": "face"``: source, box, treatment and why, the guard's distance and threshold, the
-delegates' bank indices, seed, pipeline id and version), one per tracked person of a video (``"track"``), and after
+delegates' bank indices, with ``--keep`` the keep decision, seed, pipeline id and version), one per tracked person of a video (``"track"``), and after
 them one line per file (``"record": "file"``: done or failed, face counts, output size). No pixels, landmarks or
 identity embeddings: a manifest must not become a leak.
 
@@ -35,16 +35,22 @@ PARTS = ".manifest"
 
 def face_entry(record: FaceRecord, index: int) -> dict[str, Any]:
     """What the manifest (and ``--json``) says about face ``index`` of a photo: where, what it got and why, the guard's
-    verdict, the delegates drawn (bank indices)."""
+    verdict, the delegates drawn (bank indices) and, with ``--keep``, the keep decision (kept or not, the nearest
+    reference, both recognizers' distances to it)."""
     guard = None
     if record.identity_distance is not None:
         guard = {"distance": round(float(record.identity_distance), 4),
                  "threshold": round(float(record.identity_threshold), 4),
                  "passed": record.guard_passed, "attempts": record.attempts}
+    keep = None if record.keep is None else {
+        "kept": record.keep.kept, "reference": record.keep.reference,
+        "dlib": None if record.keep.dlib_distance is None else round(record.keep.dlib_distance, 4),
+        "facenet_casia": None if record.keep.casia_distance is None else round(record.keep.casia_distance, 4)}
     return {"face": index, "box": [round(float(v), 1) for v in record.box], "score": round(float(record.score), 4),
             "treatment": record.treatment, "reason": record.treatment_reason, "guard": guard,
             "delegates": {"appearance": [int(i) for i in record.delegate_mixture],
-                          "geometry": None if record.geometry_delegate is None else int(record.geometry_delegate)}}
+                          "geometry": None if record.geometry_delegate is None else int(record.geometry_delegate)},
+            "keep": keep}
 
 
 def track_entry(track: TrackRecord) -> dict[str, Any]:

@@ -169,6 +169,7 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
     if mine:  # the pipeline loads only where there is work left
         try:
             pipe = _load_pipeline(args, procs)
+            keep = pipe.reference(args.keep) if args.keep else None  # embedded once for the whole run
         except (AnonModelError, OSError, ValueError) as exc:
             console.error(str(exc))
             pipe, tally.failed = None, len(mine)
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
                 launched = f"; {procs.count} processes" if procs.count > 1 else ""
                 console.note(f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other "
                              f"file(s) skipped -> {outdir}; step 2 = {pipe.step2_name}{resumed}{launched}")
-            batch = _Batch(pipe, args, outdir, console, {src.resolve() for src, _ in jobs}, procs)
+            batch = _Batch(pipe, args, outdir, console, {src.resolve() for src, _ in jobs}, procs, keep)
             if args.preview:
                 tally = batch.run(mine, part=None)
             else:
@@ -220,7 +221,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options that shape a result: a file done with other ones is not finished for this run."""
     names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "face_search", "replace_with",
              "fallback",
-             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every")
+             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every", "keep")
     return {name: getattr(args, name) for name in names}
 
 
@@ -233,13 +234,14 @@ class _Batch:
     """One process's share of a run: photos in batches with decoding and writing on a thread pool, then videos."""
 
     def __init__(self, pipe, args: argparse.Namespace, outdir: Path, console: Console, inputs: set[Path],
-                 procs: Processes) -> None:
+                 procs: Processes, keep: list | None = None) -> None:
         self.pipe, self.args, self.outdir, self.console, self.inputs = pipe, args, outdir, console, inputs
         self.options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
                         "replace_with": args.replace_with, "fallback": args.fallback,
                         "face_search": args.face_search, "detect_threshold": args.threshold}
         # the obscuring's shape, passed only when asked for (the pipeline's defaults otherwise)
-        self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None)) if v}
+        self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None),
+                                           ("keep", keep)) if v}
         self.pipeline = {"id": args.model or "anon_model default", "version": __version__,
                          "step2": type(pipe.synthesizer).__name__, "bank": args.bank or "the pipeline's"}
         self.tally, self.part, self.settings = Tally(), None, settings(args)
@@ -332,7 +334,7 @@ class _Batch:
         self._record(job, entries, counts, dest.stat().st_size, "image")
         if not out.faces:
             self.console.note(f"warning: {src}: no face found, written unchanged")
-        elif counts["anonymized"] < len(out.faces):
+        elif counts["anonymized"] + counts["kept"] < len(out.faces):
             self.console.note(f"{src}: {face_counts(counts)}; " + "; ".join(
                 f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
                 if r.treatment != "anonymized"))

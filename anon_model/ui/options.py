@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from anon_model.keep import Reference
 from anon_model.output import AnonOutput
 
 
@@ -28,13 +30,16 @@ class RunOptions:
         """The pipeline's keyword arguments, each as its field's type (Gradio hands numbers over as floats)."""
         return {f.name: type(f.default)(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
-    def key(self, image: np.ndarray) -> str:
-        """A digest of the photo and these settings: equal keys mean an equal pipeline output."""
+    def key(self, image: np.ndarray, keep: Sequence[Reference] = ()) -> str:
+        """A digest of the photo, these settings and the references to keep: equal keys mean an equal output."""
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
         digest.update(repr((image.shape, tuple(self.settings().values()))).encode())
+        for reference in keep:
+            digest.update(reference.dlib.tobytes() + reference.casia.tobytes())
         return digest.hexdigest()
 
 
-def run_pipeline(pipe, image: np.ndarray, options: RunOptions) -> AnonOutput:
-    """Call ``pipe`` with ``options``; the IFA/VAA/GSA switches are per-call overrides, so requests never mix."""
-    return pipe(image, **options.settings())
+def run_pipeline(pipe, image: np.ndarray, options: RunOptions, keep: Sequence[Reference] = ()) -> AnonOutput:
+    """Call ``pipe`` with ``options`` (and the people to ``keep``); the IFA/VAA/GSA switches are per-call overrides,
+    so requests never mix."""
+    return pipe(image, **options.settings(), **({"keep": list(keep)} if keep else {}))

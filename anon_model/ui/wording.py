@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from anon_model.keep import CASIA_KEEP, DLIB_KEEP
 from anon_model.output import FaceRecord, GuardCheck
 
 #: The one sentence per reason, tried in order: the first whose keywords all occur in the note speaks for the face.
@@ -25,7 +26,8 @@ REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 #: What a face of each treatment got, in words.
 OUTCOMES = {"anonymized": "replaced by a stranger", "obscured": "obscured", "unchanged": "left as it was, as asked",
-            "failed": "left as it was (NOT anonymized, and obscuring is off)"}
+            "failed": "left as it was (NOT anonymized, and obscuring is off)",
+            "kept": "kept as it was"}
 GENERIC = "no new face could be made for it that passes the identity check"
 #: How each kind of guard check names whom the new face was compared with.
 AGAINST = {"original": "the original person", "bank": "the nearest person of the face bank"}
@@ -35,12 +37,23 @@ def why_not_replaced(record: FaceRecord) -> str:
     """Why a face was not replaced by a stranger, as one plain clause ('' when it was, or was left as asked)."""
     if record.treatment in ("anonymized", "unchanged"):
         return ""
+    if record.treatment == "kept":
+        return kept_because(record)
     failed = {c.against for c in record.guard_checks if not c.passed}
     for against in ("original", "bank"):  # the record's own figures first: they cannot be misread
         if against in failed:
             return next(text for words, text in REASONS if against in words)
     note = record.treatment_reason.lower()
     return next((text for words, text in REASONS if all(w in note for w in words)), GENERIC)
+
+
+def kept_because(record: FaceRecord) -> str:
+    """Why a face was kept, as one plain clause: both recognizers match it to a reference photo, with their distances."""
+    keep = record.keep
+    return (f"both face recognizers match it to your reference photo {keep.reference} (distances "
+            f"{distance(keep.dlib_distance, DLIB_KEEP)} and {distance(keep.casia_distance, CASIA_KEEP)}, under the "
+            f"{figure(DLIB_KEEP)} and "
+            f"{figure(CASIA_KEEP)} needed)")
 
 
 def outcome(record: FaceRecord, number: int) -> str:
