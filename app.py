@@ -188,7 +188,7 @@ def _result(photo, options: RunOptions, session: dict | None, keep: list | None 
     the references of the people to leave as they are (None: the session's)."""
     if photo is None:
         raise user_error("Upload a photo first (or pick an example).")
-    if photo is UPLOAD_GONE and not session:
+    if photo is UPLOAD_GONE and (session or {}).get("rgb") is None:
         raise user_error("For privacy, uploads are deleted from the server once read: please upload the photo again.")
     try:
         rgb = session["rgb"] if photo is UPLOAD_GONE else photo
@@ -212,17 +212,27 @@ def _face_index(session: dict, face: float | None) -> int:
     return index
 
 
-def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session, keep_photos=None):
-    """Anonymize every face but those of the people in ``keep_photos`` (uploaded reference photos, one person each);
-    returns the photo, the before/after slider (inline HTML), the boxed result, a summary in plain words (which faces
-    were kept and why) and the figures behind it (distances and limits)."""
-    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session,
-                      keep=_references(keep_photos))
+def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """Anonymize every face but those of the people to keep (``remember_keep``); returns the photo, the before/after
+    slider (inline HTML), the boxed result, a summary in plain words (which faces were kept and why) and the figures
+    behind it (distances and limits)."""
+    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
     out = session["out"]
     if not out.faces:
         gr.Warning("No face found in this photo: it is returned unchanged.")
     return (out.image, inline.slider_html(session["rgb"], out.image), views.boxed_result(out), views.summary(out),
             views.figures(out, pipeline().bank.sources), session)
+
+
+def remember_keep(keep_photos, session):
+    """The people to keep in this visitor's next runs, from their uploaded reference photos (one person each; read,
+    then deleted): a line saying whom, and the session holding their embeddings (never the photos)."""
+    references = _references(keep_photos)
+    session = {**(session or {}), "keep": references}
+    if not references:
+        return "", session
+    return (f"Keeping {wording.count(len(references), 'person', 'people')} as they are in your next runs: "
+            + ", ".join(r.name for r in references) + "."), session
 
 
 def _references(paths: list | None) -> list:
@@ -397,6 +407,7 @@ def build_demo() -> gr.Blocks:
                 keep_photos = gr.File(label="Keep these people (optional): one photo of each, one face per photo",
                                       file_count="multiple", file_types=["image"], type="filepath",
                                       elem_id="keep-photos")
+                keep_status = gr.Markdown(elem_id="keep-status")
                 run = gr.Button("Anonymize", variant="primary", elem_id="run")
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], cache_examples=False)
             with gr.Column(scale=2):
@@ -474,11 +485,10 @@ def build_demo() -> gr.Blocks:
                          .then(explain_view, [session, face], explain_outputs, **private)
                          .then(delegates_view, [session, face], delegate_outputs, **private))
 
-        views_of(run.click(anonymize, [photo, *options, session, keep_photos], anon_outputs, api_name="anonymize",
-                           **shared))
+        keep_photos.change(remember_keep, [keep_photos, session], [keep_status, session], api_name="keep", **shared)
+        views_of(run.click(anonymize, [photo, *options, session], anon_outputs, api_name="anonymize", **shared))
         views_of(resample.click(new_seed, None, seed, **private)
-                 .then(anonymize, [photo, *options, session, keep_photos], anon_outputs, api_visibility="private",
-                       **shared))
+                 .then(anonymize, [photo, *options, session], anon_outputs, api_visibility="private", **shared))
         shown(face.input(explain_view, [session, face], explain_outputs, **private).then(
             delegates_view, [session, face], delegate_outputs, **private))
         explain_btn.click(explain, [photo, face, *options, session], [*explain_outputs, session],

@@ -111,7 +111,7 @@ def main() -> None:
         "Written by `docs/keep_rates.py` (rerun it to refresh every figure). A face is kept only when dlib's ResNet "
         f"(the pipeline's Psi, same person below {DLIB_THRESHOLD}) puts it under **{DLIB_KEEP}** from a reference "
         f"*and* FaceNet-CASIA (same person below {CASIA_THRESHOLD}) under **{CASIA_KEEP}** from the same reference; a "
-        "face too small (< 40 px) or turned too far (yaw > 60°) to judge is never kept (`anon_model/keep.py`).",
+        "face too small (< 16 px) or turned too far (yaw > 60°) to judge is never kept (`anon_model/keep.py`).",
         "",
         f"Data: the {len(files)} public-domain U.S. Congress portraits (225×275, one person each). "
         f"{int((~ok).sum())} could not be judged ({', '.join(sorted({w for w in why if w})) or 'none'}). "
@@ -168,7 +168,7 @@ def main() -> None:
         "* **A keep list is one chance per reference**: a face is tested against every reference, so the rate for a "
         "stranger grows with the list, about its length times the pair rate (the long-list row). Keep lists are "
         "meant to be a few people.",
-        "* Faces under 40 px or turned beyond 60° are never kept, whatever the references.",
+        "* Faces under 16 px or turned beyond 60° are never kept, whatever the references.",
         "",
     ]
     Path(args.out).write_text("\n".join(lines))

@@ -258,14 +258,19 @@ def _raw_call(url: str, endpoint: str, data: list) -> str:
 
 
 def test_keep_these_people_leaves_the_reference_person_and_says_why(client, tmp_path):
+    """/keep remembers the people of reference photos for the session's next /anonymize calls (whose inputs stay as
+    they were for older scripts); the kept face is returned as it was, the summary says why."""
     reference = gradio_client.handle_file(str(EXAMPLE.with_name("obama2.jpg")))
-    result, _, _, status, _ = client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, [reference],
-                                             api_name="/anonymize")
+    note = client.predict([reference], api_name="/keep")
+    assert "Keeping 1 person" in note and "obama2.jpg" in note
+    result, _, _, status, _ = client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, api_name="/anonymize")
     assert "Face 1 was kept as it was" in status and "obama2.jpg" in status
     assert np.array_equal(np.asarray(Image.open(result).convert("RGB")),
                           np.asarray(Image.open(EXAMPLE).convert("RGB")))
+    assert client.predict(None, api_name="/keep") == ""  # cleared: the next run anonymizes everyone again
+    _, _, _, status, _ = client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, api_name="/anonymize")
+    assert "kept" not in status.splitlines()[0]
     wall = tmp_path / "wall.png"
     Image.new("RGB", (120, 120), (90, 90, 90)).save(wall)
     with pytest.raises(Exception, match=r"wall\.png.*no face"):
-        client.predict(gradio_client.handle_file(str(EXAMPLE)), *OPTIONS, [gradio_client.handle_file(str(wall))],
-                       api_name="/anonymize")
+        client.predict([gradio_client.handle_file(str(wall))], api_name="/keep")

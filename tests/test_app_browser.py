@@ -1,6 +1,6 @@
 """Real-browser runs of the app in headless Debian Chromium: a visitor uploads a photo, anonymizes it and sees the
-result; a first-time visitor clicks every example and uploads a tiny, a panoramic and a tall photo, and no layout
-breaks (element sizes measured; screenshots left in the test's folder)."""
+result; a visitor keeps a person by a reference photo; a first-time visitor clicks every example and uploads a tiny,
+a panoramic and a tall photo, and no layout breaks (element sizes measured; screenshots left in the test's folder)."""
 
 from __future__ import annotations
 
@@ -68,6 +68,37 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             page.wait_for_function(  # the new result's summary (VAA off keeps x's appearance), not an error
                 f"t => {{ const now = document.querySelector('#status').innerText;"
                 f" return now !== t && {summary}.test(now); }}", arg=first, timeout=120_000)
+        finally:
+            browser.close()
+
+
+def test_a_visitor_keeps_the_person_of_a_reference_photo(tmp_path):
+    """Keep who you choose: with another photo of the person as the reference, the face is kept as it was and the
+    summary says so and why; the reference is not kept on the server either."""
+    from PIL import Image
+
+    visitor = tmp_path / "visitor.png"
+    Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)  # the mirror image: another photo
+    reference = tmp_path / "reference.jpg"
+    Image.open(EXAMPLE).save(reference)
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
+    with serve_app(tmp_path) as app, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(app.url, wait_until="domcontentloaded")
+            page.locator("#photo input[type=file]").set_input_files(str(visitor))
+            page.locator("#photo img").first.wait_for(timeout=30_000)
+            page.locator("#keep-photos input[type=file]").set_input_files(str(reference))
+            page.wait_for_function(  # the reference was read (and deleted): the app says whom it keeps
+                "() => /Keeping 1 person.*reference\\.jpg/.test(document.querySelector('#keep-status').innerText)",
+                timeout=60_000)
+            page.locator("#run").click()
+            page.wait_for_function("() => /1 face kept/.test(document.querySelector('#status').innerText)",
+                                   timeout=180_000)
+            text = page.locator("#status").inner_text()
+            assert "reference.jpg" in text and "both face recognizers" in text, text
+            assert not list((tmp_path / "gradio").rglob("reference.jpg")), "the reference outlived its response"
         finally:
             browser.close()
 
