@@ -11,7 +11,7 @@ import torch
 
 from anon_model import AnonPipeline
 from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, Verdict,
-                              brighten, equalize)
+                              brighten, equalize, rotate)
 from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
 
 
@@ -159,7 +159,7 @@ def test_a_result_that_fails_any_view_fails(pipe, real, monkeypatch):
     results = crops[[1, 0]]
     guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
     assert bool((guard.verify(results, asked, guard.references(asked)).room >= 0).all())
-    monkeypatch.setitem(ATTACKS, "fogged", lambda c: torch.full_like(c, 0.5))
+    monkeypatch.setitem(ATTACKS, "fogged", lambda c, p: (torch.full_like(c, 0.5), p))
     verdict = guard.verify(results, asked, guard.references(asked))
     assert bool((verdict.room < 0).all()) and bool((verdict.original < 1e-3).all())
 
@@ -171,6 +171,16 @@ def test_brightening_goes_as_far_as_the_highlights_allow():
     assert torch.allclose(brighten(dark), dark * MAX_GAIN)
     lifted = brighten(bright)
     assert float((lifted >= 1).float().mean()) <= 0.012 and float(lifted.max()) > 0.99
+
+
+def test_a_turned_view_carries_its_landmarks_along():
+    """The turned view moves each landmark with the pixels: a bright dot at a landmark is still under it after."""
+    crops, points = torch.zeros(1, 3, 64, 64), torch.tensor([[[40.0, 20.0]]])
+    crops[0, :, 19:22, 39:42] = 1.0
+    turned, moved = rotate(crops, points, degrees=30)
+    x, y = moved[0, 0].round().long().tolist()
+    assert float(turned[0, 0, y, x]) > 0.5 and not torch.allclose(moved, points)
+    assert float(turned[0, 0, 20, 40]) < 0.5  # the dot left its old place
 
 
 def test_reason_names_each_check_that_failed():
