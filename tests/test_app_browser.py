@@ -4,6 +4,7 @@ a panoramic and a tall photo, and no layout breaks (element sizes measured; scre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -24,12 +25,13 @@ pytestmark = [
 ]
 
 
-def test_upload_anonymize_and_see_the_result(tmp_path):
-    """Also: the summary of what each face got is visible above the result, the upload is deleted from the server
-    once read, and a second run on the still-shown photo works."""
+@contextlib.contextmanager
+def _visitor_page(tmp_path: Path):
+    """The app served from ``tmp_path`` in a headless browser page, with a visitor's photo (the mirrored biden.jpg,
+    not a bundled example, so the app treats it as a private upload) uploaded and shown."""
     from PIL import Image
 
-    visitor = tmp_path / "visitor.png"  # not a bundled example, so the app treats it as a private upload
+    visitor = tmp_path / "visitor.png"
     Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)
     sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
     with serve_app(tmp_path) as app, sync_api.sync_playwright() as pw:
@@ -39,37 +41,44 @@ def test_upload_anonymize_and_see_the_result(tmp_path):
             page.goto(app.url, wait_until="domcontentloaded")
             page.locator("#photo input[type=file]").set_input_files(str(visitor))
             page.locator("#photo img").first.wait_for(timeout=30_000)  # the upload is shown
-            page.locator("#run").click()
-            status = page.locator("#status")
-            summary = "/1 face (anonymized|obscured)/"  # what the face got, in the summary's first line
-            page.wait_for_function(f"() => {summary}.test(document.querySelector('#status').innerText)",
-                                   timeout=180_000)
-            assert status.locator("strong").first.is_visible()
-            headline, *why = status.inner_text().splitlines()
-            assert ("obscured" in headline) == ("Face 1 was obscured: " in " ".join(why)), why  # an obscured face says why
-            above = status.bounding_box()["y"] < page.locator("#slider").bounding_box()["y"]
-            assert above, "the summary should be next to the result, above the slider"
-            slider_images = page.locator("#slider img")
-            slider_images.first.wait_for(timeout=30_000)
-            assert slider_images.count() >= 2  # before and after
-            sizes = [slider_images.nth(i).evaluate("img => [img.complete, img.naturalWidth, img.src.slice(0, 5)]")
-                     for i in range(2)]
-            assert all(done and width > 0 and src == "data:" for done, width, src in sizes), sizes  # inline, no file
-            page.locator("#slider input[type=range]").fill("20")  # drag the divide
-            assert page.locator("#slider .anon-slider").evaluate("s => s.style.getPropertyValue('--pos')") == "20%"
-            shot = tmp_path / "app_result.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            assert not list((tmp_path / "gradio").rglob("visitor.png")), "the upload outlived its response"
-            first = status.inner_text()
-            page.get_by_text("Settings").click()
-            page.get_by_label("Borrow the look of bank faces").uncheck()  # VAA
-            page.locator("#run").click()  # the browser re-sends the deleted upload; the visitor's result is reused
-            page.wait_for_function(  # the new result's summary (VAA off keeps x's appearance), not an error
-                f"t => {{ const now = document.querySelector('#status').innerText;"
-                f" return now !== t && {summary}.test(now); }}", arg=first, timeout=120_000)
+            yield page
         finally:
             browser.close()
+
+
+def test_upload_anonymize_and_see_the_result(tmp_path):
+    """Also: the summary of what each face got is visible above the result, the upload is deleted from the server
+    once read, and a second run on the still-shown photo works."""
+    with _visitor_page(tmp_path) as page:
+        page.locator("#run").click()
+        status = page.locator("#status")
+        summary = "/1 face (anonymized|obscured)/"  # what the face got, in the summary's first line
+        page.wait_for_function(f"() => {summary}.test(document.querySelector('#status').innerText)",
+                               timeout=180_000)
+        assert status.locator("strong").first.is_visible()
+        headline, *why = status.inner_text().splitlines()
+        assert ("obscured" in headline) == ("Face 1 was obscured: " in " ".join(why)), why  # an obscured face says why
+        above = status.bounding_box()["y"] < page.locator("#slider").bounding_box()["y"]
+        assert above, "the summary should be next to the result, above the slider"
+        slider_images = page.locator("#slider img")
+        slider_images.first.wait_for(timeout=30_000)
+        assert slider_images.count() >= 2  # before and after
+        sizes = [slider_images.nth(i).evaluate("img => [img.complete, img.naturalWidth, img.src.slice(0, 5)]")
+                 for i in range(2)]
+        assert all(done and width > 0 and src == "data:" for done, width, src in sizes), sizes  # inline, no file
+        page.locator("#slider input[type=range]").fill("20")  # drag the divide
+        assert page.locator("#slider .anon-slider").evaluate("s => s.style.getPropertyValue('--pos')") == "20%"
+        shot = tmp_path / "app_result.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        assert not list((tmp_path / "gradio").rglob("visitor.png")), "the upload outlived its response"
+        first = status.inner_text()
+        page.get_by_text("Settings").click()
+        page.get_by_label("Borrow the look of bank faces").uncheck()  # VAA
+        page.locator("#run").click()  # the browser re-sends the deleted upload; the visitor's result is reused
+        page.wait_for_function(  # the new result's summary (VAA off keeps x's appearance), not an error
+            f"t => {{ const now = document.querySelector('#status').innerText;"
+            f" return now !== t && {summary}.test(now); }}", arg=first, timeout=120_000)
 
 
 def test_a_visitor_keeps_the_person_of_a_reference_photo(tmp_path):
@@ -77,30 +86,19 @@ def test_a_visitor_keeps_the_person_of_a_reference_photo(tmp_path):
     summary says so and why; the reference is not kept on the server either."""
     from PIL import Image
 
-    visitor = tmp_path / "visitor.png"
-    Image.open(EXAMPLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(visitor)  # the mirror image: another photo
-    reference = tmp_path / "reference.jpg"
+    reference = tmp_path / "reference.jpg"  # the visitor's photo is its mirror image: another photo of the person
     Image.open(EXAMPLE).save(reference)
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install playwright)")
-    with serve_app(tmp_path) as app, sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(app.url, wait_until="domcontentloaded")
-            page.locator("#photo input[type=file]").set_input_files(str(visitor))
-            page.locator("#photo img").first.wait_for(timeout=30_000)
-            page.locator("#keep-photos input[type=file]").set_input_files(str(reference))
-            page.wait_for_function(  # the reference was read (and deleted): the app says whom it keeps
-                "() => /Keeping 1 person.*reference\\.jpg/.test(document.querySelector('#keep-status').innerText)",
-                timeout=60_000)
-            page.locator("#run").click()
-            page.wait_for_function("() => /1 face kept/.test(document.querySelector('#status').innerText)",
-                                   timeout=180_000)
-            text = page.locator("#status").inner_text()
-            assert "reference.jpg" in text and "both face recognizers" in text, text
-            assert not list((tmp_path / "gradio").rglob("reference.jpg")), "the reference outlived its response"
-        finally:
-            browser.close()
+    with _visitor_page(tmp_path) as page:
+        page.locator("#keep-photos input[type=file]").set_input_files(str(reference))
+        page.wait_for_function(  # the reference was read (and deleted): the app says whom it keeps
+            "() => /Keeping 1 person.*reference\\.jpg/.test(document.querySelector('#keep-status').innerText)",
+            timeout=60_000)
+        page.locator("#run").click()
+        page.wait_for_function("() => /1 face kept/.test(document.querySelector('#status').innerText)",
+                               timeout=180_000)
+        text = page.locator("#status").inner_text()
+        assert "reference.jpg" in text and "both face recognizers" in text, text
+        assert not list((tmp_path / "gradio").rglob("reference.jpg")), "the reference outlived its response"
 
 
 #: Gradio's i18n namespaces: a key of theirs in the page means a translation the visitor sees (or hears) raw.
