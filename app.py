@@ -183,9 +183,11 @@ def study_pool() -> study.StudyPool:
 
 
 # ---------------------------------------------------------------------------------------------- handlers
-def _result(photo, options: RunOptions, session: dict | None, keep: list | None = None) -> dict:
+def _result(photo, options: RunOptions, session: dict | None, keep: list | None = None,
+            keep_faces: tuple[int, ...] = ()) -> dict:
     """The pipeline's output for this photo and these settings (reused from the session when unchanged); ``keep``:
-    the references of the people to leave as they are (None: the session's)."""
+    the references of the people to leave as they are (None: the session's); ``keep_faces``: the faces the visitor
+    ticked to keep (0-based)."""
     if photo is None:
         raise user_error("Upload a photo first (or pick an example).")
     if photo is UPLOAD_GONE and (session or {}).get("rgb") is None:
@@ -193,10 +195,11 @@ def _result(photo, options: RunOptions, session: dict | None, keep: list | None 
     try:
         rgb = session["rgb"] if photo is UPLOAD_GONE else photo
         keep = (session or {}).get("keep", []) if keep is None else keep
-        key = options.key(rgb, keep)
+        key = options.key(rgb, keep, keep_faces)
         if session and session.get("key") == key:
             return session
-        return {"key": key, "rgb": rgb, "keep": keep, "out": run_pipeline(pipeline(), rgb, options, keep)}
+        return {"key": key, "rgb": rgb, "keep": keep, "keep_faces": keep_faces,
+                "out": run_pipeline(pipeline(), rgb, options, keep, keep_faces)}
     except AnonModelError as err:
         raise user_error(str(err)) from None
 
@@ -216,12 +219,33 @@ def anonymize(photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gs
     """Anonymize every face but those of the people to keep (``remember_keep``); returns the photo, the before/after
     slider (inline HTML), the boxed result, a summary in plain words (which faces were kept and why) and the figures
     behind it (distances and limits)."""
-    session = _result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session)
+    return _shown(_result(photo, RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa), session))
+
+
+def choose_faces(chosen, photo, seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa, session):
+    """The photo again with the faces ticked in ``chosen`` ("Face 2", ...) kept as they are: the visitor's choice."""
+    faces = tuple(sorted(int(label.split()[-1]) - 1 for label in chosen or []))
+    options = RunOptions(seed, k_top, epsilon, k_neighbors, use_ifa, use_vaa, use_gsa)
+    return _shown(_result(photo, options, session, keep_faces=faces))
+
+
+def _shown(session: dict) -> tuple:
+    """What a run shows: the photo, the before/after slider (inline HTML), the boxed result, the summary, the
+    figures, and the session."""
     out = session["out"]
     if not out.faces:
         gr.Warning("No face found in this photo: it is returned unchanged.")
     return (out.image, inline.slider_html(session["rgb"], out.image), views.boxed_result(out), views.summary(out),
             views.figures(out, pipeline().bank.sources), session)
+
+
+def face_toggles(session: dict | None):
+    """One keep toggle per face of the shown result ("Face 1", ... as on the boxes), ticked where it was kept by
+    choice."""
+    count = len(session["out"].faces) if session and "out" in session else 0
+    labels = [f"Face {i + 1}" for i in range(count)]
+    return gr.CheckboxGroup(choices=labels, value=[labels[i] for i in (session or {}).get("keep_faces", ())],
+                            visible=count > 0)
 
 
 def remember_keep(keep_photos, session):
@@ -408,6 +432,8 @@ def build_demo() -> gr.Blocks:
                                       file_count="multiple", file_types=["image"], type="filepath",
                                       elem_id="keep-photos")
                 keep_status = gr.Markdown(elem_id="keep-status")
+                keep_faces = gr.CheckboxGroup(label="Keep these faces as they are (numbers as on the boxes)",
+                                              visible=False, elem_id="keep-faces")
                 run = gr.Button("Anonymize", variant="primary", elem_id="run")
                 gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], cache_examples=False)
             with gr.Column(scale=2):
@@ -482,11 +508,14 @@ def build_demo() -> gr.Blocks:
         def views_of(event):
             """After a new result or face choice, fill the explain and delegates tabs from the session."""
             return shown(event.then(face_choice, session, face, **private)
+                         .then(face_toggles, session, keep_faces, **private)
                          .then(explain_view, [session, face], explain_outputs, **private)
                          .then(delegates_view, [session, face], delegate_outputs, **private))
 
         keep_photos.change(remember_keep, [keep_photos, session], [keep_status, session], api_name="keep", **shared)
         views_of(run.click(anonymize, [photo, *options, session], anon_outputs, api_name="anonymize", **shared))
+        views_of(keep_faces.input(choose_faces, [keep_faces, photo, *options, session], anon_outputs,
+                                  api_visibility="private", **shared))
         views_of(resample.click(new_seed, None, seed, **private)
                  .then(anonymize, [photo, *options, session], anon_outputs, api_visibility="private", **shared))
         shown(face.input(explain_view, [session, face], explain_outputs, **private).then(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from anon_model.identity.facenet_casia import FaceNetCasia
     from anon_model.perception.face import Face
 
-__all__ = ["Reference", "ReferenceLike", "KeepDecision", "KeepJudge", "DLIB_KEEP", "CASIA_KEEP", "reference_photos",
+__all__ = ["Reference", "ReferenceLike", "KeepDecision", "KeepJudge", "CHOSEN", "DLIB_KEEP", "CASIA_KEEP", "reference_photos",
            "load_reference_photo", "follow", "restore_kept"]
 
 #: dlib's verification threshold (same person below) ...
@@ -65,6 +65,10 @@ class KeepDecision:
         beyond a verification threshold): a track that was kept is then no longer trusted."""
         return self.dlib_distance is not None and (self.dlib_distance >= DLIB_THRESHOLD
                                                    or self.casia_distance >= CASIA_THRESHOLD)
+
+
+#: A face kept because the user chose it (``keep_faces=``, the app's per-face toggle), not by a reference.
+CHOSEN = KeepDecision(True, reason="kept as you chose")
 
 
 #: What ``keep=`` takes: references from ``AnonPipeline.reference``, photos, or paths of photos or folders of them.

@@ -27,7 +27,7 @@ from anon_model.errors import AnonModelError, failure_reason
 from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
 from anon_model.guard import BestTries, IdentityGuard
 from anon_model.imageio import ImageLike, atomic_write, load_image
-from anon_model.keep import KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
+from anon_model.keep import CHOSEN, KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
     reference_photos, restore_kept
 from anon_model.output import AnonOutput, Step2Result, face_record
 from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
@@ -191,7 +191,8 @@ class AnonPipeline:
                  face_seeds: Sequence[int] | None = None,
                  face_draws: Sequence[DelegateDraw | None] | None = None,
                  keep: ReferenceLike | Sequence[ReferenceLike] | None = None,
-                 face_keeps: Sequence[KeepDecision | None] | None = None, **options) -> AnonOutput:
+                 face_keeps: Sequence[KeepDecision | None] | None = None, keep_faces: Sequence[int] = (),
+                 **options) -> AnonOutput:
         """Anonymize every face of `image` (or of each image of a list, as one batch); the same seed gives the same
         output. Each face's record says what it got.
 
@@ -215,17 +216,18 @@ class AnonPipeline:
         stranger: a video track stays one person). `keep`: the people to leave as they are (``anon_model.keep``):
         references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
         with room to spare is kept pixel for pixel (treatment "kept"), every other face is handled as without it.
-        `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `faces`, `face_seeds`,
-        `face_draws` and `face_keeps` need a single image.
+        `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `keep_faces`: faces
+        to keep as they are by the user's own choice, by their index in the records (the app's per-face toggle).
+        `faces`, `face_seeds`, `face_draws`, `face_keeps` and `keep_faces` need a single image.
         """
         _check_choice("replace_with", replace_with, REPLACE_WITH)
         _check_choice("fallback", fallback, (*FALLBACKS, "none"))
         _check_choice("face_search", face_search, SEARCH_MODES)
         batch = isinstance(image, (list, tuple))
         images = list(image) if batch else [image]
-        if batch and any(v is not None for v in (faces, face_seeds, face_draws, face_keeps)):
-            raise ValueError("faces=, face_seeds=, face_draws= and face_keeps= describe one photo: call the pipeline "
-                             "on a single image")
+        if batch and (keep_faces or any(v is not None for v in (faces, face_seeds, face_draws, face_keeps))):
+            raise ValueError("faces=, face_seeds=, face_draws=, face_keeps= and keep_faces= describe one photo: call "
+                             "the pipeline on a single image")
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         references = self.reference(keep) if keep is not None else []
@@ -243,6 +245,11 @@ class AnonPipeline:
             keeps = [_per_face("face_keeps", face_keeps, len(found[0]))] if face_keeps is not None else [
                 self.keep_judge.decide(rgb, fs, references) if references else [None] * len(fs)
                 for rgb, fs in zip(rgbs, found)]
+            keeps[0] = list(keeps[0])  # the caller's face_keeps stay as they were
+            for i in keep_faces:
+                if not 0 <= i < len(found[0]):
+                    raise ValueError(f"keep_faces: there is no face {i} (the photo has {len(found[0])})")
+                keeps[0][i] = CHOSEN
             reasons = [[self.triage(f) if replace_with == "anonymize" else f"replace_with={replace_with!r}"
                         for f in fs] for fs in found]
         kept = {(j, i) for j, ks in enumerate(keeps) for i, k in enumerate(ks) if k is not None and k.kept}

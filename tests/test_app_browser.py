@@ -101,6 +101,20 @@ def test_a_visitor_keeps_the_person_of_a_reference_photo(tmp_path):
         assert not list((tmp_path / "gradio").rglob("reference.jpg")), "the reference outlived its response"
 
 
+def test_a_visitor_ticks_a_face_to_keep_it(tmp_path):
+    """The per-face keep toggle: after a run, ticking "Face 1" runs again with that face left as it was, and the summary
+    says it was kept by the visitor's choice."""
+    with _visitor_page(tmp_path) as page:
+        page.locator("#run").click()
+        page.wait_for_function("() => /1 face (anonymized|obscured)/.test(document.querySelector('#status').innerText)",
+                               timeout=180_000)
+        page.locator("#keep-faces").get_by_label("Face 1").check()
+        page.wait_for_function("() => /1 face kept/.test(document.querySelector('#status').innerText)",
+                               timeout=120_000)
+        assert "you chose to keep it" in page.locator("#status").inner_text()
+        assert page.locator("#keep-faces").get_by_label("Face 1").is_checked()
+
+
 #: Gradio's i18n namespaces: a key of theirs in the page means a translation the visitor sees (or hears) raw.
 RAW_KEY = r"\b(common|errors|upload_text|blocks|gallery|video|audio|dataframe)\.[a-z_]{3,}\b"
 #: Every text the page shows or announces (screen-reader-only elements too), collected as it appears in the body (the

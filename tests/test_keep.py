@@ -61,6 +61,22 @@ def test_the_reference_person_is_kept_pixel_for_pixel_and_the_other_face_anonymi
     assert [f.treatment for f in sorted(again.faces, key=lambda f: f.box[0])] == ["kept", "obscured"]
 
 
+def test_faces_chosen_by_hand_are_kept_and_the_others_treated_as_usual(pipe, pair):
+    """keep_faces (the app's per-face toggle): the chosen face is left as it was, the other gets what it gets without
+    the choice; a face number the photo does not have, or a list of photos, is refused."""
+    plain = pipe(pair, seed=0, replace_with="mosaic")
+    left = min(range(len(plain.faces)), key=lambda i: plain.faces[i].box[0])
+    out = pipe(pair, seed=0, replace_with="mosaic", keep_faces=[left])
+    chosen, other = out.faces[left], out.faces[1 - left]
+    assert chosen.treatment == "kept" and chosen.treatment_reason == "kept as you chose"
+    assert np.array_equal(_inside(np.asarray(out.image), chosen.box), _inside(pair, chosen.box))
+    assert other.treatment == "obscured" == plain.faces[1 - left].treatment
+    with pytest.raises(ValueError, match="no face 5"):
+        pipe(pair, seed=0, keep_faces=[5])
+    with pytest.raises(ValueError, match="keep_faces= describe one photo"):
+        pipe([pair, pair], seed=0, keep_faces=[0])
+
+
 def test_a_reference_of_someone_absent_changes_nothing(pipe, example_paths, obama_ref):
     biden = next(p for p in example_paths if p.name == "biden.jpg")
     plain = pipe(biden, seed=0)

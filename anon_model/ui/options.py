@@ -30,16 +30,19 @@ class RunOptions:
         """The pipeline's keyword arguments, each as its field's type (Gradio hands numbers over as floats)."""
         return {f.name: type(f.default)(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
-    def key(self, image: np.ndarray, keep: Sequence[Reference] = ()) -> str:
-        """A digest of the photo, these settings and the references to keep: equal keys mean an equal output."""
+    def key(self, image: np.ndarray, keep: Sequence[Reference] = (), keep_faces: Sequence[int] = ()) -> str:
+        """A digest of the photo, these settings, the references and the faces to keep: equal keys mean an equal
+        output."""
         digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
-        digest.update(repr((image.shape, tuple(self.settings().values()))).encode())
+        digest.update(repr((image.shape, tuple(self.settings().values()), tuple(keep_faces))).encode())
         for reference in keep:
             digest.update(reference.dlib.tobytes() + reference.casia.tobytes())
         return digest.hexdigest()
 
 
-def run_pipeline(pipe, image: np.ndarray, options: RunOptions, keep: Sequence[Reference] = ()) -> AnonOutput:
-    """Call ``pipe`` with ``options`` (and the people to ``keep``); the IFA/VAA/GSA switches are per-call overrides,
-    so requests never mix."""
-    return pipe(image, **options.settings(), **({"keep": list(keep)} if keep else {}))
+def run_pipeline(pipe, image: np.ndarray, options: RunOptions, keep: Sequence[Reference] = (),
+                 keep_faces: Sequence[int] = ()) -> AnonOutput:
+    """Call ``pipe`` with ``options`` (and the people to ``keep``, the faces the visitor chose to keep); the IFA/VAA/GSA
+    switches are per-call overrides, so requests never mix."""
+    extra = {**({"keep": list(keep)} if keep else {}), **({"keep_faces": list(keep_faces)} if keep_faces else {})}
+    return pipe(image, **options.settings(), **extra)

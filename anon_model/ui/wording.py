@@ -50,6 +50,8 @@ def why_not_replaced(record: FaceRecord) -> str:
 def kept_because(record: FaceRecord) -> str:
     """Why a face was kept, as one plain clause: both recognizers match it to a reference photo, with their distances."""
     keep = record.keep
+    if not keep.reference:
+        return "you chose to keep it"
     return (f"both face recognizers match it to your reference photo {keep.reference} (distances "
             f"{distance(keep.dlib_distance, DLIB_KEEP)} and {distance(keep.casia_distance, CASIA_KEEP)}, under the "
             f"{figure(DLIB_KEEP)} and "
