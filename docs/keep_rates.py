@@ -8,7 +8,7 @@ photo changed (mirrored, brightened x1.3, rescaled x0.5), since the set has one 
 examples' three real photos of one person (Obama) against each other. Every decision is
 ``KeepJudge.decide``'s (both recognizers within their margins, a face too small or turned too far never kept).
 
-    PYTHONPATH=. python docs/keep_rates.py [--images DIR] [--references 200] [--out docs/keep.md]
+    python docs/keep_rates.py [--images DIR] [--references 200] [--out docs/keep.md]
     (about 5 CPU-minutes)
 """
 from __future__ import annotations
