@@ -105,6 +105,7 @@ class TFGraph:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.nodes: dict[str, tuple[str, list[str], dict]] = {}
+        self._oihw: set[str] = set()  # the constants already turned into OIHW kernels
         with open(path, "rb") as fh:
             data = memoryview(fh.read())
         for number, node in _fields(data):
@@ -128,6 +129,11 @@ class TFGraph:
                 inputs += [f"{scope}/moving_mean", f"{scope}/moving_variance"]  # the converter left them unlinked
         self.constants = {name: torch.from_numpy(np.ascontiguousarray(attrs["value"]))
                           for name, (op, _, attrs) in self.nodes.items() if op == "Const"}
+        for op, inputs, _ in self.nodes.values():  # convolution kernels HWIO -> OIHW once, not at every call
+            if op == "Conv2D" and self.constants[inputs[1]].dim() == 4 and inputs[1] not in self._oihw:
+                self.constants[inputs[1]] = self.constants[inputs[1]].permute(3, 2, 0, 1).contiguous(
+                    memory_format=torch.channels_last)
+                self._oihw.add(inputs[1])
 
     def to(self, device: str | torch.device) -> "TFGraph":
         """Move the constants to ``device``."""
@@ -181,7 +187,7 @@ def _pool(x: torch.Tensor, attrs: dict, pool) -> torch.Tensor:
 def _run(op: str, ins: list[torch.Tensor], attrs: dict) -> torch.Tensor:
     """One node's op on its inputs (NHWC tensors, as in the graph)."""
     if op == "Conv2D":
-        weight = ins[1].permute(3, 2, 0, 1)  # HWIO -> OIHW
+        weight = ins[1]  # OIHW (TFGraph turned the graph's HWIO kernels at load)
         stride = tuple(attrs["strides"][1:3])
         x = _nchw(ins[0])
         if attrs["padding"] == "SAME":
