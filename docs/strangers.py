@@ -30,10 +30,13 @@ from congress_bank import IMAGES, build, split  # noqa: E402
 from second_judge import HERE, photos, write_table  # noqa: E402
 
 from anon_model import AnonPipeline  # noqa: E402
-from anon_model.attributes import AgeGenderEstimator, skin_lab  # noqa: E402
+from anon_model.attributes import AgeGenderEstimator, landmark_box, skin_lab  # noqa: E402
 from anon_model.evaluation.recognizers import DlibRecognizer, FaceNetCasiaRecognizer  # noqa: E402
 from anon_model.fallback import box_iou  # noqa: E402
+from anon_model.evaluation.metrics import load_hog_detector, seam_strength  # noqa: E402
 from anon_model.guard import brighten  # noqa: E402
+from anon_model.perception.masks import face_mask  # noqa: E402
+from anon_model.synthesis.warp import FOREHEAD  # noqa: E402
 from anon_model.perception import FaceAnalyzer  # noqa: E402
 
 def brightened(image: Image.Image) -> Image.Image:
@@ -61,6 +64,7 @@ class Judge:
         self.analyzer = FaceAnalyzer()
         self.recognizers = {"dlib": DlibRecognizer(), "facenet-casia": FaceNetCasiaRecognizer()}
         self.attributes = AgeGenderEstimator()
+        self.hog = load_hog_detector()  # a detector of another kind than the one that found the face
 
     def find(self, image: np.ndarray, near: np.ndarray):
         """The face of ``image`` nearest the box ``near`` (IoU >= 0.3), or None."""
@@ -117,6 +121,7 @@ def main() -> None:
     for name, images in sets.items():
         n = Counter()
         reasons, reid, intrusion, base, gender, age, tone = Counter(), Counter(), Counter(), Counter(), [], [], []
+        seams, hog, landmark_errors = [], Counter(), []
         for i, image in enumerate(images):
             out = pipe(image, seed=0)
             result = out.image
@@ -140,6 +145,11 @@ def main() -> None:
                 gender.append(ax.gender == ay.gender)
                 age.append(abs(ax.age - ay.age) <= AGE_TOLERANCE)
                 tone.append(delta_e(skin_lab(a, face.landmarks), skin_lab(b, at.landmarks)))
+                seams.append(seam_strength(a, b, face_mask(face.landmarks_anon, a.shape[:2], forehead=FOREHEAD) > 0.5))
+                for key, im in (("x", a), ("y", b)):
+                    hog[key] += any(box_iou(tuple(h), tuple(landmark_box(face.landmarks))) >= 0.3 for h in judge.hog(im))
+                if face.landmark_error is not None:
+                    landmark_errors.append(face.landmark_error)
             print(f"{name}: {i + 1}/{len(images)} {dict(n)}", file=sys.stderr)
         total, done = sum(n.values()), n["anonymized"]
         rows.append(f"| {name} | {total} | {done} ({100 * done / max(total, 1):.0f} %) | "
@@ -147,11 +157,16 @@ def main() -> None:
                     + " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES) + " | "
                     + f"{_pct(intrusion['in'], done)} (strangers: {_pct(base['in'], done)}) | "
                     + f"{_pct(sum(gender), len(gender))} | {_pct(sum(age), len(age))} | "
-                    + (f"{np.median(tone):.1f} / {np.percentile(tone, 90):.1f} |" if tone else "n/a |"))
+                    + (f"{np.median(tone):.1f} / {np.percentile(tone, 90):.1f} | " if tone else "n/a | ")
+                    + (f"{np.median(seams):.2f} / {np.percentile(seams, 90):.2f} | " if seams else "n/a | ")
+                    + f"{_pct(hog['y'], done)} (originals: {_pct(hog['x'], done)}) | "
+                    + (f"{np.median(landmark_errors):.3f} |" if landmark_errors else "n/a |"))
     rows.append(_stranger_pairs(judge, sets["held-out portraits"]))
     header = ["photos", "faces", "anonymized", "obscured, why",
               "ReID dlib / FaceNet-CASIA: " + ", ".join(ATTACKS), "into the bank", "gender kept",
-              f"age kept (±{AGE_TOLERANCE:.0f} y)", "skin ΔE median / 90th pct"]
+              f"age kept (±{AGE_TOLERANCE:.0f} y)", "skin ΔE median / 90th pct",
+              "seam: edge along the border vs the original's, median / 90th pct (1 = none)",
+              "dlib HOG still finds a face", "landmark error (IOD, median)"]
     write_table("strangers.md", header, rows)
     print((HERE / "strangers.md").read_text())
 
@@ -169,7 +184,7 @@ def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
                 reid[attack, rec, "n"] += same is not None
                 reid[attack, rec, "same"] += bool(same)
     cells = " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES)
-    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} | | | | |"
+    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} |" + " |" * 7
 
 
 def _pct(k: int, n: int) -> str:

@@ -16,7 +16,7 @@ from anon_model.perception import landmarks68 as lm
 from anon_model.perception.weights import hub_checkpoint
 from anon_model.plausibility import landmark_nme
 
-__all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "expression_nme", "pose_error",
+__all__ = ["MetricUnavailable", "ssim", "background_ssim", "load_lpips", "seam_strength", "expression_nme", "pose_error",
            "percent", "load_hog_detector", "LPIPS_BACKBONE_FILE", "EXPRESSION_POINTS"]
 
 #: torchvision's ImageNet AlexNet weights, the backbone of LPIPS (net="alex"); the lpips package ships only its heads.
@@ -75,6 +75,22 @@ def load_hog_detector(upsample: int = 1) -> Callable[[np.ndarray], np.ndarray]:
         return np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float64).reshape(-1, 4)
 
     return detect
+
+
+def seam_strength(original: np.ndarray, output: np.ndarray, region: np.ndarray, *, width: int = 3) -> float:
+    """How much stronger the edges of ``output`` are than the ``original``'s along the border of ``region`` (bool
+    mask of what was replaced; images RGB uint8, same size): 1 = no edge was added there, well above 1 = a seam."""
+    import cv2
+
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    inside = region.astype(np.uint8)
+    band = (cv2.dilate(inside, kernel) > 0) & ~(cv2.erode(inside, kernel) > 0)
+
+    def edges(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return float(np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))[band].mean())
+
+    return edges(output) / max(edges(original), 1e-3)
 
 
 def expression_nme(pred: np.ndarray, ref: np.ndarray) -> float:
