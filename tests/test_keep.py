@@ -61,6 +61,23 @@ def test_the_reference_person_is_kept_pixel_for_pixel_and_the_other_face_anonymi
     assert [f.treatment for f in sorted(again.faces, key=lambda f: f.box[0])] == ["kept", "obscured"]
 
 
+def test_of_three_people_the_reference_person_is_kept_and_the_two_others_become_strangers(pipe, example_paths,
+                                                                                        obama_ref):
+    """Obama, Biden and the astronaut in one photo, Obama's reference taken elsewhere (obama2.jpg): Obama's face is
+    left pixel for pixel, the two others are anonymized (replaced by strangers, not obscured)."""
+    photos = {p.name: Image.open(p).convert("RGB") for p in example_paths}
+    people = [photos[n] for n in ("obama.jpg", "biden.jpg", "astronaut.jpg")]
+    people = [im.resize((im.width * 320 // im.height, 320)) for im in people]
+    canvas = Image.new("RGB", (sum(im.width for im in people), 320))
+    for k, im in enumerate(people):
+        canvas.paste(im, (sum(p.width for p in people[:k]), 0))
+    trio = np.asarray(canvas)
+    out = pipe(trio, seed=0, keep=[obama_ref])
+    obama, *others = sorted(out.faces, key=lambda f: f.box[0])
+    assert obama.treatment == "kept" and np.array_equal(_inside(np.asarray(out.image), obama.box), _inside(trio, obama.box))
+    assert [f.treatment for f in others] == ["anonymized", "anonymized"]
+
+
 def test_faces_chosen_by_hand_are_kept_and_the_others_treated_as_usual(pipe, pair):
     """keep_faces (the app's per-face toggle): the chosen face is left as it was, the other gets what it gets without
     the choice; a face number the photo does not have, or a list of photos, is refused."""
