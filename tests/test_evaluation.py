@@ -12,7 +12,7 @@ import pytest
 from anon_model.errors import MissingWeightsError
 from anon_model.evaluation.dataset import EXAMPLES_DIR, Sample, load_dataset
 from anon_model.evaluation.evaluate import (BankJudge, EvaluationResult, Judges, MetricValue, _fingerprint, _read_cache,
-                                            evaluate)
+                                            calibrated_limit, evaluate)
 from anon_model.evaluation.methods import (VARIANTS, Blur, Copy, External, Pixelate, PipelineMethod, PipelineProvider,
                                            SolidMask, k_curve_name, make_methods)
 from anon_model.evaluation.recognizers import Threshold, summary_label, threshold_labels
@@ -263,11 +263,11 @@ def test_copy_is_fully_reidentified(run):
     assert result.get("copy", "detection") == 100.0
     assert result.get("copy", "ssim") == pytest.approx(1.0)
     assert result.get("copy", "ids/dlib/L2<0.6") == 0.0  # dlib tells these three people apart
-    assert result.get("copy", "intrusion/dlib/L2<0.6") == 0.0  # each matches only its own bank identity
+    assert result.get("copy", "intrusion/dlib/calibrated") == 0.0  # the original itself: no one new is put in
     for lab in ("L2<0.9", "L2<1.0"):  # the independent judge agrees
         assert result.get("copy", f"reid/facenet-casia/{lab}") == 100.0
         assert result.get("copy", f"ids/facenet-casia/{lab}") == 0.0
-        assert result.get("copy", f"intrusion/facenet-casia/{lab}") == 0.0
+    assert result.get("copy", "intrusion/facenet-casia/calibrated") == 0.0
     assert result.get("copy", "background_ssim") == pytest.approx(1.0) and result.get("copy", "expression_nme") < 1e-9
     assert result.get("copy", "attr/gender") == 100.0 and result.get("copy", "pose_error") == pytest.approx(0.0)
     assert result.meta["faces"] == 5 and result.meta["identities"] == 3
@@ -386,6 +386,21 @@ def test_intrusion_counts_other_bank_identities_only():
     assert BankJudge.intrudes(thr, stranger, bank.closest(rec, np.array([[0.0, 0.1]])))  # a stranger turned into A
 
 
+def test_the_intrusion_limit_is_calibrated_on_the_bank_not_the_threshold():
+    """With many people a recognizer's threshold calls strangers someone of the bank: the limit is how near members
+    come to their nearest other person (1st percentile), so a bank member's own face intrudes and a typical stranger
+    at the bank's usual spacing does not."""
+    rng = np.random.default_rng(0)
+    members = rng.normal(size=(300, 2)) * 3.0  # 300 people, one face each, often within the threshold (1.0) of another
+    limit = calibrated_limit(_PointRecognizer(), members, np.arange(300))
+    nearest = np.sort(np.linalg.norm(members[:, None] - members[None], axis=-1), 1)[:, 1]
+    assert limit.kind == "distance" and limit.value == pytest.approx(np.percentile(nearest, 1))
+    assert limit.value < _PointRecognizer().thresholds[0].value  # below the "same person" threshold
+    assert float((nearest < limit.value).mean()) <= 0.02
+    twice = calibrated_limit(_PointRecognizer(), members[:2].repeat(2, 0), np.array([0, 0, 1, 1]))
+    assert twice.value == pytest.approx(np.linalg.norm(members[0] - members[1]))  # faces of one person are not "others"
+
+
 class _ReportingPipeline:
     """Stands in for AnonPipeline: leaves the photo as it is and reports every face it finds as obscured."""
 
@@ -406,10 +421,11 @@ def test_treatments_are_reported_for_ours_and_na_for_baselines(samples, judges, 
     assert result.get("ours", "treatment/missed") == 0.0
     na = result.values["blur"]["treatment/obscured"]
     assert na.value is None and "no per-face treatment" in na.note
-    assert "no delegate bank" in result.values["blur"]["intrusion/dlib/L2<0.6"].note  # no bank given: not measured
+    assert "no delegate bank" in result.values["blur"]["intrusion/dlib/calibrated"].note  # no bank given: not measured
     text = write_report(result, tmp_path)["markdown"].read_text()
-    # per judge (FaceNet-CASIA, dlib): ReID (the photo is unchanged), IDS, intrusion (no bank); then the treatments
-    assert "| ours | 100.0 | n/a | n/a | 100.0 | n/a | n/a | 0.0 | 100.0 |" in text
+    # per judge (FaceNet-CASIA, dlib): ReID (the photo is unchanged), IDS; then intrusion per judge (no bank); then
+    # the treatments
+    assert "| ours | 100.0 | n/a | 100.0 | n/a | n/a | n/a | 0.0 | 100.0 |" in text
 
 
 def test_unlabelled_folder_scores_every_face(judges, bank, tmp_path):
@@ -425,6 +441,6 @@ def test_unlabelled_folder_scores_every_face(judges, bank, tmp_path):
     assert [(s.key, s.identity) for s in samples] == [("group.jpg", None)]
     result = evaluate(samples, [Copy()], judges, progress=False, bank=bank)
     assert result.meta["faces"] == 2 and result.meta["identities"] == 0 and result.meta["unlabelled_photos"] == 1
-    assert result.get("copy", "reid/dlib/L2<0.6") == 100.0 and result.get("copy", "intrusion/dlib/L2<0.6") == 0.0
+    assert result.get("copy", "reid/dlib/L2<0.6") == 100.0 and result.get("copy", "intrusion/dlib/calibrated") == 0.0
     ids = result.values["copy"]["ids/dlib/L2<0.6"]
     assert ids.value is None and "labels" in ids.note

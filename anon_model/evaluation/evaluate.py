@@ -7,9 +7,10 @@ For each output and probe face:
 * ReID (%): the output face is verified as the same person as the same face in the original (needs no labels);
 * IDS (%): identity intrusion, the output face is verified as someone in the gallery of *other* identities
   (the original probe faces of every other labelled identity of the dataset; n/a without labels);
-* intrusion into the bank (%): the output face is verified as one of the identities of our pipeline's delegate bank
-  (faces the pipeline counts as one person form one identity) other than the face's own person, i.e. other than the
-  bank identities the same judge already matches to the original face. Measured for every method (baselines too);
+* intrusion into the bank (%): the output face comes nearer to a person of our pipeline's delegate bank than the
+  limit calibrated on the bank for that judge (how near its members come to their nearest other person, as the
+  guard's rule), other than the bank persons the same judge already finds that near the original face. Measured for
+  every method (baselines too);
 * treatment (%): what our pipeline says it did to the face (anonymized, obscured, failed, unchanged), or "missed"
   when it reported no face there; n/a for methods that report nothing (baselines, external folders);
 * detection (%): the detector finds a face overlapping the original box (IoU >= 0.5) in the output; once with the
@@ -42,6 +43,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from anon_model.bank.calibrate import PERCENTILE
 from anon_model.evaluation.attributes import AttributeJudge, landmark_box, preserved
 from anon_model.evaluation.dataset import Sample
 from anon_model.evaluation.methods import Handled, Method, PipelineMethod
@@ -55,13 +57,14 @@ from anon_model.perception import Face, FaceAnalyzer
 from anon_model.perception.align import warp_to_crop
 from anon_model.perception.pose import head_pose
 
-__all__ = ["Judges", "MetricValue", "EvaluationResult", "evaluate", "BankJudge", "DETECTION_IOU", "CACHE_VERSION",
+__all__ = ["Judges", "MetricValue", "EvaluationResult", "evaluate", "BankJudge", "calibrated_limit", "CALIBRATED",
+           "DETECTION_IOU", "CACHE_VERSION",
            "FACE_OUTCOMES"]
 
 #: A face counts as detected in the output when a detection overlaps the original box this much.
 DETECTION_IOU = 0.5
 #: Bump when the meaning of a cached record changes.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: What our pipeline can report per face, plus "missed" (it reported no face where the original face is).
 FACE_OUTCOMES = (*TREATMENTS, "missed")
 
@@ -112,23 +115,27 @@ class Judges:
 
 @dataclass
 class BankJudge:
-    """Our pipeline's delegate bank as the judges see it: per recognizer the embeddings of its faces (N,D), and per
-    face its bank identity (N,) as the pipeline groups them (``DelegateBank.identities``)."""
+    """Our pipeline's delegate bank as the judges see it: per recognizer the embeddings of its faces (N,D) and the
+    intrusion limit calibrated on them (``limits``), and per face its person (N,) (``DelegateBank.identities``)."""
 
     embeddings: dict[str, np.ndarray]
     identities: np.ndarray
     digest: str = ""
+    limits: dict[str, Threshold] = field(default_factory=dict)
 
     @classmethod
     def of(cls, bank, judges: Judges) -> "BankJudge":
-        """Embed every bank crop with every recognizer of `judges` (at the bank's own landmarks)."""
+        """Embed every bank crop with every recognizer of `judges` (at the bank's own landmarks), and calibrate each
+        one's limit on them (``calibrated_limit``)."""
         size = bank.crop_size
         crops = [bank.crop(i, size) for i in range(len(bank))]
         places = [_Location(landmark_box(pts), pts) for pts in bank.crop_landmarks(list(range(len(bank))), size).numpy()]
         embeddings = {rec.name: np.concatenate([rec.embed(c, [p]) for c, p in zip(crops, places)])
                       for rec in judges.recognizers}
         digest = hashlib.sha1(bank.embeddings.numpy().tobytes()).hexdigest()[:12]
-        return cls(embeddings, bank.identities().numpy(), digest)
+        identities = bank.identities().numpy()
+        limits = {rec.name: calibrated_limit(rec, embeddings[rec.name], identities) for rec in judges.recognizers}
+        return cls(embeddings, identities, digest, limits)
 
     def closest(self, rec: Recognizer, embedding: np.ndarray) -> np.ndarray:
         """Per bank identity, the score most in favour of `embedding` being that person (I,)."""
@@ -191,6 +198,25 @@ class EvaluationResult:
 
 def _largest(faces: Sequence[Face]) -> Face:
     return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+
+
+#: The label of the intrusion rate: judged at the limit calibrated on the bank, not at a recognizer's threshold.
+CALIBRATED = "calibrated"
+
+
+def calibrated_limit(rec: Recognizer, embeddings: np.ndarray, identities: np.ndarray) -> Threshold:
+    """How close to a bank person is too close for ``rec``, from the bank itself: the score its members reach with
+    their nearest other person, at ``bank.calibrate.PERCENTILE`` (the guard's rule; with hundreds of people a plain
+    verification threshold calls most strangers someone of the bank). A bank of one person: the recognizer's
+    threshold."""
+    kind = rec.thresholds[0].kind
+    if len(np.unique(identities)) < 2:
+        return rec.thresholds[0]
+    scores = np.array(rec.score(embeddings, embeddings), np.float64)
+    scores[identities[:, None] == identities[None]] = np.inf if kind == "distance" else -np.inf
+    nearest = scores.min(1) if kind == "distance" else scores.max(1)
+    share = PERCENTILE if kind == "distance" else 100.0 - PERCENTILE
+    return Threshold(float(np.percentile(nearest, share)), kind)
 
 
 def _references(samples: Sequence[Sample], judges: Judges, bank: BankJudge | None,
@@ -262,8 +288,8 @@ def _score_face(image: np.ndarray, output: np.ndarray, probe: _Probe, detections
         record["recognizers"][rec.name] = {
             "reid": float(rec.score(emb, probe.embeddings[rec.name][None])[0, 0]),
             "ids": rec.thresholds[0].best(rec.score(emb, others)[0]) if len(others) else None,
-            "bank": None if closest is None else {t.label: BankJudge.intrudes(t, probe.bank[rec.name], closest)
-                                                  for t in rec.thresholds},
+            "bank": None if closest is None else BankJudge.intrudes(bank.limits[rec.name], probe.bank[rec.name],
+                                                                    closest),
         }
     size = judges.analyzer.crop_size
     original_crop, output_crop = warp_to_crop(image, probe.matrix, size), warp_to_crop(output, probe.matrix, size)
@@ -425,12 +451,12 @@ def _aggregate(photos: Sequence[dict[str, Any]], errors: Sequence[str], judges: 
             out[f"ids/{rec.name}/{thr.label}"] = _rate(
                 [None if s["ids"] is None else bool(thr.matches(s["ids"])) for s in scores],
                 "needs identity labels with a second identity in the dataset")
-            out[f"intrusion/{rec.name}/{thr.label}"] = _rate(
-                [None if s["bank"] is None else s["bank"][thr.label] for s in scores], "no delegate bank given")
+        out[f"intrusion/{rec.name}/{CALIBRATED}"] = _rate([s["bank"] for s in scores], "no delegate bank given")
     for name, reason in judges.unavailable.items():
         for label in threshold_labels(name):
-            for kind in ("reid", "ids", "intrusion"):
+            for kind in ("reid", "ids"):
                 out[f"{kind}/{name}/{label}"] = MetricValue(None, 0, reason)
+        out[f"intrusion/{name}/{CALIBRATED}"] = MetricValue(None, 0, reason)
     treatments = [f["treatment"] for f in faces]
     for outcome in FACE_OUTCOMES:
         out[f"treatment/{outcome}"] = _rate([None if t is None else t == outcome for t in treatments],
