@@ -21,6 +21,7 @@ from PIL import Image
 
 from anon_model.errors import AnonModelError
 from anon_model.fallback import unsuitable
+from anon_model.identity.facenet_casia import THRESHOLD
 from anon_model.imageio import ImageLike, find_images, load_image
 
 if TYPE_CHECKING:
@@ -35,8 +36,8 @@ __all__ = ["Reference", "ReferenceLike", "KeepDecision", "KeepJudge", "CHOSEN", 
 DLIB_THRESHOLD = 0.6
 #: ... and the distance a face must be under to be kept: 0.1 of room (docs/keep.md).
 DLIB_KEEP = 0.5
-#: FaceNet-CASIA's verification threshold (``identity.facenet_casia.THRESHOLD``) ...
-CASIA_THRESHOLD = 1.0
+#: FaceNet-CASIA's verification threshold ...
+CASIA_THRESHOLD = THRESHOLD
 #: ... and the distance a face must be under to be kept: 0.15 of room (docs/keep.md).
 CASIA_KEEP = 0.85
 
