@@ -19,7 +19,7 @@ from anon_model.imageio import load_image
 from anon_model.perception.masks import face_mask
 from anon_model.perception.warp import piecewise_affine_warp
 from anon_model.synthesis import Synthesizer, TrainingFreeSynthesizer
-from anon_model.synthesis.warp import _region, match_colour_and_light, skin_mask, uncovered
+from anon_model.synthesis.warp import _region, match_colour_and_light, restore_skin_colour, skin_mask, uncovered
 from anon_model.vca import geometry_structure_anonymization, visual_appearance_anonymization
 
 
@@ -79,6 +79,22 @@ def test_skin_tone_comes_from_skin_not_from_teeth_or_brows(example_paths, analyz
     naive = match_colour_and_light(delegate, target, region, sigma=12.0)
     matched = match_colour_and_light(delegate, target, skin, sigma=12.0, face_region=skin)
     assert abs(lab(matched) - lab(target)) < 1.0 < lab(naive) - lab(target)
+
+
+def test_skin_colour_is_restored_inside_and_the_border_is_left_as_blended():
+    """Poisson blending lets the middle of the face drift from x's tone; the shift back fades out at the border."""
+    x = np.full((64, 64, 3), (0.75, 0.55, 0.45), np.float32)
+    inside = np.zeros((64, 64), bool)
+    inside[8:56, 8:56] = True
+    face = x.copy()
+    face[inside] = (0.85, 0.5, 0.5)  # a pinker, lighter middle
+    out = restore_skin_colour(face, x, inside, inside, inside, sigma=3.0)
+    lab = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2LAB)  # noqa: E731
+    delta = lambda im: np.linalg.norm(lab(im)[32, 32] - lab(x)[32, 32])  # noqa: E731
+    assert delta(face) > 8.0 and delta(out) < 1.0
+    moved = np.abs(out - face).max(-1)
+    assert moved[8, 8:56].max() < 0.05 * moved[32, 32]  # the border row nearly as the blend left it
+    np.testing.assert_array_equal(out[~inside], face[~inside])
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,21 @@ def poisson_blend(face: np.ndarray, base: np.ndarray, inside: np.ndarray) -> np.
     return cv2.seamlessClone(to8(face), to8(base), mask, center, cv2.NORMAL_CLONE).astype(np.float32) / 255.0
 
 
+def restore_skin_colour(face: np.ndarray, x: np.ndarray, face_skin: np.ndarray, x_skin: np.ndarray,
+                        inside: np.ndarray, *, sigma: float) -> np.ndarray:
+    """``face`` (after Poisson blending) shifted in CIELAB so its skin's median colour is x's again, the shift fading
+    to nothing at the border of ``inside`` (blurred by ``sigma`` px): the blend keeps x's colour only along the border,
+    and the delegate's gradients let the middle of the face drift a few Delta E away from x's skin tone."""
+    if not face_skin.any() or not x_skin.any():
+        return face
+    face_lab, x_lab = cv2.cvtColor(face, cv2.COLOR_RGB2LAB), cv2.cvtColor(x, cv2.COLOR_RGB2LAB)
+    shift = np.median(x_lab[x_skin], axis=0) - np.median(face_lab[face_skin], axis=0)
+    core = cv2.erode(inside.astype(np.float32), np.ones((3, 3), np.uint8), iterations=max(1, round(2 * sigma)))
+    fade = cv2.GaussianBlur(core, (0, 0), sigma) * inside  # ~0 along the border: nothing there for a seam
+    shifted = np.clip(cv2.cvtColor(face_lab + shift * fade[..., None], cv2.COLOR_LAB2RGB), 0.0, 1.0)
+    return np.where(inside[..., None], shifted, face)
+
+
 def _region(cond: FaceConditioning, *, forehead: float = FOREHEAD) -> np.ndarray:
     """The face region that may change: x's face mask within the outline of S-hat_x (brows lifted by ``forehead``)."""
     size = cond.x.shape[-1]
@@ -173,7 +188,10 @@ class TrainingFreeSynthesizer:
         weight = self.blend_weight(cond, effort=effort)[..., None]
         reach = float(weight.max())  # x's old jaw line goes as far as the new face comes in (none: x as it is)
         base = x + (fill_uncovered(x, uncovered(cond)) - x) * reach if reach > 0 else x
-        face = poisson_blend(face, base, weight[..., 0] > 0.05)
+        inside = weight[..., 0] > 0.05
+        face = poisson_blend(face, base, inside)
+        face = restore_skin_colour(face, x, skin_mask(skin, cond.landmarks_anon.numpy()),
+                                   skin_mask(skin, cond.landmarks.numpy()), inside, sigma=self.feather * size)
         return face * weight + base * (1.0 - weight)
 
     def synthesize(self, conds: list[FaceConditioning], *, generator: torch.Generator | None = None,
