@@ -4,9 +4,10 @@ Per face, over the region a method replaced (our pipeline: the outline of S-hat_
 replaces, ``replaced_region``):
 
 * seam: the edges along the region's border against the original's there (``metrics.seam_strength``; 1 = none added);
-* colour step: CIEDE2000 between the mean colour just inside and just outside the border, on the output and on the
-  original (``metrics.border_colour_difference``); their difference is the step the method added (0 = none): a face
-  of another tint pasted onto the skin around it shows up there;
+* colour step: CIEDE2000 between the mean colour of a band inside the border (past a blend's soft edge) and the band
+  just outside it, on the output and on the original (``metrics.border_colour_difference``); their difference is the
+  step the method added (0 = none; below 0: the new face is nearer the colour around it than the old one was): a
+  face of another tint pasted onto the skin around it shows up there;
 * landmark error: the 68 landmarks found on the output against the S-hat_x it was asked to have (``landmark_nme``;
   the guard's naturalness check measures the same on its crop, before the face is pasted back).
 

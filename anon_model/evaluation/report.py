@@ -154,7 +154,7 @@ def _beside(result: EvaluationResult, method: str, name: str, original: str, dig
 
 def _naturalness_table(result: EvaluationResult) -> list[str]:
     """Does the replaced face look like part of its photo: seam, colour step at the border, HOG, landmark error."""
-    header = ["Method", "Faces measured", "Seam × original, median / 90th pct (1 = none) ↓",
+    header = ["Method", "Faces replaced", "Seam × original, median / 90th pct (1 = none) ↓",
               "Colour step added ΔE00, median / 90th pct (0 = none) ↓", "Colour step ΔE00, median",
               "Found by HOG % ↑", "HOG score, median ↑", "Landmark err. vs S-hat, median / 90th pct ↓"]
     rows = [[m, str(result.values[m].get("seam/median", MetricValue(None)).n),
@@ -169,8 +169,9 @@ def _naturalness_table(result: EvaluationResult) -> list[str]:
              "replaces, anonymized faces only; blur, pixelate, mask: their box; other methods: the original face's "
              "outline). Seam: the mean edge strength in a 3-px band either side of the region's border, over the "
              "original's there (1 = no edge added). Colour step: CIEDE2000 between the mean CIELAB colour of a band "
-             "just inside and one just outside the border (each 6 % of the region's size wide); added: the output's "
-             "less the original's at the same place, so a face of another tint shows up. dlib's HOG detector (another "
+             "inside the border and the band just outside it (each 8 % of the region's size wide; the inner one as far "
+             "in, past a blend's soft edge); added: the output's less the original's at the same place, so a face of "
+             "another tint shows up (below 0: nearer the colour around it than the original face was). dlib's HOG detector (another "
              "kind than the pipeline's MTCNN) on the output and the original: found at its own threshold (score ≥ 0, "
              "box IoU ≥ 0.5 with the face's landmark box); a face it does not score counts at -1. Landmark error: the "
              "68 landmarks found on the output against S-hat_x (NME over the inter-ocular distance after a similarity "
