@@ -18,8 +18,8 @@ For each output and probe face:
   against the original's landmark box; HOG's score there too, on the output and on the original;
 * naturalness (``naturalness.py``), over the region the method replaced (our pipeline: S-hat_x's outline, anonymized
   faces only; blur, pixelate, mask: their box; others: the original face's outline): seam strength against the
-  original's edges there, the colour step (CIEDE2000) between the bands just inside and outside the border on the
-  output and on the original, and the landmark error of the output against S-hat_x (our pipeline only);
+  original's edges there, the colour step (CIEDE2000) between a band inside the border and the band just outside it
+  on the output and on the original, and the landmark error of the output against S-hat_x (our pipeline only);
 * SSIM: between the original and output aligned 256 crops (the original face's alignment); background SSIM: over the
   photo outside every face's region (box and landmarks widened by 20%, as the fallback covers); LPIPS on the crops;
 * attributes (%): gender and expression kept, age kept within ``AGE_TOLERANCE`` years (and ethnicity / makeup when
