@@ -9,7 +9,9 @@ faces nobody tuned on, several small). Per face: what it got (anonymized, or obs
 ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
 the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees (the same
 done to the original and the output); whether the output comes nearer to a bank person than the bank's calibrated
-limit, against the strangers' own rate; and gender, age and skin tone (CIELAB of the skin, Delta E 1976) kept.
+limit, against the strangers' own rate; gender, age and skin tone (CIELAB of the skin, Delta E 1976) kept; and
+whether the new face looks like part of the photo, measured as ``anon-model evaluate`` does
+(``anon_model.evaluation.naturalness``): seam, colour step added at the border, dlib's HOG, landmark error.
 
 FaceNet-CASIA is also one of the guard's two recognizers now, so its figures are not an independent check: no third
 recognizer ships offline (ArcFace and the VGGFace2 FaceNet download their weights).
@@ -30,13 +32,12 @@ from congress_bank import IMAGES, build, split  # noqa: E402
 from second_judge import HERE, photos, write_table  # noqa: E402
 
 from anon_model import AnonPipeline  # noqa: E402
-from anon_model.attributes import AgeGenderEstimator, landmark_box, skin_lab  # noqa: E402
+from anon_model.attributes import AgeGenderEstimator, skin_lab  # noqa: E402
 from anon_model.evaluation.recognizers import DlibRecognizer, FaceNetCasiaRecognizer  # noqa: E402
 from anon_model.fallback import box_iou  # noqa: E402
-from anon_model.evaluation.metrics import load_hog_detector, seam_strength  # noqa: E402
+from anon_model.evaluation.metrics import hog_found, hog_score, load_hog_detector  # noqa: E402
+from anon_model.evaluation.naturalness import colour_added, measure, replaced_region  # noqa: E402
 from anon_model.guard import brighten  # noqa: E402
-from anon_model.perception.masks import face_mask  # noqa: E402
-from anon_model.synthesis.warp import FOREHEAD  # noqa: E402
 from anon_model.perception import FaceAnalyzer  # noqa: E402
 
 def brightened(image: Image.Image) -> Image.Image:
@@ -121,7 +122,7 @@ def main() -> None:
     for name, images in sets.items():
         n = Counter()
         reasons, reid, intrusion, base, gender, age, tone = Counter(), Counter(), Counter(), Counter(), [], [], []
-        seams, hog, landmark_errors = [], Counter(), []
+        seams, colours, hog, landmark_errors = [], [], Counter(), []
         for i, image in enumerate(images):
             out = pipe(image, seed=0)
             result = out.image
@@ -145,11 +146,14 @@ def main() -> None:
                 gender.append(ax.gender == ay.gender)
                 age.append(abs(ax.age - ay.age) <= AGE_TOLERANCE)
                 tone.append(delta_e(skin_lab(a, face.landmarks), skin_lab(b, at.landmarks)))
-                seams.append(seam_strength(a, b, face_mask(face.landmarks_anon, a.shape[:2], forehead=FOREHEAD) > 0.5))
+                figures = measure(a, b, replaced_region(face.landmarks_anon, a.shape),
+                                  found=None if y is None else y.landmarks, intended=face.landmarks_anon)
+                seams.append(figures["seam"])
+                colours.append(colour_added(figures))
                 for key, im in (("x", a), ("y", b)):
-                    hog[key] += any(box_iou(tuple(h), tuple(landmark_box(face.landmarks))) >= 0.3 for h in judge.hog(im))
-                if face.landmark_error is not None:
-                    landmark_errors.append(face.landmark_error)
+                    hog[key] += hog_found(hog_score(judge.hog(im), face.landmarks))
+                if figures["landmark_error"] is not None:
+                    landmark_errors.append(figures["landmark_error"])
             print(f"{name}: {i + 1}/{len(images)} {dict(n)}", file=sys.stderr)
         total, done = sum(n.values()), n["anonymized"]
         rows.append(f"| {name} | {total} | {done} ({100 * done / max(total, 1):.0f} %) | "
@@ -157,8 +161,7 @@ def main() -> None:
                     + " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES) + " | "
                     + f"{_pct(intrusion['in'], done)} (strangers: {_pct(base['in'], done)}) | "
                     + f"{_pct(sum(gender), len(gender))} | {_pct(sum(age), len(age))} | "
-                    + (f"{np.median(tone):.1f} / {np.percentile(tone, 90):.1f} | " if tone else "n/a | ")
-                    + (f"{np.median(seams):.2f} / {np.percentile(seams, 90):.2f} | " if seams else "n/a | ")
+                    + f"{_median_p90(tone, 1)} | {_median_p90(seams, 2)} | {_median_p90(colours, 1)} | "
                     + f"{_pct(hog['y'], done)} (originals: {_pct(hog['x'], done)}) | "
                     + (f"{np.median(landmark_errors):.3f} |" if landmark_errors else "n/a |"))
     rows.append(_stranger_pairs(judge, sets["held-out portraits"]))
@@ -166,7 +169,8 @@ def main() -> None:
               "ReID dlib / FaceNet-CASIA: " + ", ".join(ATTACKS), "into the bank", "gender kept",
               f"age kept (±{AGE_TOLERANCE:.0f} y)", "skin ΔE median / 90th pct",
               "seam: edge along the border vs the original's, median / 90th pct (1 = none)",
-              "dlib HOG still finds a face", "landmark error (IOD, median)"]
+              "colour step added at the border, ΔE00 median / 90th pct (0 = none)",
+              "dlib HOG still finds a face", "landmark error on the output vs S-hat (IOD, median)"]
     write_table("strangers.md", header, rows)
     print((HERE / "strangers.md").read_text())
 
@@ -184,7 +188,13 @@ def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
                 reid[attack, rec, "n"] += same is not None
                 reid[attack, rec, "same"] += bool(same)
     cells = " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES)
-    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} |" + " |" * 7
+    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} |" + " |" * 8
+
+
+def _median_p90(values: list[float | None], digits: int) -> str:
+    """"median / 90th percentile" of the measured values (None: not measured)."""
+    known = [v for v in values if v is not None]
+    return f"{np.median(known):.{digits}f} / {np.percentile(known, 90):.{digits}f}" if known else "n/a"
 
 
 def _pct(k: int, n: int) -> str:

@@ -444,3 +444,73 @@ def test_unlabelled_folder_scores_every_face(judges, bank, tmp_path):
     assert result.get("copy", "reid/dlib/L2<0.6") == 100.0 and result.get("copy", "intrusion/dlib/calibrated") == 0.0
     ids = result.values["copy"]["ids/dlib/L2<0.6"]
     assert ids.value is None and "labels" in ids.note
+
+
+# ------------------------------------------------------------------------------------------- issue 22: naturalness
+
+
+def _tinted(image: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``image`` with ``region`` given another tint (CIELAB a* +20, b* -20: pinker and bluer), its lightness kept."""
+    import cv2
+
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab[region, 1] += 20.0
+    lab[region, 2] -= 20.0
+    return (np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), 0, 1) * 255).round().astype(np.uint8)
+
+
+def test_the_colour_step_is_nil_untouched_and_large_for_a_face_of_another_tint(analyzer):
+    from anon_model.evaluation.naturalness import colour_added, measure, replaced_region
+
+    image = load_image(EXAMPLES_DIR / "obama.jpg")
+    face = analyzer(image)[0]
+    region = replaced_region(face.landmarks, image.shape)
+    same = measure(image, image.copy(), region, found=face.landmarks, intended=face.landmarks)
+    assert same["colour_step"] > 1.0  # hair and background border the face: the original has a step of its own
+    assert colour_added(same) == 0.0 and same["seam"] == pytest.approx(1.0) and same["landmark_error"] < 1e-9
+    tinted = measure(image, _tinted(image, region), region)
+    assert colour_added(tinted) > 5.0  # CIEDE2000: a plainly visible difference
+    assert tinted["landmark_error"] is None  # no landmarks given: not measured
+
+
+def test_naturalness_of_baselines_in_the_report(run):
+    """copy changes nothing: no seam, no colour step added, HOG scores as on the originals; blur's box is smooth."""
+    out, result = run
+    assert result.get("copy", "seam/median") == pytest.approx(1.0) and result.get("copy", "colour_added/p90") == 0.0
+    assert result.values["copy"]["seam/median"].n == 5
+    assert result.get("copy", "detection_hog") == result.get("copy", "detection_hog/originals") > 0
+    assert result.get("copy", "hog_score/median") == result.get("copy", "hog_score/originals/median")
+    assert result.get("copy", "landmark_error/median") is None  # copy says of no intended landmarks
+    assert result.get("blur", "detection_hog") < result.get("blur", "detection_hog/originals")
+    text = write_report(result, out)["markdown"].read_text()
+    assert "## Naturalness" in text and "Colour step added ΔE00" in text
+    assert "| copy | 5 | 1.00 / 1.00 | 0.0 / 0.0 |" in text
+
+
+class _TintingPipeline(_ReportingPipeline):
+    """Stands in for AnonPipeline: "anonymizes" every face by giving its region another tint (S-hat_x: its own
+    landmarks), a pasted-looking face."""
+
+    def __call__(self, image, *, seed, **kwargs):
+        from PIL import Image
+
+        from anon_model.evaluation.naturalness import replaced_region
+
+        faces = self.analyzer(image)
+        out = image
+        for f in faces:
+            out = _tinted(out, replaced_region(f.landmarks, image.shape))
+        records = [type("R", (), {"box": f.box, "treatment": "anonymized", "landmarks_anon": f.landmarks})()
+                   for f in faces]
+        return type("O", (), {"image": Image.fromarray(out), "faces": records})()
+
+
+def test_a_face_of_another_tint_is_reported_as_a_colour_step(samples, judges, analyzer, tmp_path):
+    ours = PipelineMethod("ours", PipelineProvider(factory=lambda: _TintingPipeline(analyzer)))
+    result = evaluate(samples[:1], [ours, Copy()], judges, progress=False)
+    assert result.get("ours", "colour_added/median") > 5.0 and result.get("copy", "colour_added/median") == 0.0
+    assert result.get("ours", "landmark_error/median") < 0.06  # the tint moves no landmark off S-hat_x
+    assert result.get("ours", "seam/median") >= 1.0
+    text = write_report(result, tmp_path)["markdown"].read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| ours | 1 |"))
+    assert "(originals " in row and row.count("n/a") == 0

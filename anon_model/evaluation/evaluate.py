@@ -15,7 +15,11 @@ For each output and probe face:
   when it reported no face there; n/a for methods that report nothing (baselines, external folders);
 * detection (%): the detector finds a face overlapping the original box (IoU >= 0.5) in the output; once with the
   analyzer's detector (MTCNN, the pipeline's own) and once with dlib's HOG detector (which the pipeline does not use),
-  against the original's landmark box;
+  against the original's landmark box; HOG's score there too, on the output and on the original;
+* naturalness (``naturalness.py``), over the region the method replaced (our pipeline: S-hat_x's outline, anonymized
+  faces only; blur, pixelate, mask: their box; others: the original face's outline): seam strength against the
+  original's edges there, the colour step (CIEDE2000) between a band inside the border and the band just outside it
+  on the output and on the original, and the landmark error of the output against S-hat_x (our pipeline only);
 * SSIM: between the original and output aligned 256 crops (the original face's alignment); background SSIM: over the
   photo outside every face's region (box and landmarks widened by 20%, as the fallback covers); LPIPS on the crops;
 * attributes (%): gender and expression kept, age kept within ``AGE_TOLERANCE`` years (and ethnicity / makeup when
@@ -47,8 +51,10 @@ from anon_model.bank.calibrate import PERCENTILE
 from anon_model.evaluation.attributes import AttributeJudge, landmark_box, preserved
 from anon_model.evaluation.dataset import Sample
 from anon_model.evaluation.methods import Handled, Method, PipelineMethod
-from anon_model.evaluation.metrics import (MetricUnavailable, background_ssim, expression_nme,
-                                           load_hog_detector, load_lpips, percent, pose_error, ssim)
+from anon_model.evaluation.metrics import (DETECTION_IOU, HOG_FLOOR, MetricUnavailable, background_ssim,
+                                           expression_nme, hog_found, hog_score, load_hog_detector, load_lpips, percent,
+                                           pose_error, ssim)
+from anon_model.evaluation.naturalness import colour_added, measure, replaced_region
 from anon_model.evaluation.recognizers import Recognizer, Threshold, load_recognizers, threshold_labels
 from anon_model.fallback import EXPAND, box_iou, face_region
 from anon_model.imageio import load_image
@@ -61,10 +67,8 @@ __all__ = ["Judges", "MetricValue", "EvaluationResult", "evaluate", "BankJudge",
            "DETECTION_IOU", "CACHE_VERSION",
            "FACE_OUTCOMES"]
 
-#: A face counts as detected in the output when a detection overlaps the original box this much.
-DETECTION_IOU = 0.5
 #: Bump when the meaning of a cached record changes.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 #: What our pipeline can report per face, plus "missed" (it reported no face where the original face is).
 FACE_OUTCOMES = (*TREATMENTS, "missed")
 
@@ -159,6 +163,7 @@ class _Probe:
     embeddings: dict[str, np.ndarray]
     attributes: dict[str, Any]
     bank: dict[str, np.ndarray]  # per recognizer: the original's closest scores per bank identity
+    hog: float | None = None  # dlib's HOG score of the original face (``hog_score``; None: none above ``HOG_FLOOR``)
 
 
 @dataclass
@@ -236,44 +241,61 @@ def _references(samples: Sequence[Sample], judges: Judges, bank: BankJudge | Non
         chosen = faces if sample.identity is None else [_largest(faces)]
         embeddings = {r.name: r.embed(image, chosen) for r in judges.recognizers}
         attributes = judges.attributes(image, chosen)
+        hog = judges.hog(image) if judges.hog else None
         probes = [_Probe(_Location(f.box, f.landmarks), sample.identity, f.matrix, f.pose,
                          {name: e[i] for name, e in embeddings.items()}, attributes[i],
-                         {r.name: bank.closest(r, embeddings[r.name][i][None]) for r in judges.recognizers} if bank else {})
+                         {r.name: bank.closest(r, embeddings[r.name][i][None]) for r in judges.recognizers} if bank else {},
+                         hog_score(hog, f.landmarks) if hog is not None else None)
                   for i, f in enumerate(chosen)]
         refs.append(_Reference(sample, [_Location(f.box, f.landmarks) for f in faces], probes))
     return refs, skipped
 
 
-def _treatment(box: np.ndarray, handled: Handled) -> str | None:
-    """What the method reported for the face at `box` ("missed" when it reported none there); None: reports nothing."""
+@dataclass
+class _Replaced:
+    """What a method did to one probe face: its treatment (None: the method reports none), the bool (H, W) region it
+    put something new in (None: none) and the landmarks S-hat_x the new face was given (None: not said)."""
+
+    treatment: str | None
+    region: np.ndarray | None
+    intended: np.ndarray | None = None
+
+
+def _replaced(method: Method, shape: tuple[int, ...], where: _Location, handled: Handled) -> _Replaced:
+    """What `method` reported for the face at `where` ("missed" when it reported none there); when it reports nothing,
+    the region it rewrites by construction (``Method.replaced``)."""
     if handled is None:
-        return None
-    ious = [box_iou(b, box) for b, _ in handled]
+        return _Replaced(None, method.replaced(shape, where))
+    ious = [box_iou(b, where.box) for b, *_ in handled]
     best = int(np.argmax(ious)) if ious else -1
-    return handled[best][1] if best >= 0 and ious[best] >= DETECTION_IOU else "missed"
+    if best < 0 or ious[best] < DETECTION_IOU:
+        return _Replaced("missed", None)
+    _, treatment, s_hat = handled[best]
+    return _Replaced(treatment, None if s_hat is None else replaced_region(s_hat, shape), s_hat)
 
 
-def _score_photo(image: np.ndarray, output: np.ndarray, handled: Handled, ref: _Reference, gallery: "_Gallery",
-                 bank: BankJudge | None, judges: Judges) -> dict[str, Any]:
+def _score_photo(image: np.ndarray, output: np.ndarray, method: Method, handled: Handled, ref: _Reference,
+                 gallery: "_Gallery", bank: BankJudge | None, judges: Judges) -> dict[str, Any]:
     """All scores of one output: the background's SSIM and each probe face's scores (numbers only)."""
     detections = judges.analyzer.detector(output)
-    hog_boxes = judges.hog(output) if judges.hog else None
+    hog = judges.hog(output) if judges.hog else None
     regions = [face_region(np.r_[np.minimum(f.box[:2], f.landmarks.min(0)), np.maximum(f.box[2:], f.landmarks.max(0))],
                            image.shape, EXPAND) for f in ref.faces]
     faces = []
     for probe in ref.probes:
-        face = _score_face(image, output, probe, detections, gallery, bank, judges)
-        face["treatment"] = _treatment(probe.where.box, handled)
-        if hog_boxes is not None:
-            target = landmark_box(probe.where.landmarks)
-            face["detected_hog"] = any(box_iou(b, target) >= DETECTION_IOU for b in hog_boxes)
+        replaced = _replaced(method, image.shape, probe.where, handled)
+        face = _score_face(image, output, probe, detections, gallery, bank, judges, replaced)
+        face["treatment"] = replaced.treatment
+        if hog is not None:
+            face["hog_score"], face["hog_score_original"] = hog_score(hog, probe.where.landmarks), probe.hog
         faces.append(face)
     return {"background_ssim": background_ssim(image, output, regions), "faces": faces}
 
 
 def _score_face(image: np.ndarray, output: np.ndarray, probe: _Probe, detections: Sequence, gallery: "_Gallery",
-                bank: BankJudge | None, judges: Judges) -> dict[str, Any]:
-    """The per-face scores of one output: detection, ReID, IDS, intrusion into the bank, SSIM, attributes, landmarks."""
+                bank: BankJudge | None, judges: Judges, replaced: _Replaced) -> dict[str, Any]:
+    """The per-face scores of one output: detection, ReID, IDS, intrusion into the bank, SSIM, attributes, landmarks,
+    and the naturalness of what replaced the face (``naturalness.measure``; None where nothing did)."""
     ious = [box_iou(d.box, probe.where.box) for d in detections]
     best = int(np.argmax(ious)) if ious else -1
     detected = best >= 0 and ious[best] >= DETECTION_IOU
@@ -300,6 +322,9 @@ def _score_face(image: np.ndarray, output: np.ndarray, probe: _Probe, detections
     if detected:
         record["pose_error"] = pose_error(head_pose(landmarks, output.shape), probe.pose)
         record["expression_nme"] = expression_nme(landmarks, probe.where.landmarks)
+    if replaced.region is not None:
+        record.update(measure(image, output, replaced.region, found=landmarks if detected else None,
+                              intended=replaced.intended))
     return record
 
 
@@ -399,7 +424,7 @@ def evaluate(samples: Sequence[Sample], methods: Sequence[Method], judges: Judge
                 if output.shape != image.shape:
                     raise ValueError(f"output is {output.shape}, the photo {image.shape}")
                 rec = {"key": sample.key, "fingerprint": fingerprint, "seconds": seconds,
-                       **_score_photo(image, output, handled, ref, gallery, bank_judge, judges)}
+                       **_score_photo(image, output, method, handled, ref, gallery, bank_judge, judges)}
             except Exception as exc:  # one failing photo must not stop the run; the report counts failures
                 errors[method.name].append(f"{sample.key}: {type(exc).__name__}: {exc}")
                 continue
@@ -440,6 +465,33 @@ def _rate(flags: Sequence[bool | None], why_none: str = "") -> MetricValue:
     return MetricValue(percent(known), len(known)) if known else MetricValue(None, 0, why_none)
 
 
+def _spread(name: str, values: Sequence[float | None], why_none: str) -> dict[str, MetricValue]:
+    """``name/median`` and ``name/p90`` (90th percentile) of the known values (None when there is none)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return {f"{name}/{q}": MetricValue(None, 0, why_none) for q in ("median", "p90")}
+    return {f"{name}/median": MetricValue(float(np.median(known)), len(known)),
+            f"{name}/p90": MetricValue(float(np.percentile(known, 90)), len(known))}
+
+
+def _naturalness(faces: Sequence[dict[str, Any]]) -> dict[str, MetricValue]:
+    """The naturalness metrics: dlib's HOG on outputs and originals (found %, median score with a face it does not
+    score counted at ``HOG_FLOOR``), seam strength, colour step added and as is, landmark error against S-hat_x."""
+    no_hog, nothing = "dlib's HOG detector not loaded", "no region was replaced by a new face"
+    out: dict[str, MetricValue] = {}
+    for key, suffix in (("hog_score", ""), ("hog_score_original", "/originals")):
+        scores = [f[key] for f in faces if key in f]
+        out[f"detection_hog{suffix}"] = _rate([hog_found(s) for s in scores], no_hog)
+        out.update(_spread(f"hog_score{suffix}", [HOG_FLOOR if s is None else s for s in scores], no_hog))
+    out.update(_spread("seam", [f.get("seam") for f in faces], nothing))
+    out.update(_spread("colour_added", [colour_added(f) for f in faces], nothing))
+    out.update(_spread("colour_step", [f.get("colour_step") for f in faces], nothing))
+    out.update(_spread("colour_step/originals", [f.get("colour_step_original") for f in faces], nothing))
+    out.update(_spread("landmark_error", [f.get("landmark_error") for f in faces],
+                       "the method gave no intended landmarks (S-hat_x), or no face was detected in the output"))
+    return out
+
+
 def _aggregate(photos: Sequence[dict[str, Any]], errors: Sequence[str], judges: Judges) -> dict[str, MetricValue]:
     """Per-image records -> the report's metrics (rates in % over probe faces, one MetricValue per metric)."""
     faces = [f for p in photos for f in p["faces"]]
@@ -462,7 +514,7 @@ def _aggregate(photos: Sequence[dict[str, Any]], errors: Sequence[str], judges: 
         out[f"treatment/{outcome}"] = _rate([None if t is None else t == outcome for t in treatments],
                                             "n/a: the method reports no per-face treatment")
     out["detection"] = _rate([f["detected"] for f in faces])
-    out["detection_hog"] = _rate([f.get("detected_hog") for f in faces], "dlib's HOG detector not loaded")
+    out.update(_naturalness(faces))
     out["ssim"] = _mean([f["ssim"] for f in faces])
     out["background_ssim"] = _mean([p["background_ssim"] for p in photos])
     out["lpips"] = _mean([f["lpips"] for f in faces]) if judges.lpips else MetricValue(None, 0, judges.unavailable.get("lpips", ""))

@@ -25,14 +25,16 @@ from anon_model import fallback
 from anon_model.evaluation.attributes import Located
 from anon_model.fallback import face_region
 from anon_model.evaluation.dataset import Sample
+from anon_model.evaluation.naturalness import replaced_region
 from anon_model.imageio import IMAGE_SUFFIXES, load_image
 
 __all__ = ["Method", "Handled", "Blur", "Pixelate", "SolidMask", "Copy", "External", "PipelineMethod", "PipelineProvider",
            "Variant", "VARIANTS", "BASELINES", "make_methods", "k_curve_name"]
 
 
-#: What a method reports about the faces it handled: (box, treatment) per face, or None when it reports nothing.
-Handled = list[tuple[np.ndarray, str]] | None
+#: What a method reports about the faces it handled: per face (box, treatment, the (68, 2) landmarks S-hat_x of the new
+#: face it put there, or None when it put none), or None when it reports nothing.
+Handled = list[tuple[np.ndarray, str, np.ndarray | None]] | None
 
 
 class Method:
@@ -50,6 +52,11 @@ class Method:
     def run(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> tuple[np.ndarray, Handled]:
         """The output photo and what the method says it did to each face (only our pipeline says: else None)."""
         return self(image, faces, sample=sample, seed=seed), None
+
+    def replaced(self, shape: tuple[int, ...], face: Located) -> np.ndarray:
+        """Bool (H, W): where this method puts something new for ``face`` when it does not say (``Handled`` None):
+        by default where a face replacement would, the region of the face's own landmarks (``replaced_region``)."""
+        return replaced_region(face.landmarks, shape)
 
 
 @dataclass
@@ -71,6 +78,13 @@ class _RegionMethod(Method):
 
     def obfuscate(self, region: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def replaced(self, shape: tuple[int, ...], face: Located) -> np.ndarray:
+        """Bool (H, W): the face's box widened by ``expand``, which this method rewrites."""
+        x0, y0, x1, y1 = face_region(face.box, shape, self.expand)
+        region = np.zeros(shape[:2], bool)
+        region[y0:y1, x0:x1] = True
+        return region
 
 
 @dataclass
@@ -189,9 +203,12 @@ class PipelineMethod(Method):
         return self.run(image, faces, sample=sample, seed=seed)[0]
 
     def run(self, image: np.ndarray, faces: Sequence[Located], *, sample: Sample, seed: int) -> tuple[np.ndarray, Handled]:
-        """The output photo and each face record's (box, treatment): anonymized, obscured, unchanged or failed."""
+        """The output photo and each face record's (box, treatment, S-hat_x): treatment anonymized, obscured,
+        unchanged or failed; S-hat_x (photo pixels) for the anonymized faces only (the others got no new face)."""
         out = self.provider.get()(image, seed=seed, **self.overrides, **self.call_kwargs)
-        return np.asarray(out.image.convert("RGB")), [(np.asarray(f.box), f.treatment) for f in out.faces]
+        return np.asarray(out.image.convert("RGB")), [
+            (np.asarray(f.box), f.treatment, f.landmarks_anon if f.treatment == "anonymized" else None)
+            for f in out.faces]
 
 
 @dataclass(frozen=True)

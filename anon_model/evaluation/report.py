@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from anon_model.evaluation.evaluate import CALIBRATED, FACE_OUTCOMES, EvaluationResult
+from anon_model.evaluation.evaluate import CALIBRATED, FACE_OUTCOMES, EvaluationResult, MetricValue
 from anon_model.evaluation.methods import VARIANTS
 from anon_model.evaluation.recognizers import summary_label, threshold_labels
 
@@ -140,6 +140,45 @@ def _per_face_table(result: EvaluationResult) -> list[str]:
     return ["## Per face: privacy, treatment and utility", ""] + _table(header, rows)
 
 
+def _median_p90(result: EvaluationResult, method: str, name: str, digits: int) -> str:
+    """The "median / 90th percentile" cell of the metric ``name``."""
+    median, p90 = result.get(method, f"{name}/median"), result.get(method, f"{name}/p90")
+    return "n/a" if median is None else f"{_fmt(median, digits)} / {_fmt(p90, digits)}"
+
+
+def _beside(result: EvaluationResult, method: str, name: str, original: str, digits: int) -> str:
+    """The metric ``name`` with the originals' own figure (metric ``original``, same faces) beside it."""
+    value = result.get(method, name)
+    return "n/a" if value is None else f"{_fmt(value, digits)} (originals {_fmt(result.get(method, original), digits)})"
+
+
+def _naturalness_table(result: EvaluationResult) -> list[str]:
+    """Does the replaced face look like part of its photo: seam, colour step at the border, HOG, landmark error."""
+    header = ["Method", "Faces replaced", "Seam × original, median / 90th pct (1 = none) ↓",
+              "Colour step added ΔE00, median / 90th pct (0 = none) ↓", "Colour step ΔE00, median",
+              "Found by HOG % ↑", "HOG score, median ↑", "Landmark err. vs S-hat, median / 90th pct ↓"]
+    rows = [[m, str(result.values[m].get("seam/median", MetricValue(None)).n),
+             _median_p90(result, m, "seam", 2), _median_p90(result, m, "colour_added", 1),
+             _beside(result, m, "colour_step/median", "colour_step/originals/median", 1),
+             _beside(result, m, "detection_hog", "detection_hog/originals", 0),
+             _beside(result, m, "hog_score/median", "hog_score/originals/median", 2),
+             _median_p90(result, m, "landmark_error", 3)]
+            for m in result.methods]
+    return (["## Naturalness: does the new face look like part of the photo?", "",
+             "Per face, over the region the method replaced (our pipeline: the outline of S-hat_x with the forehead it "
+             "replaces, anonymized faces only; blur, pixelate, mask: their box; other methods: the original face's "
+             "outline). Seam: the mean edge strength in a 3-px band either side of the region's border, over the "
+             "original's there (1 = no edge added). Colour step: CIEDE2000 between the mean CIELAB colour of a band "
+             "inside the border and the band just outside it (each 8 % of the region's size wide; the inner one as far "
+             "in, past a blend's soft edge); added: the output's less the original's at the same place, so a face of "
+             "another tint shows up (below 0: nearer the colour around it than the original face was). dlib's HOG detector (another "
+             "kind than the pipeline's MTCNN) on the output and the original: found at its own threshold (score ≥ 0, "
+             "box IoU ≥ 0.5 with the face's landmark box); a face it does not score counts at -1. Landmark error: the "
+             "68 landmarks found on the output against S-hat_x (NME over the inter-ocular distance after a similarity "
+             "fit; the guard rejects a result above 0.06 on its crop).", ""]
+            + _table(header, rows))
+
+
 def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequence[str] = ()) -> Path:
     """``report.md``: the run's facts, then tables shaped like the paper's Tables 1-7 and the K curve."""
     meta, main = result.meta, _main_methods(result)
@@ -162,7 +201,7 @@ def write_markdown(result: EvaluationResult, path: str | Path, *, plots: Sequenc
             "of our pipeline's delegate bank than the limit calibrated on the bank for that judge (how near its members "
             "come to their nearest other person), other than the bank persons the same judge finds that near the "
             "original face. n/a: not measurable here (see above and below).", ""]
-    out += _judges(meta) + [""] + _per_face_table(result) + [""]
+    out += _judges(meta) + [""] + _per_face_table(result) + [""] + _naturalness_table(result) + [""]
 
     labels = [(r, lab) for r in RECOGNIZER_ORDER if r != "adaface" for lab in threshold_labels(r)]
     out += ["## Table 1: privacy protection (ReID, IDS) ↓", ""]
