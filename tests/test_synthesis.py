@@ -127,6 +127,15 @@ def test_synthesizer_changes_only_the_face_region(conditionings):
         assert float(changed[~outside].float().mean()) > 0.5  # most of the face is new
 
 
+def test_a_retry_reaches_higher_up_the_forehead(conditionings):
+    """The guard's later tries replace more of x's forehead (its hairline is what a recognizer still matches)."""
+    syn, cond = TrainingFreeSynthesizer(), conditionings[0]
+    first, last = syn.blend_weight(cond) > 0.05, syn.blend_weight(cond, effort=1.0) > 0.05
+    assert not (first & ~last).any()
+    top = lambda m: int(np.nonzero(m.any(1))[0][0])  # noqa: E731
+    assert top(last) < top(first) - 3
+
+
 def test_synthesizer_settings_save_and_load(tmp_path, conditionings):
     syn = TrainingFreeSynthesizer(attention_floor=0.3, light_sigma=0.08)
     loaded = TrainingFreeSynthesizer.from_pretrained(syn.save_pretrained(tmp_path / "synthesizer"))
