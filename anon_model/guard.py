@@ -184,23 +184,33 @@ class IdentityGuard:
         return f"bank person {self.names[nearest]}" if self.names is not None else f"bank face {nearest}"
 
     def references(self, conds: list[FaceConditioning]) -> References:
-        """The originals x of ``conds`` under both recognizers and every view, computed once for all tries."""
+        """The originals x of ``conds`` under both recognizers and every view, computed once for all tries (each
+        recognizer in one batch over views and faces: a FaceNet-CASIA call costs half as much per face at batch 5)."""
         x = torch.stack([c.x for c in conds]).float()
         s_x = torch.stack([c.landmarks for c in conds]).float()
-        views = [attack(x, s_x) for attack in ATTACKS.values()]
+        psi, second = self._embed_views(x, s_x, list(ATTACKS.values()))
+        return References(psi, second)
+
+    def _embed_views(self, crops: torch.Tensor, points: torch.Tensor,
+                     attacks: list) -> tuple[torch.Tensor, np.ndarray | None]:
+        """Psi's (V,B,D) and the second recognizer's (V,B,D2) embeddings of ``crops`` (B,3,S,S) with landmarks
+        ``points`` (B,68,2) under each of ``attacks``, one batched call per recognizer."""
+        views = [attack(crops, points) for attack in attacks]
+        pixels, where = torch.cat([v for v, _ in views]), torch.cat([p for _, p in views])
+        shape = (len(attacks), len(crops))
         with torch.inference_mode():
             device = next(self.identity.parameters()).device
-            psi = torch.stack([self.identity.embed(v.to(device), landmarks=p.to(device)).float() for v, p in views])
-        second = None if self.second is None else np.stack([self._second(v, p) for v, p in views])
-        return References(psi, second)
+            psi = self.identity.embed(pixels.to(device), landmarks=where.to(device)).float()
+        second = None if self.second is None else self._second(pixels, where)
+        return psi.reshape(*shape, -1), None if second is None else second.reshape(*shape, -1)
 
     def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References) -> Verdict:
         """How far each result (B,3,S,S) is from its original (``refs``, indexed like ``conds``) and from the bank.
 
         Psi frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized either
-        way fails), the second recognizer by S-hat_x; then the attacker's views (``ATTACKS``) of the results that
-        pass as they are, one view after another while any still passes (a result that fails one view fails). A
-        result is as far as the nearest of these. Then whether each result is a plausible face (when that check is
+        way fails), the second recognizer by S-hat_x; then the attacker's other views (``ATTACKS``) of the results
+        that pass as they are, all views in one batch (a result that fails one view fails). A result is as far as
+        the nearest of these. Then whether each result is a plausible face (when that check is
         on: only for the results far enough from everyone, the others fail anyway)."""
         crops = crops.float()
         s_hat = torch.stack([c.landmarks_anon for c in conds]).float()
@@ -216,20 +226,17 @@ class IdentityGuard:
                 to_others = self.identity.distance(plain[:, :, None], self.others[None, None].to(plain))
                 bank, nearest = (t.cpu() for t in to_others.amin(0).min(1))
         original = original.clone()  # a normal tensor: the attacker's views update it
-        every = list(range(len(crops)))
-        second = self._second_distance(crops, s_hat, refs, 0, every)
+        second = self._second_distance(crops, s_hat, refs)
         verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
                           second_limit=self.second_limit)
-        for v, attack in enumerate(list(ATTACKS.values())[1:], start=1):
-            alive = (verdict.room >= 0).nonzero().squeeze(1).tolist()
-            if not alive:
-                break
-            view, points = attack(crops[alive], s_hat[alive])
-            with torch.inference_mode():
-                seen = self.identity.embed(view.to(device), landmarks=points.to(device)).float()
-                far = self.identity.distance(seen, refs.psi[v, alive].to(seen)).cpu()
+        alive = (verdict.room >= 0).nonzero().squeeze(1).tolist()
+        if alive:
+            psi, found = self._embed_views(crops[alive], s_hat[alive], list(ATTACKS.values())[1:])
+            far = self.identity.distance(psi, refs.psi[1:, alive].to(psi)).amin(0).cpu()
             original[alive] = torch.minimum(original[alive], far)
-            second[alive] = torch.minimum(second[alive], self._second_distance(view, points, refs, v, alive))
+            if found is not None:
+                d2 = np.linalg.norm(found - refs.second[1:, alive], axis=-1).min(0)
+                second[alive] = torch.minimum(second[alive], torch.from_numpy(d2).float())
             verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
                               second_limit=self.second_limit)
         verdict.plausibility = self._plausibility(crops, conds, verdict.room)
@@ -239,14 +246,12 @@ class IdentityGuard:
         """The second recognizer's embeddings (B,D2) of some crops, each face located by its ``landmarks``."""
         return self.second.embed(_images(crops), list(landmarks.numpy()))
 
-    def _second_distance(self, view: torch.Tensor, landmarks: torch.Tensor, refs: References, v: int,
-                         faces: list[int]) -> torch.Tensor:
-        """The second recognizer's distances (B,) of one ``view`` of some results to their originals' view ``v``
-        (+inf without a second recognizer)."""
+    def _second_distance(self, crops: torch.Tensor, landmarks: torch.Tensor, refs: References) -> torch.Tensor:
+        """The second recognizer's distances (B,) of results as they are to their originals as they are (+inf
+        without a second recognizer)."""
         if self.second is None:
-            return torch.full((len(faces),), float("inf"))
-        found = self._second(view, landmarks)
-        return torch.from_numpy(np.linalg.norm(found - refs.second[v, faces], axis=-1)).float()
+            return torch.full((len(crops),), float("inf"))
+        return torch.from_numpy(np.linalg.norm(self._second(crops, landmarks) - refs.second[0], axis=-1)).float()
 
     def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning],
                       room: torch.Tensor) -> Plausibility | None:
