@@ -120,9 +120,9 @@ def _add_anonymize(sub) -> None:
                    help="dry run: write each photo with its detected faces drawn (yellow: step 2 would take it, "
                    "red: straight to the fallback) instead of anonymizing; no manifest")
     p.add_argument("--draw-scores", action="store_true", help="with --preview: label each box with its detection score")
-    p.add_argument("--batch-size", type=int, default=1, metavar="N",
-                   help="photos per pipeline call: their faces go through the networks together (8-32 keep a GPU "
-                   "busy; default 1)")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N",
+                   help="photos per pipeline call: their faces go through the networks together, each photo getting "
+                   "what it gets alone (4: 14%% faster than 1 on 2 CPU cores; 8-32 keep a GPU busy; default 4)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                    help="threads decoding the next photos and writing results while the networks run")
     p.add_argument("--json", action="store_true",
