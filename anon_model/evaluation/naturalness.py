@@ -27,8 +27,9 @@ __all__ = ["replaced_region", "measure", "colour_added"]
 
 
 def replaced_region(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Bool (H, W): the face region the synthesizer replaces for these 68 landmarks (S-hat_x in photo pixels): the
-    convex hull of the jaw and the brows lifted by ``synthesis.warp.FOREHEAD``."""
+    """Bool (H, W): the face region the synthesizer replaces for these 68 landmarks (S-hat_x in photo pixels) on a
+    first try: the convex hull of the jaw and the brows lifted by ``synthesis.warp.FOREHEAD`` (the guard's retries
+    reach higher, up to ``RETRY_FOREHEAD``: their upper border is then measured a little inside the new face)."""
     return face_mask(landmarks, shape[:2], forehead=FOREHEAD) > 0.5
 
 
