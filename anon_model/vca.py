@@ -6,7 +6,7 @@ Our additions to the paper: bank faces within the verification threshold of x (t
 e.g. x itself when its photo is in the bank) are never candidates, for VAA and GSA alike; and VAA's appearance
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
 shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
-estimates, VAA's candidates are first narrowed to x's perceived gender and age (``match_attributes``), so
+estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
 the delegate does not change them.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from skimage.transform import SimilarityTransform
 
-from anon_model.attributes import FaceAttributes
+from anon_model.attributes import FaceAttributes, bracket_name
 from anon_model.bank import DelegateBank
 from anon_model.errors import AnonModelError
 from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
@@ -115,29 +115,10 @@ def _identity_count(bank: DelegateBank, indices: torch.Tensor) -> int:
     return len(torch.unique(bank.identities()[indices]))
 
 
-#: Estimated ages within this many years of x's count as x's age; widened in steps while too few people remain.
-AGE_TOLERANCE = 5.0
-#: Skin tones (ITA degrees) within this of x's count as similar; widened in steps while too few people remain.
-SKIN_TOLERANCE = 10.0
-
-
-def _nearest_within(bank: DelegateBank, pool: torch.Tensor, gap: torch.Tensor, tolerance: float,
-                    identities: int) -> tuple[torch.Tensor, float] | None:
-    """The faces of ``pool`` whose ``gap`` (per face) is within ``tolerance``, doubled up to three times while they
-    hold fewer than ``identities`` people, and the tolerance that sufficed (None: none did)."""
-    for step in range(4):
-        close = pool[gap <= tolerance * 2 ** step]
-        if len(close) and _identity_count(bank, close) >= identities:
-            return close, tolerance * 2 ** step
-    return None
-
-
 def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAttributes | None, *,
                      identities: int = 1) -> tuple[torch.Tensor, str]:
-    """The faces of ``pool`` (bank indices) of x's gender whose estimated age is within ``AGE_TOLERANCE`` years of
-    x's (widened while they hold fewer than ``identities`` distinct identities, the mixture's size), and that
-    filter in words. A result's perceived age follows its delegates' skin: a 15-year bracket let a man of 51 get
-    delegates of 64.
+    """The faces of ``pool`` (bank indices) of x's gender, and of its age bracket when they still hold ``identities``
+    distinct identities (the mixture's size; never fewer than one face), and that filter in words.
 
     Nothing is filtered when ``attributes`` is None (matching off), when the bank has no estimates (banks of
     format version 1), or when x's gender is left with too few people: none, or one while a mixture is asked for
@@ -154,11 +135,16 @@ def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAtt
     same = pool[gender]
     if _identity_count(bank, same) < min(identities, 2):
         return pool, f"none: one {attributes.gender} person among the bank's candidates, and a mixture needs two"
-    gap = torch.tensor([abs(bank.attributes[i].age - attributes.age) for i in same.tolist()])
-    near = _nearest_within(bank, same, gap, AGE_TOLERANCE, min(identities, _identity_count(bank, same)))
-    if near is None:
-        return same, f"gender ({attributes.gender}); age {attributes.age:.0f} ± {8 * AGE_TOLERANCE:.0f} left too few faces"
-    return near[0], f"gender ({attributes.gender}) and age {attributes.age:.0f} ± {near[1]:.0f}"
+    age = bracket_name(attributes.bracket)
+    bracket = torch.tensor([bank.attributes[i].bracket == attributes.bracket for i in same.tolist()], dtype=torch.bool)
+    wanted = min(identities, _identity_count(bank, same))
+    if bool(bracket.any()) and _identity_count(bank, same[bracket]) >= wanted:
+        return same[bracket], f"gender ({attributes.gender}) and age {age}"
+    return same, f"gender ({attributes.gender}); age {age} left too few faces"
+
+
+#: Skin tones (ITA degrees) within this of x's count as similar; widened in steps while too few people remain.
+SKIN_TOLERANCE = 10.0
 
 
 def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | None, *,
@@ -169,10 +155,12 @@ def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | N
     if skin_tone is None or np.isnan(skin_tone):
         return pool, ""
     gap = (bank.skin_tones[pool] - skin_tone).abs()  # NaN (greyscale bank faces) never matches a coloured face
-    near = _nearest_within(bank, pool, gap, SKIN_TOLERANCE, identities)
-    if near is None:
-        return pool, "skin tone: too few faces of a similar tone"
-    return near[0], f"skin tone within {near[1]:.0f} degrees ITA"
+    for step in range(4):
+        tolerance = SKIN_TOLERANCE * 2 ** step
+        close = pool[gap <= tolerance]
+        if len(close) and _identity_count(bank, close) >= identities:
+            return close, f"skin tone within {tolerance:.0f} degrees ITA"
+    return pool, "skin tone: too few faces of a similar tone"
 
 
 def visual_appearance_anonymization(
@@ -191,7 +179,7 @@ def visual_appearance_anonymization(
 ) -> AppearanceDelegate:
     """VAA: among the k nearest bank faces of x (bank feature space, other identities only) sample Z_a with u_a.
 
-    With x's estimated ``attributes``, the candidates are first narrowed to its gender and age (within ``AGE_TOLERANCE`` years)
+    With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
     (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
     (``match_skin_tone``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
     training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like

@@ -90,7 +90,7 @@ def test_two_processes_killed_half_way_resume_and_match_one_process(shared, tmp_
     shutil.copy(photos[0], tmp_path / "in" / "p08.jpg")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [*_launch(_free_port()), "anonymize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--replace-with",
-           "blur", "-q"]
+           "blur", "--batch-size", "1", "-q"]  # one photo per call, so that a kill can land between two records
 
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     parts = tmp_path / "out" / ".manifest"
