@@ -56,6 +56,7 @@ class PreprocessorConfig:
     match_attributes: bool = True  # VAA and GSA draw delegates of x's perceived gender, age bracket and skin tone
     delegate_distance: float = 0.8  # VAA's candidates are at least this far from x in the bank's space (our departure)
     recover: str = "expression"  # what S-hat_x keeps of S_x: expression (our default) | contour_and_mouth (paper)
+    geometry_push: float = 0.5  # GSA's S-bar pushed this far beyond itself away from S_x at the guard's last try
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
     guard_attempts: int = 8  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
@@ -69,6 +70,8 @@ class PreprocessorConfig:
             raise ValueError("k_top, k_neighbors, guard_attempts and delegate_mixture must be at least 1")
         if self.recover not in RECOVER:
             raise ValueError(f"recover must be one of {', '.join(RECOVER)}, not {self.recover!r}")
+        if self.geometry_push < 0:
+            raise ValueError(f"geometry_push must be >= 0 (0: S-bar as it is), not {self.geometry_push}")
         if self.epsilon < 0:
             raise ValueError(f"epsilon (the privacy budget) must be >= 0, not {self.epsilon}")
         if not 0 <= self.detect_threshold <= 1:
@@ -210,7 +213,7 @@ class AnonPreprocessor:
             geometry = geometry_structure_anonymization(
                 face.crop_landmarks, face.pose, bank, embedding=query, k=k, farthest=farthest,
                 epsilon=cfg.epsilon if (ipd and cfg.use_u_g) else 0.0, attributes=attributes, recover=cfg.recover,
-                pose_tolerance=(cfg.pose_tolerance,) * 3, generator=generator)
+                pose_tolerance=(cfg.pose_tolerance,) * 3, push=cfg.geometry_push * effort, generator=generator)
         else:
             geometry = GeometryDelegate(sample=None, delegate_landmarks=face.crop_landmarks,
                                         anonymized_landmarks=face.crop_landmarks, pose_tolerance=(0.0, 0.0, 0.0))

@@ -37,6 +37,7 @@ __all__ = [
     "RECOVER",
     "mix_faces",
     "refit_geometry",
+    "push_away",
     "match_attributes",
     "match_skin_tone",
 ]
@@ -83,6 +84,7 @@ class GeometryDelegate:
     anonymized_landmarks: np.ndarray  # (68, 2) S-hat_x, crop pixels
     pose_tolerance: tuple[float, float, float]  # the (yaw, pitch, roll) tolerance finally used
     recover: str = "expression"  # what S-hat_x keeps of S_x (a key of ``RECOVER``)
+    push: float = 0.0  # how far S-bar was pushed beyond itself, away from S_x, before the recovery (``push_away``)
 
 
 @dataclass
@@ -254,6 +256,7 @@ def geometry_structure_anonymization(
     farthest: bool = False,
     attributes: FaceAttributes | None = None,
     recover: str = "expression",
+    push: float = 0.0,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
 ) -> GeometryDelegate:
@@ -264,7 +267,8 @@ def geometry_structure_anonymization(
     ``min_candidates`` faces qualify (a small bank relaxes it gracefully); the k closest in pose are kept.
     With ``embedding`` given, faces of x's own identity are excluded, and with ``attributes`` the candidates are
     narrowed to x's gender and age as VAA's are (``match_attributes``; our additions). ``farthest`` keeps the k
-    same-pose faces whose landmarks are farthest from S_x instead (the paper's Table 5 baseline).
+    same-pose faces whose landmarks are farthest from S_x instead (the paper's Table 5 baseline). ``push`` > 0
+    moves S-bar that much further away from S_x before the recovery (``push_away``; the guard's retries ask for it).
     """
     s_x = torch.as_tensor(np.asarray(landmarks), dtype=torch.float32)
     pose_x = torch.as_tensor(np.asarray(pose, np.float32))
@@ -279,7 +283,7 @@ def geometry_structure_anonymization(
     utilities = utility_geometry(d)
     pick, probs = sample_delegate(utilities, epsilon, generator=generator)
     sample = DelegateSample(candidates, d, utilities, probs, int(candidates[pick]))
-    return _fit_geometry(sample, s_x.numpy(), bank, tuple(float(t) for t in tolerance), recover, crop_size)
+    return _fit_geometry(sample, s_x.numpy(), bank, tuple(float(t) for t in tolerance), recover, push, crop_size)
 
 
 def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: DelegateBank, *,
@@ -289,14 +293,31 @@ def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: Dele
     s_x = np.asarray(landmarks, np.float64)
     if previous.sample is None:  # the GSA ablation: x's own structure
         return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance, previous.recover)
-    return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, previous.recover, crop_size)
+    return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, previous.recover, previous.push,
+                         crop_size)
 
 
 def _fit_geometry(sample: DelegateSample, s_x: np.ndarray, bank: DelegateBank, tolerance: tuple[float, float, float],
-                  recover: str, crop_size: int) -> GeometryDelegate:
-    """The drawn S-bar aligned onto S_x, and S-hat_x from it (what ``recover`` keeps of S_x recovered)."""
+                  recover: str, push: float, crop_size: int) -> GeometryDelegate:
+    """The drawn S-bar aligned onto S_x, and S-hat_x from it (pushed away from S_x by ``push``, then what
+    ``recover`` keeps of S_x recovered)."""
     s_bar = _align_onto(bank.crop_landmarks(sample.chosen, crop_size).numpy(), s_x)
-    return GeometryDelegate(sample, s_bar, RECOVER[recover](s_bar, s_x), tolerance, recover)
+    s_hat = RECOVER[recover](push_away(s_bar, s_x, push), s_x)
+    return GeometryDelegate(sample, s_bar, s_hat, tolerance, recover, push)
+
+
+def push_away(s_bar: np.ndarray, s_x: np.ndarray, push: float) -> np.ndarray:
+    """S-bar (aligned onto S_x) moved ``push`` times its own difference further from S_x: S-bar + push (S-bar - S_x).
+
+    Our departure from the paper, which takes a real delegate's structure as it is: the training-free step 2 keeps
+    whatever geometry it is given, and geometry carries identity (x's own landmarks under a delegate's appearance
+    were 0.1-0.25 closer to x under FaceNet-CASIA), so when a try is still recognized the guard's retries ask for a
+    structure a little farther from x's than any real person's. Expression is recovered after the push.
+    """
+    if push == 0:
+        return s_bar
+    s_bar, s_x = np.asarray(s_bar, np.float64), np.asarray(s_x, np.float64)
+    return s_bar + push * (s_bar - s_x)
 
 
 def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:

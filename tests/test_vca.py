@@ -18,6 +18,7 @@ from anon_model.vca import (
     _along,
     geometry_structure_anonymization,
     recover_contour_and_mouth,
+    refit_geometry,
     visual_appearance_anonymization,
 )
 
@@ -159,6 +160,24 @@ def test_recover_expression_takes_the_delegates_structure_and_xs_expression(bank
     np.testing.assert_allclose(s_hat[lm.INNER_LIPS], s_x[lm.INNER_LIPS])  # x's mouth opening
     for eye in (lm.RIGHT_EYE, lm.LEFT_EYE):
         assert _eye_opening(s_hat[eye]) == pytest.approx(_eye_opening(s_x[eye]), rel=0.02)  # scaled upright
+
+
+def test_gsa_push_moves_the_structure_away_from_x_and_keeps_its_expression(bank, faces):
+    """The guard's retries push S-bar beyond itself, away from S_x: the nose and brows end (1 + push) times as far
+    from x's as the delegate's are, x's mouth opening stays, and a video track's refit keeps the push."""
+    face, f = faces["biden"]
+    s_x = face.crop_landmarks.astype(np.float64)
+    plain, pushed = (geometry_structure_anonymization(face.crop_landmarks, face.pose, bank, embedding=f, push=push,
+                                                      generator=torch.Generator().manual_seed(0))
+                     for push in (0.0, 0.5))
+    assert pushed.sample.chosen == plain.sample.chosen and pushed.push == 0.5
+    np.testing.assert_allclose(pushed.delegate_landmarks, plain.delegate_landmarks)  # S-bar itself is the same
+    nose_brows = list(range(17, 36))
+    gap = lambda s: np.linalg.norm(s[nose_brows] - s_x[nose_brows], axis=1).mean()  # noqa: E731
+    assert gap(pushed.anonymized_landmarks) == pytest.approx(1.5 * gap(plain.anonymized_landmarks), rel=0.05)
+    np.testing.assert_allclose(pushed.anonymized_landmarks[lm.INNER_LIPS], s_x[lm.INNER_LIPS])
+    again = refit_geometry(pushed, s_x, bank)
+    np.testing.assert_allclose(again.anonymized_landmarks, pushed.anonymized_landmarks, atol=1e-6)
 
 
 def test_recover_keeps_the_delegates_lip_thickness_and_xs_opening():
