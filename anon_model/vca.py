@@ -7,7 +7,7 @@ e.g. x itself when its photo is in the bank) are never candidates, for VAA and G
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
 shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
 estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
-the delegate does not change them.
+the delegate does not change them, then to x's skin tone and to faces without glasses.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ __all__ = [
     "push_away",
     "match_attributes",
     "match_skin_tone",
+    "without_glasses",
 ]
 
 
@@ -165,6 +166,16 @@ def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | N
     return pool, "skin tone: too few faces of a similar tone"
 
 
+def without_glasses(bank: DelegateBank, pool: torch.Tensor, *, identities: int = 1) -> tuple[torch.Tensor, str]:
+    """The faces of ``pool`` not wearing glasses (``bank.glasses``), while they hold ``identities`` people, and that
+    filter in words ("" when it left no one out): a mixture averages its members' pixels, so one member's glasses
+    would show half-transparent on the other's face."""
+    bare = pool[~bank.glasses[pool]]
+    if len(bare) == len(pool) or _identity_count(bank, bare) < identities:
+        return pool, ""
+    return bare, "no glasses"
+
+
 def visual_appearance_anonymization(
     embedding: torch.Tensor,
     bank: DelegateBank,
@@ -183,7 +194,7 @@ def visual_appearance_anonymization(
 
     With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
     (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
-    (``match_skin_tone``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
+    (``match_skin_tone``); faces wearing glasses are left out (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
     training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like
     x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
     the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
@@ -194,7 +205,8 @@ def visual_appearance_anonymization(
     pool, matched = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes,
                                      identities=mixture)
     pool, tone = match_skin_tone(bank, pool, skin_tone, identities=mixture)
-    matched = f"{matched}; {tone}" if tone else matched
+    pool, bare = without_glasses(bank, pool, identities=mixture)
+    matched = "; ".join(part for part in (matched, tone, bare) if part)
     far = pool[distances[pool] >= min_distance]
     if _identity_count(bank, far) >= mixture:
         pool = far

@@ -256,6 +256,20 @@ def test_vaa_matches_gender_and_age_bracket_where_the_bank_has_them(bank, faces)
     assert off.attribute_filter == "off" and len(off.sample.candidates) == 4
 
 
+def test_vaa_leaves_glasses_wearers_out_while_enough_people_remain(bank, faces):
+    """A mixture averages its members, so a member's glasses would show half-transparent: VAA leaves glasses out,
+    unless that leaves fewer people than the mixture needs."""
+    import copy
+
+    worn = copy.copy(bank)
+    worn._glasses_scores = torch.tensor([0.0 if "biden" not in s else 9.0 for s in bank.sources])
+    _, astronaut = faces["astronaut"]
+    one = visual_appearance_anonymization(astronaut, worn, mixture=1)
+    assert _names(worn, one.sample.candidates) == {"obama", "obama2", "obama3"} and one.attribute_filter == "off; no glasses"
+    two = visual_appearance_anonymization(astronaut, worn, mixture=2)  # without biden: one person left
+    assert "biden" in _names(worn, two.sample.candidates) and two.attribute_filter == "off"
+
+
 def test_vaa_draws_unfiltered_from_a_bank_without_attributes(bank, faces):
     from anon_model.attributes import FaceAttributes
     from anon_model.vca import DelegateDraw

@@ -2,7 +2,8 @@
 
 Per face it stores the aligned crop (JPEG bytes, decoded only when a face is chosen), the identity embedding in the
 k-NN feature space, the 68 landmarks normalized to the crop, the head pose, (format version 2) the estimated
-gender and age, and (version 3) the person the face belongs to and its skin tone (ITA), as ``bank.safetensors`` plus
+gender and age, and (version 3) the person the face belongs to, its skin tone (ITA) and (optional) its glasses
+score (``anon_model.perception.glasses``), as ``bank.safetensors`` plus
 ``bank.json`` (metadata) in one folder. Banks of version 1 have no attribute estimates: they load with
 ``attributes`` None, and VAA then draws delegates without matching them; banks before version 3 take each face's
 person from its source file (``identity_of_source``). A query must be embedded in the bank's own feature space
@@ -28,6 +29,7 @@ from anon_model.bank.calibrate import Intrusion, calibrate_intrusion
 from anon_model.bank.embedder import Embedder, load_embedder
 from anon_model.errors import AnonModelError, MissingWeightsError
 from anon_model.perception.face import Face
+from anon_model.perception.glasses import GLASSES_SCORE, glasses_score
 
 __all__ = ["DelegateBank", "DEFAULT_BANK_DIR", "identity_of_source"]
 
@@ -54,7 +56,7 @@ class DelegateBank:
                  crop_size: int, info: dict[str, Any] | None = None,
                  attributes: Sequence[FaceAttributes] | None = None, attributes_by: str | None = None,
                  identities: Sequence[str] | None = None, skin_tones: torch.Tensor | None = None,
-                 intrusion: Intrusion | None = None) -> None:
+                 glasses_scores: torch.Tensor | None = None, intrusion: Intrusion | None = None) -> None:
         n = len(crops)
         if not (embeddings.shape[0] == landmarks.shape[0] == poses.shape[0] == len(sources) == n):
             raise ValueError("embeddings, landmarks, poses, crops and sources must have one row per face")
@@ -76,6 +78,7 @@ class DelegateBank:
         self.identity_labels = list(identities) if identities is not None else [identity_of_source(s)
                                                                                 for s in self.sources]
         self._skin_tones = None if skin_tones is None else torch.as_tensor(skin_tones).float()
+        self._glasses_scores = None if glasses_scores is None else torch.as_tensor(glasses_scores).float()
         self._intrusion = intrusion
         self._embedder: Embedder | None = None
         self._identities: torch.Tensor | None = None
@@ -160,6 +163,20 @@ class DelegateBank:
                                              for i in range(len(self))], dtype=torch.float32)
         return self._skin_tones
 
+    @property
+    def glasses_scores(self) -> torch.Tensor:
+        """(N,) each face's glasses score (stored; measured from the crops now for banks saved without it)."""
+        if self._glasses_scores is None:
+            size = self.crop_size
+            self._glasses_scores = torch.tensor([glasses_score(self.crop(i, size), self.crop_landmarks(i, size).numpy())
+                                                 for i in range(len(self))], dtype=torch.float32)
+        return self._glasses_scores
+
+    @property
+    def glasses(self) -> torch.Tensor:
+        """Bool (N,): faces taken to wear glasses (score at least ``GLASSES_SCORE``)."""
+        return self.glasses_scores >= GLASSES_SCORE
+
     def subset(self, indices: Sequence[int]) -> "DelegateBank":
         """A bank of the faces ``indices`` only (e.g. to hold people out for evaluation), recalibrated on them."""
         idx = [int(i) for i in indices]
@@ -169,7 +186,8 @@ class DelegateBank:
             threshold=self.threshold, crop_size=self.crop_size, info=self.info,
             attributes=None if self.attributes is None else [self.attributes[i] for i in idx],
             attributes_by=self.attributes_by, identities=[self.identity_labels[i] for i in idx],
-            skin_tones=None if self._skin_tones is None else self._skin_tones[idx])
+            skin_tones=None if self._skin_tones is None else self._skin_tones[idx],
+            glasses_scores=None if self._glasses_scores is None else self._glasses_scores[idx])
 
     def same_identity(self, embedding: torch.Tensor) -> torch.Tensor:
         """Bool (N,): faces within the verification threshold of ``embedding`` (never returned as delegates)."""
@@ -215,6 +233,8 @@ class DelegateBank:
             "landmarks": "iBUG-68 in crop coordinates divided by crop_size", "pose": "yaw, pitch, roll in degrees",
             "sources": self.sources, "identities": self.identity_labels, "intrusion": self.intrusion.to_json(),
             "skin_tone": "ITA degrees of the skin between jaw and brows (anon_model.attributes.skin_tone)",
+            "glasses_scores": [round(float(g), 3) for g in self.glasses_scores],
+            "glasses_score": "edge across the nose bridge (anon_model.perception.glasses.glasses_score)",
             "info": self.info,
         }
         if self.attributes is not None:
@@ -245,6 +265,7 @@ class DelegateBank:
                    crop_size=meta["crop_size"], info=meta.get("info"), attributes=attributes,
                    attributes_by=None if found is None else found.get("estimated_by"),
                    identities=meta.get("identities"), skin_tones=t.get("skin_tones"),
+                   glasses_scores=meta.get("glasses_scores"),
                    intrusion=Intrusion.from_json(meta["intrusion"]) if "intrusion" in meta else None)
 
     @classmethod
