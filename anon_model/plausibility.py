@@ -53,13 +53,15 @@ def landmark_nme(pred: np.ndarray, ref: np.ndarray, points: slice | np.ndarray =
 
 @dataclass
 class Plausibility:
-    """Per crop (B,): the detector's confidence of the face at S-hat_x (0: none) and how far the landmarks found on
-    the result lie from S-hat_x (``landmark_nme``; inf without a face)."""
+    """Per crop (B,): the detector's confidence of the face at S-hat_x (0: none), how far the landmarks found on
+    the result lie from S-hat_x (``landmark_nme``; inf without a face), and those landmarks (B,68,2; NaN where no
+    face was found or nothing was checked): where an attacker who looks for the face finds it."""
 
     score: np.ndarray
     error: np.ndarray
     max_error: float = MAX_NME
     min_score: float = MIN_FACE_SCORE
+    found: np.ndarray | None = None
 
     @property
     def passed(self) -> np.ndarray:
@@ -88,27 +90,29 @@ class PlausibilityCheck:
         """Measure each result (B,3,S,S) in [0,1] against the S-hat_x it was asked for."""
         images = (crops.detach().float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
         score, error = np.zeros(len(images)), np.full(len(images), np.inf)
+        found = np.full((len(images), 68, 2), np.nan)
         with torch.autocast(crops.device.type, enabled=False):  # perception in full precision, as in step 1
             for i, (image, cond) in enumerate(zip(images, conds)):
-                score[i], error[i] = self._fit(image, cond.landmarks_anon.numpy())
-        return Plausibility(score, error, self.max_error, self.min_score)
+                score[i], error[i], found[i] = self._fit(image, cond.landmarks_anon.numpy())
+        return Plausibility(score, error, self.max_error, self.min_score, found)
 
     def unreliable_landmarks(self, crop: np.ndarray, landmarks: np.ndarray) -> str | None:
         """Why x's own landmarks S_x (in its aligned ``crop``, uint8) cannot be built on, or None when they fit it:
         found again on the crop they must agree (a rolled or turned head the landmarker missed does not)."""
-        _, error = self._fit(crop, landmarks)
+        _, error, _ = self._fit(crop, landmarks)
         if error == float("inf") or error <= self.max_error:  # no face box to look again in: the landmarks stand
             return None
         return (f"the face's landmarks do not fit it (error {error:.3f} > {self.max_error:.3f}; a rolled or turned "
                 "head the landmarker missed)")
 
-    def _fit(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[float, float]:
-        """The detector's score of the face at ``landmarks`` in ``image`` (0 if none) and how far the landmarks found
-        in its box lie from them (inf if none)."""
+    def _fit(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The detector's score of the face at ``landmarks`` in ``image`` (0 if none), how far the landmarks found
+        in its box lie from them (inf if none), and those landmarks (68,2; NaN if none)."""
         box, score = self._face_box(image, landmarks)
         if box is None:
-            return 0.0, float("inf")
-        return score, landmark_nme(self.landmarker(image, [box])[0], landmarks)
+            return 0.0, float("inf"), np.full((68, 2), np.nan)
+        found = np.asarray(self.landmarker(image, [box])[0], np.float64)
+        return score, landmark_nme(found, landmarks), found
 
     def _face_box(self, image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray | None, float]:
         """The detected face box that overlaps the landmarks' extent most (at least ``MIN_LANDMARK_IOU``), and its

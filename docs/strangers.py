@@ -7,8 +7,8 @@ The bank is the 800 portraits less the 100 held-out people (``docs/congress_bank
 (one frontal portrait each), plus the group photos of ``docs/second_judge.py`` (insightface's t1.jpg, Grace Hopper:
 faces nobody tuned on, several small). Per face: what it got (anonymized, or obscured and why); for the anonymized
 ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
-the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees (the same
-done to the original and the output); whether the output comes nearer to a bank person than the bank's calibrated
+the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees either way
+(the same done to the original and the output); whether the output comes nearer to a bank person than the bank's calibrated
 limit, against the strangers' own rate; gender, age and skin tone (CIELAB of the skin, Delta E 1976) kept; and
 whether the new face looks like part of the photo, measured as ``anon-model evaluate`` does
 (``anon_model.evaluation.naturalness``): seam, colour step added at the border, dlib's HOG, landmark error.
@@ -53,6 +53,7 @@ ATTACKS = {
     "darkened": lambda im: Image.eval(im, lambda v: int(v * 0.4)),
     "equalized": ImageOps.equalize,
     "rotated 15": lambda im: im.rotate(15, resample=Image.BICUBIC, expand=True),
+    "rotated -15": lambda im: im.rotate(-15, resample=Image.BICUBIC, expand=True),
 }
 JUDGES = {"dlib": 0.6, "facenet-casia": 1.0}
 AGE_TOLERANCE = 10.0
@@ -90,11 +91,12 @@ class Judge:
 
 
 def _moved_box(box: np.ndarray, attack: str, size: tuple[int, int]) -> np.ndarray:
-    """The face box after the attack's geometry (PIL's rotate(15, expand) turns counter-clockwise about the centre)."""
-    if attack != "rotated 15":
+    """The face box after the attack's geometry (PIL's rotate(degrees, expand) turns counter-clockwise about the
+    centre)."""
+    if not attack.startswith("rotated"):
         return np.asarray(box, np.float64)
     w, h = size
-    angle = np.radians(15)
+    angle = np.radians(float(attack.split()[1]))
     c, s = np.cos(angle), np.sin(angle)
     new_w, new_h = abs(w * c) + abs(h * s), abs(w * s) + abs(h * c)
     x0, y0, x1, y1 = box

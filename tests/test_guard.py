@@ -159,7 +159,7 @@ def test_a_result_that_fails_any_view_fails(pipe, real, monkeypatch):
     results = crops[[1, 0]]
     guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
     assert bool((guard.verify(results, asked, guard.references(asked)).room >= 0).all())
-    monkeypatch.setitem(ATTACKS, "fogged", lambda c, p: (torch.full_like(c, 0.5), p))
+    monkeypatch.setitem(ATTACKS, "fogged", lambda c, p, u: (torch.full_like(c, 0.5), p))
     verdict = guard.verify(results, asked, guard.references(asked))
     assert bool((verdict.room < 0).all()) and bool((verdict.original < 1e-3).all())
 
@@ -179,6 +179,31 @@ def test_each_recognizer_sees_all_views_in_one_batch(pipe, real, monkeypatch):
     assert calls[1:] == [2, 2 * (len(ATTACKS) - 1)]
 
 
+def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, monkeypatch):
+    """An attacker looks for the face on the result: with the naturalness check on, every view of a result that
+    passes as it is (the view as it is again too) is framed by the landmarks that check found, not by S-hat_x."""
+    crops, conds = real
+    asked = [SimpleNamespace(x=conds[i].x, landmarks=conds[i].landmarks, landmarks_anon=conds[j].landmarks)
+             for i, j in ((0, 1), (1, 0))]
+    shifted = np.stack([c.landmarks_anon.numpy() for c in asked]) + 3.0  # "found" 3 px off S-hat_x
+
+    class Finder:
+        max_error, min_score = 0.1, 0.5
+
+        def __call__(self, images, conds):
+            return Plausibility(np.ones(len(images)), np.zeros(len(images)), found=shifted[:len(images)])
+
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=Finder())
+    embed, framed = guard.second.embed, []
+    monkeypatch.setattr(guard.second, "embed",
+                        lambda images, points: framed.append(np.stack(points)) or embed(images, points))
+    refs = guard.references(asked)
+    assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
+    views = framed[-1].reshape(len(ATTACKS), 2, 68, 2)
+    np.testing.assert_allclose(views[0], shifted, atol=1e-4)  # as it is, framed where the face was found
+    np.testing.assert_allclose(views[2], shifted, atol=1e-4)  # brightened: pixels only, same framing
+
+
 def test_brightening_goes_as_far_as_the_highlights_allow():
     """A dark crop is brightened by the full gain; a bright one only until its 99th percentile reaches white, so the
     view never washes a face out."""
@@ -196,6 +221,31 @@ def test_a_turned_view_carries_its_landmarks_along():
     x, y = moved[0, 0].round().long().tolist()
     assert float(turned[0, 0, y, x]) > 0.5 and not torch.allclose(moved, points)
     assert float(turned[0, 0, 20, 40]) < 0.5  # the dot left its old place
+
+
+def test_the_turned_view_shows_the_face_as_the_turned_photo_does():
+    """The attacker turns the photo, not the levelled crop: a face rolled in its photo must be seen in the guard's
+    turned view at its roll plus the turn (eye line compared with the photo's, turned by the same 15 degrees)."""
+    from anon_model.guard import TURN, _turned
+    from anon_model.perception.align import alignment_matrix, crop_turn, transform_points
+
+    def eye_angle(points: np.ndarray) -> float:  # counter-clockwise as seen (y points down)
+        d = points[42:48].mean(0) - points[36:42].mean(0)
+        return float(np.degrees(np.arctan2(-d[1], d[0])))
+
+    rng = np.random.default_rng(0)
+    face = np.zeros((68, 2))
+    face[36:42], face[42:48] = [80, 100] + rng.normal(0, 1, (6, 2)), [140, 100] + rng.normal(0, 1, (6, 2))
+    face[30], face[48], face[54] = [110, 130], [90, 160], [130, 160]
+    face[:36], face[60:] = [110, 120], [110, 160]
+    for roll in (-10.0, 0.0, 12.0):
+        c, s = np.cos(np.radians(roll)), np.sin(np.radians(roll))
+        photo = (face - 110) @ np.array([[c, -s], [s, c]]) + [300, 200]  # rolled counter-clockwise by `roll`
+        matrix = alignment_matrix(photo)
+        crop_points = torch.from_numpy(transform_points(photo, matrix)).float()[None]
+        assert abs(eye_angle(crop_points[0].numpy())) < 1.0 and crop_turn(matrix) == pytest.approx(-roll, abs=1.0)
+        _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, np.array([crop_turn(matrix)]))
+        assert eye_angle(seen[0].numpy()) == pytest.approx(eye_angle(photo) + TURN, abs=1.0)
 
 
 def test_reason_names_each_check_that_failed():

@@ -32,6 +32,13 @@ def alignment_matrix(landmarks: np.ndarray, crop_size: int = 256) -> np.ndarray:
     return tform.params[:2].copy()
 
 
+def crop_turn(matrix: np.ndarray) -> float:
+    """How far (degrees, counter-clockwise as seen) the (2, 3) photo -> crop similarity ``matrix`` turns the photo:
+    the aligned crop levels the eyes, so a face rolled in its photo is turned back by its roll."""
+    m = np.asarray(matrix, np.float64)
+    return float(np.degrees(np.arctan2(m[0, 1], m[0, 0])))
+
+
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine matrix to (N, 2) points."""
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
