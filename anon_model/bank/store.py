@@ -158,19 +158,21 @@ class DelegateBank:
     def skin_tones(self) -> torch.Tensor:
         """(N,) each face's skin tone as ITA degrees (stored; measured from the crops now for older banks)."""
         if self._skin_tones is None:
-            size = self.crop_size
-            self._skin_tones = torch.tensor([skin_tone(self.crop(i, size), self.crop_landmarks(i, size).numpy())
-                                             for i in range(len(self))], dtype=torch.float32)
+            self._skin_tones = self._per_face(skin_tone)
         return self._skin_tones
 
     @property
     def glasses_scores(self) -> torch.Tensor:
         """(N,) each face's glasses score (stored; measured from the crops now for banks saved without it)."""
         if self._glasses_scores is None:
-            size = self.crop_size
-            self._glasses_scores = torch.tensor([glasses_score(self.crop(i, size), self.crop_landmarks(i, size).numpy())
-                                                 for i in range(len(self))], dtype=torch.float32)
+            self._glasses_scores = self._per_face(glasses_score)
         return self._glasses_scores
+
+    def _per_face(self, measure) -> torch.Tensor:
+        """(N,) ``measure(crop, landmarks)`` of every face, from its crop (for what a bank was saved without)."""
+        size = self.crop_size
+        values = [measure(self.crop(i, size), self.crop_landmarks(i, size).numpy()) for i in range(len(self))]
+        return torch.tensor(values, dtype=torch.float32)
 
     @property
     def glasses(self) -> torch.Tensor:
