@@ -134,6 +134,23 @@ class TFGraph:
                 self.constants[inputs[1]] = self.constants[inputs[1]].permute(3, 2, 0, 1).contiguous(
                     memory_format=torch.channels_last)
                 self._oihw.add(inputs[1])
+        self._fold_biases()
+        self._orders: dict[tuple[str, str], list[str]] = {}
+
+    def _fold_biases(self) -> None:
+        """A BiasAdd of a constant onto a Conv2D used by nothing else becomes the convolution's own bias (one op
+        instead of two over the whole feature map); the BiasAdd node then passes the result on."""
+        users: dict[str, int] = {}
+        for _, inputs, _ in self.nodes.values():
+            for i in inputs:
+                users[i] = users.get(i, 0) + 1
+        for name, (op, inputs, attrs) in list(self.nodes.items()):
+            conv = inputs[0] if op == "BiasAdd" else None
+            if (conv is None or inputs[1] not in self.constants or self.nodes[conv][0] != "Conv2D"
+                    or users[conv] != 1 or len(self.nodes[conv][1]) != 2):
+                continue
+            self.nodes[conv][1].append(inputs[1])
+            self.nodes[name] = ("Identity", [conv], attrs)
 
     def to(self, device: str | torch.device) -> "TFGraph":
         """Move the constants to ``device``."""
@@ -143,29 +160,42 @@ class TFGraph:
     def __call__(self, inputs: torch.Tensor, output: str, *, placeholder: str = "input") -> torch.Tensor:
         """Evaluate ``output`` for ``inputs`` (NHWC float, as TensorFlow takes them) fed to ``placeholder``."""
         values: dict[str, torch.Tensor] = {placeholder: inputs, **self.constants}
-        order, seen = [], set()
-        stack = [(output, False)]
-        while stack:  # depth-first topological order without recursion (the graph is ~800 nodes deep)
-            name, ready = stack.pop()
-            if ready:
-                order.append(name)
-            elif name not in seen and name not in values:
-                seen.add(name)
-                stack.append((name, True))
-                stack.extend((i, False) for i in self.nodes[name][1])
-        for name in order:
+        if (output, placeholder) not in self._orders:
+            self._orders[output, placeholder] = self._order(output, values)
+        for name in self._orders[output, placeholder]:
             op, ins, attrs = self.nodes[name]
             values[name] = _run(op, [values[i] for i in ins], attrs)
         return values[output]
 
+    def _order(self, output: str, known: dict[str, torch.Tensor]) -> list[str]:
+        """The nodes to run for ``output``, in depth-first topological order without recursion (the graph is ~800
+        nodes deep), skipping what is ``known`` (constants and the placeholder); computed once per output."""
+        order, seen = [], set()
+        stack = [(output, False)]
+        while stack:
+            name, ready = stack.pop()
+            if ready:
+                order.append(name)
+            elif name not in seen and name not in known:
+                seen.add(name)
+                stack.append((name, True))
+                stack.extend((i, False) for i in self.nodes[name][1])
+        return order
 
-def _same_pad(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], value: float = 0.0) -> torch.Tensor:
-    """TensorFlow's 'SAME' padding of an NCHW tensor (the odd pixel at the bottom and right)."""
+
+def _same_pads(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> list[int]:
+    """TensorFlow's 'SAME' padding of an NCHW tensor as F.pad takes it (left, right, top, bottom: the odd pixel at the
+    bottom and right)."""
     pads = []
     for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride)):
         total = max((math.ceil(size / s) - 1) * s + k - size, 0)
         pads += [total // 2, total - total // 2]
-    return F.pad(x, pads, value=value)
+    return pads
+
+
+def _same_pad(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], value: float = 0.0) -> torch.Tensor:
+    """``x`` padded as TensorFlow's 'SAME' does."""
+    return F.pad(x, _same_pads(x, kernel, stride), value=value)
 
 
 def _nchw(x: torch.Tensor) -> torch.Tensor:
@@ -186,13 +216,17 @@ def _pool(x: torch.Tensor, attrs: dict, pool) -> torch.Tensor:
 
 def _run(op: str, ins: list[torch.Tensor], attrs: dict) -> torch.Tensor:
     """One node's op on its inputs (NHWC tensors, as in the graph)."""
-    if op == "Conv2D":
-        weight = ins[1]  # OIHW (TFGraph turned the graph's HWIO kernels at load)
+    if op == "Conv2D":  # [x, OIHW kernel (turned at load), and the bias TFGraph folded in, if any]
+        weight, bias = ins[1].to(ins[0].dtype), ins[2].to(ins[0].dtype) if len(ins) > 2 else None
         stride = tuple(attrs["strides"][1:3])
-        x = _nchw(ins[0])
+        x, padding = _nchw(ins[0]), (0, 0)
         if attrs["padding"] == "SAME":
-            x = _same_pad(x, tuple(weight.shape[2:]), stride)
-        return _nhwc(F.conv2d(x, weight.to(x.dtype), stride=stride))
+            left, right, top, bottom = _same_pads(x, tuple(weight.shape[2:]), stride)
+            if left == right and top == bottom:  # even padding: the convolution pads itself, no padded copy
+                padding = (top, left)
+            else:
+                x = F.pad(x, [left, right, top, bottom])
+        return _nhwc(F.conv2d(x, weight, bias, stride=stride, padding=padding))
     if op in ("BiasAdd", "Add"):
         return ins[0] + ins[1].to(ins[0].dtype)
     if op == "Mul":
