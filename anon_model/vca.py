@@ -132,14 +132,15 @@ def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAtt
         return pool, "off"
     if bank.attributes is None:
         return pool, "none: the bank has no gender/age estimates (built before they were stored)"
-    gender = torch.tensor([bank.attributes[i].gender == attributes.gender for i in pool.tolist()], dtype=torch.bool)
+    genders, brackets = bank.attribute_codes
+    gender = torch.tensor([genders[i] == attributes.gender for i in pool.tolist()], dtype=torch.bool)
     if not bool(gender.any()):
         return pool, f"none: no {attributes.gender} face among the bank's candidates"
     same = pool[gender]
     if _identity_count(bank, same) < min(identities, 2):
         return pool, f"none: one {attributes.gender} person among the bank's candidates, and a mixture needs two"
     age = bracket_name(attributes.bracket)
-    bracket = torch.tensor([bank.attributes[i].bracket == attributes.bracket for i in same.tolist()], dtype=torch.bool)
+    bracket = brackets[same] == attributes.bracket
     wanted = min(identities, _identity_count(bank, same))
     if bool(bracket.any()) and _identity_count(bank, same[bracket]) >= wanted:
         return same[bracket], f"gender ({attributes.gender}) and age {age}"

@@ -14,6 +14,7 @@ result intrudes on a bank person only when it comes closer to them than unrelate
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -167,6 +168,12 @@ class DelegateBank:
         if self._glasses_scores is None:
             self._glasses_scores = self._per_face(glasses_score)
         return self._glasses_scores
+
+    @functools.cached_property
+    def attribute_codes(self) -> tuple[list[str], torch.Tensor]:
+        """The estimated attributes as arrays, for filtering hundreds of faces at once: each face's gender and (N,)
+        its age bracket (``anon_model.attributes.age_bracket``). Needs ``attributes``."""
+        return [a.gender for a in self.attributes], torch.tensor([a.bracket for a in self.attributes])
 
     def _per_face(self, measure) -> torch.Tensor:
         """(N,) ``measure(crop, landmarks)`` of every face, from its crop (for what a bank was saved without)."""
