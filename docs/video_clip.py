@@ -7,11 +7,13 @@ the table gives the frames anonymized (the rest are obscured), and on every 5th 
 anonymized face: dlib's ResNet (the network the guard uses, through dlib's own chip) and the independent
 FaceNet-CASIA. "same stranger" is the share of pairs of a person's anonymized frames that a recognizer calls one
 person (stable identity); "still the original" the share of anonymized frames it matches to the original frame.
-    python docs/video_clip.py            (about 10 CPU-minutes; writes docs/video_clip.md)
+    python docs/video_clip.py            (about 50 minutes on 2 cores; writes docs/video_clip.md)
+    VIDEO_SEEDS=0 python docs/video_clip.py    (seed 0 alone: about 17 minutes)
 """
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +30,9 @@ from second_judge import write_table
 #: The people of each clip: boxes of t1.jpg around one face each (the same size, so both scale alike).
 CLIPS = {"frontal": [(700, 300, 887, 520), (1087, 230, 1274, 450)],
          "hard": [(228, 100, 415, 320), (424, 210, 610, 450)]}
-SEEDS, FRAMES, JUDGE_EVERY = range(3), 250, 5
+#: Seeds run per clip: VIDEO_SEEDS=0 runs seed 0 alone (each run is about 8 minutes on 2 cores with the bank of 800).
+SEEDS = [int(s) for s in os.environ.get("VIDEO_SEEDS", "0,1,2").split(",")]
+FRAMES, JUDGE_EVERY = 250, 5
 HEIGHT = 300  # each person's photo is scaled to this height in the 720p frame: one in the top half, one in the bottom
 JUDGES = {"dlib": (DlibRecognizer, SUMMARY_THRESHOLD["dlib"]),
           "FaceNet-CASIA": (FaceNetCasiaRecognizer, SUMMARY_THRESHOLD["facenet-casia"])}
