@@ -10,6 +10,7 @@ from PIL import Image
 
 from anon_model.imageio import load_image
 from anon_model.perception.align import paste_back, transform_points
+from anon_model.perception.grain import fine_detail
 from anon_model.perception.landmarks68 import MOUTH, LEFT_EYE, RIGHT_EYE
 
 
@@ -111,3 +112,20 @@ def test_exif_rotation_is_applied(example_paths, analyzer, tmp_path):
     img = load_image(path)
     assert img.shape[:2] == (pil.height, pil.width)
     assert len(analyzer(img)) == 1
+
+
+def test_a_face_enlarged_by_the_paste_gets_the_photos_grain(example_paths, analyzer, monkeypatch):
+    """A face 4x bigger than its crop holds comes back as grainy as the photo around it (not smooth), the same grain
+    every time; a face the paste does not enlarge gets none (the test above: its own crop pastes back losslessly)."""
+    small = load_image(example_paths[3])  # obama2.jpg, a face of ~150 px
+    big = np.asarray(Image.fromarray(small).resize((small.shape[1] * 4, small.shape[0] * 4), Image.BICUBIC), np.float32)
+    photo = np.clip(big + np.random.default_rng(1).normal(0, 6, big.shape[:2])[..., None], 0, 255).astype(np.uint8)
+    f = analyzer(photo)[0]
+    out = paste_back(photo, f.crop, f.matrix, f.mask)
+    assert np.array_equal(out, paste_back(photo, f.crop, f.matrix, f.mask))
+    x0, y0, x1, y1 = (int(v) for v in f.box)
+    inner = (slice(y0 + (y1 - y0) // 3, y1 - (y1 - y0) // 3), slice(x0 + (x1 - x0) // 3, x1 - (x1 - x0) // 3))
+    spread = lambda im: float(np.median(np.abs(fine_detail(im.astype(np.float32), 4.0)[inner])))  # noqa: E731
+    assert 0.8 < spread(out) / spread(photo) < 1.25
+    monkeypatch.setattr("anon_model.perception.align.add_grain", lambda pasted, *a, **k: pasted)
+    assert spread(paste_back(photo, f.crop, f.matrix, f.mask)) < 0.5 * spread(photo)  # what the grain is for

@@ -8,6 +8,7 @@ import torch
 from skimage.transform import SimilarityTransform
 
 from anon_model.perception import landmarks68 as lm
+from anon_model.perception.grain import add_grain
 from anon_model.perception.masks import feather as soft_edge
 
 # Where the eye centres, nose tip and mouth corners sit in a 256-pixel crop: the face fills the middle ~60%
@@ -63,7 +64,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     """Blend `crop` back into a copy of `image` inside `mask` (crop coordinates) with a soft edge.
 
     Pixels where the warped mask is zero keep their exact values, so the rest of the photo is untouched.
-    `feather` is the blur width as a fraction of the crop size.
+    `feather` is the blur width as a fraction of the crop size. A face the paste enlarges gets the photo's grain
+    (``grain.add_grain``).
     """
     h, w = image.shape[:2]
     size = crop.shape[0]
@@ -81,7 +83,10 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     region = cv2.warpAffine(crop, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     a = alpha[y0:y1, x0:x1, None]
     a = np.where(a > 1e-3, a, 0.0)
-    blended = region.astype(np.float32) * a + image[y0:y1, x0:x1].astype(np.float32) * (1.0 - a)
+    before = image[y0:y1, x0:x1].astype(np.float32)
+    enlargement = 1.0 / float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # photo pixels per crop pixel
+    region = add_grain(region.astype(np.float32), before, a[..., 0] > 0.5, enlargement)
+    blended = region * a + before * (1.0 - a)
     out[y0:y1, x0:x1] = np.clip(blended.round(), 0, 255).astype(np.uint8)
     return out
 
