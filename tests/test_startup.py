@@ -56,17 +56,6 @@ def test_a_command_whose_extra_is_missing_says_which(monkeypatch):
                                       "pip install 'anon_model[eval]'")
 
 
-def test_obscuring_only_never_loads_the_identity_network():
-    """--replace-with blur needs perception alone: Psi loads on first use, on the device the pipeline is on then."""
-    from anon_model.preprocessor import AnonPreprocessor
-
-    pre = AnonPreprocessor()
-    assert "identity" not in vars(pre)
-    pre.to("cpu")
-    assert "identity" not in vars(pre)
-    assert pre.identity is pre.identity and next(pre.identity.parameters()).device.type == "cpu"
-
-
 def test_mtcnn_gives_facenet_pytorchs_boxes_and_scores():
     from facenet_pytorch import MTCNN as Reference  # imports torchvision: fine in a test
 
