@@ -133,7 +133,7 @@ def match_attributes(bank: DelegateBank, pool: torch.Tensor, attributes: FaceAtt
     if bank.attributes is None:
         return pool, "none: the bank has no gender/age estimates (built before they were stored)"
     genders, brackets = bank.attribute_codes
-    gender = torch.tensor([genders[i] == attributes.gender for i in pool.tolist()], dtype=torch.bool)
+    gender = torch.from_numpy(genders[pool.numpy()] == attributes.gender)
     if not bool(gender.any()):
         return pool, f"none: no {attributes.gender} face among the bank's candidates"
     same = pool[gender]

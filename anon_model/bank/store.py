@@ -170,10 +170,10 @@ class DelegateBank:
         return self._glasses_scores
 
     @functools.cached_property
-    def attribute_codes(self) -> tuple[list[str], torch.Tensor]:
-        """The estimated attributes as arrays, for filtering hundreds of faces at once: each face's gender and (N,)
-        its age bracket (``anon_model.attributes.age_bracket``). Needs ``attributes``."""
-        return [a.gender for a in self.attributes], torch.tensor([a.bracket for a in self.attributes])
+    def attribute_codes(self) -> tuple[np.ndarray, torch.Tensor]:
+        """The estimated attributes as arrays, for filtering hundreds of faces at once: (N,) each face's gender and
+        (N,) its age bracket (``anon_model.attributes.age_bracket``). Needs ``attributes``."""
+        return np.array([a.gender for a in self.attributes]), torch.tensor([a.bracket for a in self.attributes])
 
     def _per_face(self, measure) -> torch.Tensor:
         """(N,) ``measure(crop, landmarks)`` of every face, from its crop (for what a bank was saved without)."""

@@ -40,6 +40,11 @@ def crop_turn(matrix: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(m[0, 1], m[0, 0])))
 
 
+def crop_scale(matrix: np.ndarray) -> float:
+    """Crop pixels per photo pixel of the (2, 3) photo -> crop similarity ``matrix`` (< 1: the crop shrinks the face)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine matrix to (N, 2) points."""
     return np.asarray(points, np.float64) @ matrix[:, :2].T + matrix[:, 2]
@@ -52,7 +57,7 @@ def invert(matrix: np.ndarray) -> np.ndarray:
 
 def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int = 256) -> np.ndarray:
     """Cut the aligned crop out of `image`; pre-blurs when shrinking so the crop is not aliased."""
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    scale = crop_scale(matrix)
     src = image
     if scale < 0.8:
         sigma = 0.45 / scale
@@ -84,8 +89,7 @@ def paste_back(image: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np
     a = alpha[y0:y1, x0:x1, None]
     a = np.where(a > 1e-3, a, 0.0)
     before = image[y0:y1, x0:x1].astype(np.float32)
-    enlargement = 1.0 / float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # photo pixels per crop pixel
-    region = add_grain(region.astype(np.float32), before, a[..., 0] > 0.5, enlargement)
+    region = add_grain(region.astype(np.float32), before, a[..., 0] > 0.5, 1.0 / crop_scale(matrix))
     blended = region * a + before * (1.0 - a)
     out[y0:y1, x0:x1] = np.clip(blended.round(), 0, 255).astype(np.uint8)
     return out
@@ -99,7 +103,7 @@ def as_pasted(crops: torch.Tensor, matrices: list[np.ndarray]) -> torch.Tensor:
     out = crops.clone()
     size = crops.shape[-1]
     for i, matrix in enumerate(matrices):
-        scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+        scale = crop_scale(matrix)
         if scale > 1.0:
             small = max(int(round(size / scale)), 8)
             image = crops[i].permute(1, 2, 0).cpu().numpy()
