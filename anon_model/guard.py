@@ -5,7 +5,8 @@ No one means neither the original person nor any person of the delegate bank (th
 * **not the original, from two views**: Psi (the dlib port) and an independent recognizer of another family
   (FaceNet-CASIA, ``anon_model.identity.facenet_casia``) must each put the result beyond its own verification
   threshold (+ ``ORIGINAL_MARGIN``) from the original, also after what an attacker tries first: both photos
-  histogram-equalized, brightened, darkened or turned either way (``ATTACKS``). One network alone needed a wide
+  histogram-equalized, brightened, darkened or turned either way (``ATTACKS``; each crop seen as its whole photo
+  would show it, ``InPhoto``). One network alone needed a wide
   margin that taxed every face;
 * **no one of the bank**: the result must be farther from every bank face than ``bank.intrusion.limit``, the limit
   calibrated on the bank itself (how close unrelated people come to it, ``anon_model.bank.calibrate``): with
@@ -27,35 +28,113 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 from anon_model.conditioning import FaceConditioning
+from anon_model.perception.align import crop_scale, crop_turn
+from anon_model.perception.face import Face, colour_counts
 from anon_model.plausibility import Plausibility, PlausibilityCheck, default_check
 from anon_model.vca import DelegateDraw
 
 __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "References", "ORIGINAL_MARGIN",
-           "ATTACKS", "equalize", "brighten", "rotate", "default_second"]
+           "ATTACKS", "InPhoto", "equalize", "equalizer", "brighten", "rotate", "default_second"]
 
 #: How far beyond each recognizer's verification threshold a result must be from the original (its own units).
 ORIGINAL_MARGIN = 0.02
 
 
-def equalize(crops: torch.Tensor) -> torch.Tensor:
-    """Each crop (B,3,S,S) in [0,1] histogram-equalized by ``PIL.ImageOps.equalize``, as an attacker does to a photo."""
-    images = [np.asarray(ImageOps.equalize(Image.fromarray(im))) for im in _images(crops)]
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(crops.device, torch.float32) / 255.0
+@dataclass
+class InPhoto:
+    """Where each of B crops sits in its photo, for the views of the whole photo an attacker takes: how far the crop
+    is turned from its photo (degrees counter-clockwise), and what the rest of its photo adds to a crop's colour
+    histogram. An attacker equalizes or brightens the whole photo, whose histogram is not the face crop's where the
+    face is a small part of it (obama2.jpg enlarged 4x: 1.07 from its original under FaceNet-CASIA with the crops
+    equalized alone, 0.92 with both whole photos equalized)."""
+
+    turn: np.ndarray  # (B,) degrees
+    rest: np.ndarray  # (B,3,256) the photo's histogram less the original crop's share (zeros: the crop is the photo)
+    weight: np.ndarray  # (B,) photo pixels one crop pixel stands for
+
+    @classmethod
+    def alone(cls, count: int, turn: Sequence[float] | None = None) -> "InPhoto":
+        """Crops that are their own photos (levelled unless ``turn`` says otherwise)."""
+        turn = np.zeros(count) if turn is None else np.asarray(turn, np.float64)
+        return cls(turn, np.zeros((count, 3, 256)), np.ones(count))
+
+    @classmethod
+    def of(cls, faces: Sequence[Face]) -> "InPhoto":
+        """The faces' crops in their photos. A face counts as its own photo when its photo's histogram is unknown, or
+        when equalizing the whole photo would posterize it (fewer than ``MIN_TONES`` of the tones equalizing the crop
+        alone leaves it): a small face on a plain backdrop comes out in two or three flat colours, a view in which a
+        stranger's inner face matches x (FaceNet-CASIA 0.3) on the outline and hair alone; an attacker who equalizes
+        such a photo crops the face first."""
+        where = cls.alone(len(faces), [crop_turn(f.matrix) for f in faces])
+        for i, face in enumerate(faces):
+            if face.photo_histogram is None:
+                continue
+            own, weight = colour_counts(face.crop), crop_scale(face.matrix) ** -2
+            rest = face.photo_histogram - weight * own
+            if _tones(face, np.clip(rest + weight * own, 0, None)) >= MIN_TONES * _tones(face, own):
+                where.rest[i], where.weight[i] = rest, weight
+        return where
+
+    def select(self, faces: list[int]) -> "InPhoto":
+        """The entries of some faces, in that order."""
+        return InPhoto(self.turn[faces], self.rest[faces], self.weight[faces])
+
+    def histograms(self, crops: torch.Tensor) -> np.ndarray:
+        """(B,3,256) the histogram of each crop's photo with the crop (B,3,S,S) in [0,1] in place of the original."""
+        counts = np.stack([colour_counts(im) for im in _images(crops)])
+        return np.clip(self.rest + self.weight[:, None, None] * counts, 0, None)
+
+
+#: The share of its own equalization's tones a face must keep in its whole photo equalized for that view to count:
+#: natural photos keep 0.85-1.2 of them (the tune portraits, t1.jpg, obama2.jpg enlarged), a face of 20 px on a flat
+#: grey backdrop 0.13-0.17.
+MIN_TONES = 0.5
+
+
+def _tones(face: Face, histogram: np.ndarray) -> float:
+    """How many distinct values per channel the face region of ``face.crop`` takes once equalized by ``histogram``."""
+    inside = face.crop[face.mask > 0.5]  # (N, 3)
+    return float(np.mean([len(np.unique(equalizer(h)[inside[:, c]])) for c, h in enumerate(histogram)]))
+
+
+def equalizer(histogram: np.ndarray) -> np.ndarray:
+    """The lookup table (256,) by which ``PIL.ImageOps.equalize`` maps a channel with this ``histogram`` (256,) of
+    counts; Pillow computes it inside ``equalize`` without exposing it, and the guard needs it for a whole photo's
+    histogram (tests/test_guard.py checks it against Pillow)."""
+    present = histogram[histogram > 0]
+    step = (present.sum() - present[-1]) // 255 if len(present) > 1 else 0
+    if not step:
+        return np.arange(256)
+    before = np.concatenate([[0.0], np.cumsum(histogram)[:-1]])
+    return np.minimum((step // 2 + before) // step, 255).astype(np.int64)
+
+
+def equalize(crops: torch.Tensor, where: InPhoto | None = None) -> torch.Tensor:
+    """Each crop (B,3,S,S) in [0,1] as ``PIL.ImageOps.equalize`` of its whole photo shows it (``where``; default:
+    each crop is its photo), as an attacker does to a photo."""
+    where = where or InPhoto.alone(len(crops))
+    tables = np.array([[equalizer(h) for h in channels] for channels in where.histograms(crops)])  # (B,3,256)
+    images = np.stack(_images(crops)).transpose(0, 3, 1, 2)  # (B,3,S,S)
+    mapped = np.take_along_axis(tables, images.reshape(len(crops), 3, -1), axis=2).reshape(images.shape)
+    return torch.from_numpy(mapped).to(crops.device, torch.float32) / 255.0
 
 
 #: Brightening multiplies by at most this, and by no more than keeps the image's 99th percentile unclipped.
 MAX_GAIN = 1.6
 
 
-def brighten(images: torch.Tensor) -> torch.Tensor:
-    """Each image (B,3,H,W) in [0,1] brightened as an attacker would: by up to ``MAX_GAIN``, as far as its highlights
-    (99th percentile) allow. Blindly x1.6 washes a bright photo out until any two faces in it look alike (FaceNet-CASIA
-    matched 8 % of greyscale stranger pairs as they are, more once washed out): a view that tells no one apart."""
-    high = torch.quantile(images.flatten(1).float(), 0.99, dim=1).clamp_min(1e-3)
-    gain = (1.0 / high).clamp(1.0, MAX_GAIN)
+def brighten(images: torch.Tensor, where: InPhoto | None = None) -> torch.Tensor:
+    """Each image (B,3,H,W) in [0,1] brightened as an attacker brightens its whole photo (``where``; default: each
+    image is its photo): by up to ``MAX_GAIN``, as far as the photo's highlights (99th percentile) allow. Blindly x1.6
+    washes a bright photo out until any two faces in it look alike (FaceNet-CASIA matched 8 % of greyscale stranger
+    pairs as they are, more once washed out): a view that tells no one apart."""
+    where = where or InPhoto.alone(len(images))
+    counts = where.histograms(images).sum(1)  # (B,256) over the channels
+    cumulative = np.cumsum(counts, axis=1)
+    high = np.argmax(cumulative >= 0.99 * cumulative[:, -1:], axis=1) / 255.0
+    gain = torch.from_numpy(np.clip(1.0 / np.maximum(high, 1e-3), 1.0, MAX_GAIN)).to(images)
     return (images * gain[:, None, None, None]).clamp(0, 1)
 
 
@@ -86,24 +165,24 @@ def _turned(degrees: float):
     turned by ``degrees`` less ``upright``, the angle it is already turned from its photo, so a face rolled in its
     photo is seen as rolled as the turned photo shows it (a face rolled 10 degrees ends 25 degrees from level, not 15:
     checked on the levelled crop alone, 7 of 71 tune results were found again by FaceNet-CASIA in the turned photo)."""
-    return lambda crops, points, upright: rotate(crops, points, degrees - np.asarray(upright, np.float64))
+    return lambda crops, points, where: rotate(crops, points, degrees - where.turn)
 
 
 def _pixels(change):
-    """An attack on the pixels alone: the landmarks stay where they are."""
-    return lambda crops, points, upright: (change(crops), points)
+    """An attack on the pixels alone (``change(crops, where)``): the landmarks stay where they are."""
+    return lambda crops, points, where: (change(crops, where), points)
 
 
 #: What an attacker does to both photos before comparing faces, beyond looking at them as they are: the views the
-#: guard checks, each taking crops (B,3,S,S), their landmarks (B,68,2) and how far each crop is turned from its
-#: photo (B,) in degrees counter-clockwise (``crop_turn``); the first is the crop as it is.
+#: guard checks, each taking crops (B,3,S,S), their landmarks (B,68,2) and where each crop sits in its photo
+#: (``InPhoto``: how far it is turned, what the rest of the photo holds); the first is the crop as it is.
 #: Equalizing undid anonymizations that passed by a hair (0.71 -> 0.57 under dlib); brightening let FaceNet-CASIA find
 #: 3 of 10 held-out strangers again; turning, 21 %.
 ATTACKS = {
-    "as is": lambda crops, points, upright: (crops, points),
+    "as is": lambda crops, points, where: (crops, points),
     "equalized": _pixels(equalize),
     "brightened": _pixels(brighten),
-    "darkened": _pixels(lambda crops: crops * 0.4),
+    "darkened": _pixels(lambda crops, where: crops * 0.4),
     "turned": _turned(TURN),
     "turned back": _turned(-TURN),
 }
@@ -125,16 +204,16 @@ def _images(crops: torch.Tensor) -> list[np.ndarray]:
 @dataclass
 class References:
     """The originals as each recognizer sees them, per view of ``ATTACKS``: Psi's (V,B,D) and the second's (V,B,D2),
-    and how far each face's crop is turned from its photo (B,), degrees (the results are viewed the same way)."""
+    and where each face's crop sits in its photo (the results are viewed the same way)."""
 
     psi: torch.Tensor
     second: np.ndarray | None
-    upright: np.ndarray
+    where: InPhoto
 
     def select(self, faces: list[int]) -> "References":
         """The references of some faces, in that order."""
         return References(self.psi[:, faces], None if self.second is None else self.second[:, faces],
-                          self.upright[faces])
+                          self.where.select(faces))
 
 
 @dataclass
@@ -202,21 +281,21 @@ class IdentityGuard:
         """The bank person of face ``nearest``, in words."""
         return f"bank person {self.names[nearest]}" if self.names is not None else f"bank face {nearest}"
 
-    def references(self, conds: list[FaceConditioning], upright: Sequence[float] | None = None) -> References:
+    def references(self, conds: list[FaceConditioning], where: InPhoto | None = None) -> References:
         """The originals x of ``conds`` under both recognizers and every view, computed once for all tries (each
         recognizer in one batch over views and faces: a FaceNet-CASIA call costs half as much per face at batch 5).
-        ``upright``: how far each crop is turned from its photo (``crop_turn`` of its alignment; default 0)."""
+        ``where``: each crop in its photo (``InPhoto.of`` the faces; default: levelled crops that are their photos)."""
         x = torch.stack([c.x for c in conds]).float()
         s_x = torch.stack([c.landmarks for c in conds]).float()
-        turns = np.zeros(len(conds)) if upright is None else np.asarray(upright, np.float64)
-        psi, second = self._embed_views(x, s_x, list(ATTACKS.values()), turns)
-        return References(psi, second, turns)
+        where = where or InPhoto.alone(len(conds))
+        psi, second = self._embed_views(x, s_x, list(ATTACKS.values()), where)
+        return References(psi, second, where)
 
     def _embed_views(self, crops: torch.Tensor, points: torch.Tensor, attacks: list,
-                     upright: np.ndarray) -> tuple[torch.Tensor, np.ndarray | None]:
+                     where: InPhoto) -> tuple[torch.Tensor, np.ndarray | None]:
         """Psi's (V,B,D) and the second recognizer's (V,B,D2) embeddings of ``crops`` (B,3,S,S) with landmarks
-        ``points`` (B,68,2) under each of ``attacks``, one batched call per recognizer."""
-        views = [attack(crops, points, upright) for attack in attacks]
+        ``points`` (B,68,2) in their photos (``where``) under each of ``attacks``, one batched call per recognizer."""
+        views = [attack(crops, points, where) for attack in attacks]
         pixels, where = torch.cat([v for v, _ in views]), torch.cat([p for _, p in views])
         shape = (len(attacks), len(crops))
         with torch.inference_mode():
@@ -259,7 +338,8 @@ class IdentityGuard:
         first = 1 if plausibility is None else 0  # framed by S-hat_x, the view as it is was just checked
         if alive and len(ATTACKS) > first:
             where = self._found_or(s_hat[alive], None if plausibility is None else plausibility.found[alive])
-            psi, found = self._embed_views(crops[alive], where, list(ATTACKS.values())[first:], refs.upright[alive])
+            psi, found = self._embed_views(crops[alive], where, list(ATTACKS.values())[first:],
+                                             refs.where.select(alive))
             far = self.identity.distance(psi, refs.psi[first:, alive].to(psi)).amin(0).cpu()
             original[alive] = torch.minimum(original[alive], far)
             if found is not None:

@@ -25,12 +25,12 @@ from anon_model import __version__
 from anon_model.conditioning import FaceConditioning
 from anon_model.errors import AnonModelError, failure_reason
 from anon_model.fallback import FALLBACKS, MASK_SCALE, REPLACE_WITH, obscure, obscuring_method, unsuitable
-from anon_model.guard import BestTries, IdentityGuard
+from anon_model.guard import BestTries, IdentityGuard, InPhoto
 from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.keep import CHOSEN, KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
     reference_photos, restore_kept
 from anon_model.output import AnonOutput, Step2Result, face_record
-from anon_model.perception.align import as_pasted, crop_turn, paste_back, warp_to_crop
+from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
 from anon_model.perception.face import Face
 from anon_model.perception.search import SEARCH_MODES
 from anon_model.plausibility import PlausibilityCheck, default_check
@@ -382,7 +382,7 @@ class AnonPipeline:
         guard = IdentityGuard(pre.identity, others=pre.bank_features(bank), intrusion_limit=pre.intrusion_limit(bank),
                               names=bank.identity_labels, plausibility=self.plausibility)
         with stage("guard"), self._autocast():
-            refs = guard.references(conds, [crop_turn(f.matrix) for f in faces])  # the originals, once for every try
+            refs = guard.references(conds, InPhoto.of(faces))  # the originals, once for every try
         tries, todo = BestTries(len(faces)), list(range(len(faces)))
         for attempt in range(1, cfg.guard_attempts + 1):
             with stage("synthesis"), self._autocast():  # synthesize (§3.3)

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, Verdict,
-                              brighten, equalize, rotate)
+from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, InPhoto,
+                              Verdict, brighten, equalize, rotate)
+from anon_model.perception.face import colour_counts
 from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
 
 
@@ -204,13 +205,47 @@ def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, 
     np.testing.assert_allclose(views[2], shifted, atol=1e-4)  # brightened: pixels only, same framing
 
 
+def test_a_crop_is_equalized_and_brightened_as_its_whole_photo_would_be(real):
+    """The attacker equalizes or brightens the whole photo: a face crop in a large bright photo, and a result pasted
+    in its place, look in the guard's views exactly as they do in the whole photo so treated, which is not how the
+    crop looks treated alone (obama2.jpg enlarged 4x was found again only in the whole photo equalized); unless
+    equalizing the whole photo would posterize the face."""
+    from PIL import Image, ImageOps
+
+    crops, _ = real
+    as_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
+    x, result = as_uint8(crops[0]), as_uint8(crops[1])  # a stranger's face as the result
+    photo = np.random.default_rng(0).normal(190, 45, (700, 900, 3)).clip(0, 255).astype(np.uint8)  # bright, busy
+    top, left = 300, 400
+    photo[top:top + 256, left:left + 256] = x
+    face = SimpleNamespace(matrix=np.array([[1.0, 0, -left], [0, 1.0, -top]]), crop=x,
+                           photo_histogram=colour_counts(photo), mask=np.ones((256, 256), np.float32))
+    where = InPhoto.of([face])
+    pasted = photo.copy()
+    pasted[top:top + 256, left:left + 256] = result
+    region = (slice(top, top + 256), slice(left, left + 256))
+    for crop, whole in ((crops[:1], photo), (crops[1:2], pasted)):
+        seen = as_uint8(equalize(crop, where)[0])
+        assert np.array_equal(seen, np.asarray(ImageOps.equalize(Image.fromarray(whole)))[region])
+        assert np.abs(seen.astype(int) - as_uint8(equalize(crop)[0])).mean() > 10  # not the crop equalized alone
+        brightened = brighten(torch.from_numpy(whole).permute(2, 0, 1)[None].float() / 255)
+        assert torch.allclose(brighten(crop, where), brightened[0, :, region[0], region[1]], atol=1e-6)
+    photo[:] = 235  # a plain backdrop: equalized whole, the face would be posterized (a view that shows no one)
+    photo[region] = x
+    face.photo_histogram = colour_counts(photo)
+    assert np.array_equal(equalize(crops[:1], InPhoto.of([face])), equalize(crops[:1]))  # so the crop alone counts
+
+
 def test_brightening_goes_as_far_as_the_highlights_allow():
     """A dark crop is brightened by the full gain; a bright one only until its 99th percentile reaches white, so the
     view never washes a face out."""
-    dark, bright = torch.rand(1, 3, 32, 32) * 0.5, torch.rand(1, 3, 32, 32) * 0.95
+    dark, bright = ((torch.rand(2, 1, 3, 32, 32) * torch.tensor([0.5, 0.95])[:, None, None, None, None] * 255).round()
+                    / 255)  # whole levels, as in a photo
     assert torch.allclose(brighten(dark), dark * MAX_GAIN)
     lifted = brighten(bright)
-    assert float((lifted >= 1).float().mean()) <= 0.012 and float(lifted.max()) > 0.99
+    gain = float((lifted / bright)[bright > 0.1].min())
+    assert 1.0 < gain < MAX_GAIN and float((bright * gain > 1 + 1e-6).float().mean()) <= 0.01
+    assert float(lifted.max()) == 1.0
 
 
 def test_a_turned_view_carries_its_landmarks_along():
@@ -226,7 +261,7 @@ def test_a_turned_view_carries_its_landmarks_along():
 def test_the_turned_view_shows_the_face_as_the_turned_photo_does():
     """The attacker turns the photo, not the levelled crop: a face rolled in its photo must be seen in the guard's
     turned view at its roll plus the turn (eye line compared with the photo's, turned by the same 15 degrees)."""
-    from anon_model.guard import TURN, _turned
+    from anon_model.guard import TURN, InPhoto, _turned
     from anon_model.perception.align import alignment_matrix, crop_turn, transform_points
 
     def eye_angle(points: np.ndarray) -> float:  # counter-clockwise as seen (y points down)
@@ -244,7 +279,7 @@ def test_the_turned_view_shows_the_face_as_the_turned_photo_does():
         matrix = alignment_matrix(photo)
         crop_points = torch.from_numpy(transform_points(photo, matrix)).float()[None]
         assert abs(eye_angle(crop_points[0].numpy())) < 1.0 and crop_turn(matrix) == pytest.approx(-roll, abs=1.0)
-        _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, np.array([crop_turn(matrix)]))
+        _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, InPhoto.alone(1, [crop_turn(matrix)]))
         assert eye_angle(seen[0].numpy()) == pytest.approx(eye_angle(photo) + TURN, abs=1.0)
 
 

@@ -10,7 +10,7 @@ from anon_model.errors import failure_reason
 from anon_model.imageio import ImageLike, load_image
 from anon_model.perception.align import alignment_matrix, transform_points, warp_to_crop
 from anon_model.perception.detect import NMS_IOU, Detection, FaceDetector
-from anon_model.perception.face import Face
+from anon_model.perception.face import Face, colour_counts
 from anon_model.perception.landmarks import LandmarkPredictor
 from anon_model.perception.masks import face_mask
 from anon_model.perception.pose import head_pose
@@ -83,9 +83,12 @@ class FaceAnalyzer:
 
     def align(self, image: np.ndarray, detections: list[Detection],
               points: list[np.ndarray | Exception]) -> list[Face]:
-        """Pose, aligned crop and mask of each face, ordered left to right. A face whose landmarks are an error, or
+        """Pose, aligned crop and mask of each face, ordered left to right, each with its photo's colour counts. A face whose landmarks are an error, or
         whose pose or alignment raises, is kept with that as its ``failure`` (framed by its box alone)."""
         faces = [self._face(image, det, pts) for det, pts in zip(detections, points)]
+        counts = colour_counts(image) if faces else None
+        for face in faces:
+            face.photo_histogram = counts
         return sorted(faces, key=lambda f: f.box[0])
 
     def _predict(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray | Exception]:

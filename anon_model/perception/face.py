@@ -19,6 +19,9 @@ class Face:
     crop: np.ndarray  # (S, S, 3) uint8, the aligned face x
     crop_landmarks: np.ndarray  # (68, 2) S_x in crop coordinates
     mask: np.ndarray  # (S, S) float32 in [0, 1], the face region in the crop
+    # (3, 256) the whole photo's per-channel colour counts: the guard equalizes and brightens a crop as an attacker
+    # does the photo (``anon_model.guard.InPhoto``); None when the face came without its photo
+    photo_histogram: np.ndarray | None = None
     # why perception could not finish this face (its landmarks, pose or alignment raised): it is then framed by its
     # box alone (pose NaN, mask empty) and only ever obscured; empty for every other face
     failure: str = ""
@@ -27,3 +30,8 @@ class Face:
     def inter_ocular(self) -> float:
         """Distance between the eye centres in the photo (pixels): the natural unit of landmark errors."""
         return float(np.linalg.norm(self.landmarks[36:42].mean(0) - self.landmarks[42:48].mean(0)))
+
+
+def colour_counts(image: np.ndarray) -> np.ndarray:
+    """(3, 256) how many pixels of an RGB uint8 ``image`` (H, W, 3) have each value, per channel."""
+    return np.stack([np.bincount(image[..., c].ravel(), minlength=256) for c in range(3)]).astype(np.float64)
