@@ -8,7 +8,8 @@ The bank is the 800 portraits less the 100 held-out people (``docs/congress_bank
 faces nobody tuned on, several small). Per face: what it got (anonymized, or obscured and why); for the anonymized
 ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
 the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees either way
-(the same done to the original and the output); whether the output comes nearer to a bank person than the bank's calibrated
+(the same done to the original and the output; for the obscured faces too, as the mosaic leaves
+them); whether the output comes nearer to a bank person than the bank's calibrated
 limit, against the strangers' own rate; gender, age and skin tone (CIELAB of the skin, Delta E 1976) kept; and
 whether the new face looks like part of the photo, measured as ``anon-model evaluate`` does
 (``anon_model.evaluation.naturalness``): seam, colour step added at the border, dlib's HOG, landmark error.
@@ -124,6 +125,7 @@ def main() -> None:
     for name, images in sets.items():
         n = Counter()
         reasons, reid, intrusion, base, gender, age, tone = Counter(), Counter(), Counter(), Counter(), [], [], []
+        hidden = Counter()  # the obscured faces' ReID: what the mosaic leaves (hair, head, clothes, background)
         seams, colours, hog, landmark_errors = [], [], Counter(), []
         for i, image in enumerate(images):
             out = pipe(image, seed=0)
@@ -132,11 +134,9 @@ def main() -> None:
                 n[face.treatment] += 1
                 if face.treatment != "anonymized":
                     reasons[face.treatment_reason.split(" (")[0].split(" after")[0]] += 1
+                    _count(hidden, judge.reid(image, result, face.box))
                     continue
-                for attack, verdict in judge.reid(image, result, face.box).items():
-                    for rec, same in verdict.items():
-                        reid[attack, rec, "n"] += same is not None
-                        reid[attack, rec, "same"] += bool(same)
+                _count(reid, judge.reid(image, result, face.box))
                 a, b = np.asarray(image), np.asarray(result)
                 y = judge.find(b, face.box)
                 at = y if y is not None else face
@@ -166,6 +166,9 @@ def main() -> None:
                     + f"{_median_p90(tone, 1)} | {_median_p90(seams, 2)} | {_median_p90(colours, 1)} | "
                     + f"{_pct(hog['y'], done)} (originals: {_pct(hog['x'], done)}) | "
                     + (f"{np.median(landmark_errors):.3f} |" if landmark_errors else "n/a |"))
+        rows.append(f"| {name}: the obscured faces, as the mosaic leaves them | {total - done} | | | "
+                    + " / ".join(_pct(hidden[a, r, "same"], hidden[a, r, "n"]) for a in ATTACKS for r in JUDGES)
+                    + " |" + " |" * 8)
     rows.append(_stranger_pairs(judge, sets["held-out portraits"]))
     header = ["photos", "faces", "anonymized", "obscured, why",
               "ReID dlib / FaceNet-CASIA: " + ", ".join(ATTACKS), "into the bank", "gender kept",
@@ -177,6 +180,14 @@ def main() -> None:
     print((HERE / "strangers.md").read_text())
 
 
+def _count(reid: Counter, verdicts: dict[str, dict[str, bool | None]]) -> None:
+    """Add one face's ``Judge.reid`` verdicts to the per attack and recognizer counts."""
+    for attack, verdict in verdicts.items():
+        for rec, same in verdict.items():
+            reid[attack, rec, "n"] += same is not None
+            reid[attack, rec, "same"] += bool(same)
+
+
 def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
     """The table row of the false-match base rate: each held-out original "found" in the next person's portrait,
     per attack and recognizer (what ReID would be for a result that is simply someone else)."""
@@ -185,10 +196,7 @@ def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
         faces = judge.analyzer(np.asarray(a))
         if not faces:
             continue
-        for attack, verdict in judge.reid(a, b, faces[0].box).items():
-            for rec, same in verdict.items():
-                reid[attack, rec, "n"] += same is not None
-                reid[attack, rec, "same"] += bool(same)
+        _count(reid, judge.reid(a, b, faces[0].box))
     cells = " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES)
     return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} |" + " |" * 8
 
