@@ -72,18 +72,18 @@ class InPhoto:
             if face.photo_histogram is None:
                 continue
             own, weight = colour_counts(face.crop), crop_scale(face.matrix) ** -2
-            rest = face.photo_histogram - weight * own
-            if _tones(face, np.clip(rest + weight * own, 0, None)) >= MIN_TONES * _tones(face, own):
-                where.rest[i], where.weight[i] = rest, weight
+            if _tones(face, face.photo_histogram) >= MIN_TONES * _tones(face, own):
+                where.rest[i], where.weight[i] = face.photo_histogram - weight * own, weight
         return where
 
     def select(self, faces: list[int]) -> "InPhoto":
         """The entries of some faces, in that order."""
         return InPhoto(self.turn[faces], self.rest[faces], self.weight[faces])
 
-    def histograms(self, crops: torch.Tensor) -> np.ndarray:
-        """(B,3,256) the histogram of each crop's photo with the crop (B,3,S,S) in [0,1] in place of the original."""
-        counts = np.stack([colour_counts(im) for im in _images(crops)])
+    def histograms(self, images: list[np.ndarray]) -> np.ndarray:
+        """(B,3,256) the histogram of each crop's photo with the crop (RGB uint8, ``_images``) in place of the
+        original."""
+        counts = np.stack([colour_counts(im) for im in images])
         return np.clip(self.rest + self.weight[:, None, None] * counts, 0, None)
 
 
@@ -114,9 +114,9 @@ def equalizer(histogram: np.ndarray) -> np.ndarray:
 def equalize(crops: torch.Tensor, where: InPhoto | None = None) -> torch.Tensor:
     """Each crop (B,3,S,S) in [0,1] as ``PIL.ImageOps.equalize`` of its whole photo shows it (``where``; default:
     each crop is its photo), as an attacker does to a photo."""
-    where = where or InPhoto.alone(len(crops))
-    tables = np.array([[equalizer(h) for h in channels] for channels in where.histograms(crops)])  # (B,3,256)
-    images = np.stack(_images(crops)).transpose(0, 3, 1, 2)  # (B,3,S,S)
+    where, images = where or InPhoto.alone(len(crops)), _images(crops)
+    tables = np.array([[equalizer(h) for h in channels] for channels in where.histograms(images)])  # (B,3,256)
+    images = np.stack(images).transpose(0, 3, 1, 2)  # (B,3,S,S)
     mapped = np.take_along_axis(tables, images.reshape(len(crops), 3, -1), axis=2).reshape(images.shape)
     return torch.from_numpy(mapped).to(crops.device, torch.float32) / 255.0
 
@@ -131,7 +131,7 @@ def brighten(images: torch.Tensor, where: InPhoto | None = None) -> torch.Tensor
     washes a bright photo out until any two faces in it look alike (FaceNet-CASIA matched 8 % of greyscale stranger
     pairs as they are, more once washed out): a view that tells no one apart."""
     where = where or InPhoto.alone(len(images))
-    counts = where.histograms(images).sum(1)  # (B,256) over the channels
+    counts = where.histograms(_images(images)).sum(1)  # (B,256) over the channels
     cumulative = np.cumsum(counts, axis=1)
     high = np.argmax(cumulative >= 0.99 * cumulative[:, -1:], axis=1) / 255.0
     gain = torch.from_numpy(np.clip(1.0 / np.maximum(high, 1e-3), 1.0, MAX_GAIN)).to(images)
