@@ -32,7 +32,7 @@ import torch
 from anon_model.conditioning import FaceConditioning
 from anon_model.perception.align import crop_scale, crop_turn
 from anon_model.perception.face import Face, colour_counts
-from anon_model.plausibility import Plausibility, PlausibilityCheck, default_check
+from anon_model.plausibility import KEPT_SLACK, Plausibility, PlausibilityCheck, default_check
 from anon_model.vca import DelegateDraw
 
 __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "References", "ORIGINAL_MARGIN",
@@ -304,8 +304,10 @@ class IdentityGuard:
         second = None if self.second is None else self._second(pixels, framing)
         return psi.reshape(*shape, -1), None if second is None else second.reshape(*shape, -1)
 
-    def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References) -> Verdict:
+    def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References, *,
+               kept: Sequence[bool] | None = None) -> Verdict:
         """How far each result (B,3,S,S) is from its original (``refs``, indexed like ``conds``) and from the bank.
+        ``kept``: per result, whether it renders a draw a video track already kept (naturalness limit + KEPT_SLACK).
 
         Psi frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized either
         way fails), the second recognizer by S-hat_x. For the results that pass as they are: whether each is a
@@ -332,7 +334,7 @@ class IdentityGuard:
         second = self._second_distance(crops, s_hat, refs)
         verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
                           second_limit=self.second_limit)
-        plausibility = self._plausibility(crops, conds, verdict.room)
+        plausibility = self._plausibility(crops, conds, verdict.room, kept)
         alive = [k for k in (verdict.room >= 0).nonzero().squeeze(1).tolist()
                  if plausibility is None or plausibility.passed[k]]
         first = 1 if plausibility is None else 0  # framed by S-hat_x, the view as it is was just checked
@@ -372,11 +374,13 @@ class IdentityGuard:
             return torch.full((len(crops),), float("inf"))
         return torch.from_numpy(np.linalg.norm(self._second(crops, landmarks) - refs.second[0], axis=-1)).float()
 
-    def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning],
-                      room: torch.Tensor) -> Plausibility | None:
-        """The naturalness check of the results beyond every limit (the others count as plausible: they fail anyway)."""
+    def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning], room: torch.Tensor,
+                      kept: Sequence[bool] | None) -> Plausibility | None:
+        """The naturalness check of the results beyond every limit (the others count as plausible: they fail anyway),
+        a kept draw's with the slack of ``KEPT_SLACK``."""
         if self.plausibility is None:
             return None
+        limit = self.plausibility.max_error + (0.0 if kept is None else KEPT_SLACK * np.asarray(kept, float))
         far = (room >= 0).nonzero().squeeze(1).tolist()
         score, error = np.ones(len(crops)), np.zeros(len(crops))
         found = np.full((len(crops), 68, 2), np.nan)
@@ -385,7 +389,7 @@ class IdentityGuard:
             score[far], error[far] = checked.score, checked.error
             if checked.found is not None:
                 found[far] = checked.found
-        return Plausibility(score, error, self.plausibility.max_error, self.plausibility.min_score, found)
+        return Plausibility(score, error, limit, self.plausibility.min_score, found)
 
 
 @dataclass
@@ -407,6 +411,11 @@ class FaceTry:
     def passed(self) -> bool:
         """Far enough from everyone, and a natural face."""
         return self.room >= 0 and not self.implausible
+
+    @property
+    def only_unnatural(self) -> bool:
+        """Beyond every limit as it is, failing only the naturalness check."""
+        return bool(self.implausible) and self.room >= 0
 
     @property
     def rank(self) -> tuple[bool, float]:
@@ -471,7 +480,8 @@ class BestTries:
 
     def __init__(self, count: int) -> None:
         self.best: list[FaceTry | None] = [None] * count
-        self.attempts = [0] * count
+        self.latest: list[FaceTry | None] = [None] * count
+        self.attempts, self.unnatural = [0] * count, [0] * count
 
     def add(self, indices: list[int], crops: torch.Tensor, delegates: list[DelegateDraw], verdict: Verdict) -> None:
         """Record one try of the faces ``indices`` (``crops``/``verdict`` in that order, ``delegates`` per face)."""
@@ -481,8 +491,15 @@ class BestTries:
                               int(verdict.nearest[k]), self.attempts[i], float(verdict.second[k]),
                               verdict.implausible(k), room=float(verdict.room[k]),
                               landmark_error=verdict.landmark_error(k))
+            self.latest[i] = attempt
+            self.unnatural[i] += attempt.only_unnatural
             if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
+
+    def structure_misfits(self, i: int) -> bool:
+        """Whether face ``i``'s latest try, and one before it, were no one but failed the naturalness check: the
+        structures drawn for it do not fit it (a half profile given frontal delegates' structure, say)."""
+        return self.latest[i] is not None and self.latest[i].only_unnatural and self.unnatural[i] >= 2
 
     def failing(self) -> list[int]:
         """Faces whose best try still comes within a limit of someone, or is not a plausible face."""

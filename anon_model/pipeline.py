@@ -212,8 +212,8 @@ class AnonPipeline:
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
         generator instead of one for the photo. `face_draws`: per face, an earlier delegate draw (a record's
         ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try, rendered
-        at the retry effort it was kept at (if the guard rejects it the face is obscured, never shown as a second
-        stranger: a video track stays one person). `keep`: the people to leave as they are (``anon_model.keep``):
+        at the retry effort it was kept at and held to the naturalness limit plus ``KEPT_SLACK`` (if the guard rejects
+        it the face is obscured, never shown as a second stranger: a video track stays one person). `keep`: the people to leave as they are (``anon_model.keep``):
         references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
         with room to spare is kept pixel for pixel (treatment "kept"), every other face is handled as without it.
         `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `keep_faces`: faces
@@ -390,15 +390,17 @@ class AnonPipeline:
                                          [delegates[i].effort for i in todo]).float()
             with stage("guard"), self._autocast():  # verify: is each result far from its original and from every bank identity?
                 seen = as_pasted(crops, [faces[i].matrix for i in todo])  # judged at the size it will have
-                tries.add(todo, crops, delegates, guard.verify(seen, [conds[i] for i in todo], refs.select(todo)))
+                tries.add(todo, crops, delegates, guard.verify(seen, [conds[i] for i in todo], refs.select(todo),
+                                                               kept=[reuse[i] is not None for i in todo]))
             todo = [i for i in tries.failing() if reuse[i] is None]  # a reused draw is final
             if not todo or attempt == cfg.guard_attempts:
                 break
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
                 for i in todo:
-                    conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
-                                                                attributes=attributes.get(i), generator=rngs[i],
-                                                                config=cfg, effort=attempt / (cfg.guard_attempts - 1))
+                    conds[i], delegates[i] = pre.draw_delegates(
+                        faces[i], explained[i], queries[i], bank=bank, attributes=attributes.get(i),
+                        generator=rngs[i], config=cfg, effort=attempt / (cfg.guard_attempts - 1),
+                        own_structure=cfg.own_structure_retry and tries.structure_misfits(i))
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]
 

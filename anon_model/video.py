@@ -10,7 +10,9 @@ frame, is followed: the detector looks again, with a lower bar, in the small reg
 cheaper than the whole frame). Boxes and landmarks are smoothed over time (a One-Euro filter, ``anon_model.smoothing``)
 so the anonymized face does not shimmer. Each track keeps one delegate draw (``face_draws=``), its S-bar refitted to
 each frame's landmarks and rendered with the retry effort it passed at (``DelegateDraw.effort``), so it stays one
-stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger. Which draw:
+stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger (its
+naturalness limit has a little slack, ``plausibility.KEPT_SLACK``, so that the landmarker's wander from frame to frame
+does not blink a kept stranger to a mosaic where it sits near the limit). Which draw:
 as the face moves, a try that passed the guard by a hair fails it in many later frames, so a passing try is kept only
 with room to spare (``KEEP_DISTANCE``, ``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the
 sturdiest seen; the frames before are obscured. Until then each frame draws afresh from a seed of the track's seed and

@@ -13,7 +13,7 @@ from anon_model import AnonPipeline
 from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, InPhoto,
                               Verdict, brighten, equalize, rotate)
 from anon_model.perception.face import colour_counts
-from anon_model.plausibility import MAX_NME, Plausibility, default_check, landmark_nme
+from anon_model.plausibility import KEPT_SLACK, MAX_NME, Plausibility, default_check, landmark_nme
 
 
 def _as_result(face) -> tuple[torch.Tensor, SimpleNamespace]:
@@ -203,6 +203,29 @@ def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, 
     views = framed[-1].reshape(len(ATTACKS), 2, 68, 2)
     np.testing.assert_allclose(views[0], shifted, atol=1e-4)  # as it is, framed where the face was found
     np.testing.assert_allclose(views[2], shifted, atol=1e-4)  # brightened: pixels only, same framing
+
+
+def test_a_kept_draw_has_slack_at_the_naturalness_limit(pipe, real):
+    """A video track's kept draw passes the naturalness check up to KEPT_SLACK beyond its limit (the landmarker's
+    frame-to-frame wander must not blink it to a mosaic); a fresh try with the same error fails, naming the limit."""
+    crops, conds = real
+    asked = [SimpleNamespace(x=conds[i].x, landmarks=conds[i].landmarks, landmarks_anon=conds[j].landmarks)
+             for i, j in ((0, 1), (1, 0))]
+    error = MAX_NME + KEPT_SLACK / 2
+
+    class Wobbly:
+        max_error, min_score = MAX_NME, 0.5
+
+        def __call__(self, images, conds):
+            return Plausibility(np.ones(len(images)), np.full(len(images), error))
+
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=Wobbly())
+    refs = guard.references(asked)
+    verdict = guard.verify(crops[[1, 0]], asked, refs, kept=[True, False])
+    assert bool((verdict.room >= 0).all())  # both are strangers: only the naturalness limit tells them apart
+    assert verdict.implausible(0) == ""
+    assert f"landmark error {error:.3f} > {MAX_NME:.3f}" in verdict.implausible(1)
+    assert all(guard.verify(crops[[1, 0]], asked, refs).implausible(k) for k in (0, 1))
 
 
 def test_a_crop_is_equalized_and_brightened_as_its_whole_photo_would_be(real):
