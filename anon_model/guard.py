@@ -413,11 +413,6 @@ class FaceTry:
         return self.room >= 0 and not self.implausible
 
     @property
-    def only_unnatural(self) -> bool:
-        """Beyond every limit as it is, failing only the naturalness check."""
-        return bool(self.implausible) and self.room >= 0
-
-    @property
     def rank(self) -> tuple[bool, float]:
         """Orders tries, best last: one that passes both checks first, then the one with the most room."""
         return self.passed, self.room
@@ -480,8 +475,7 @@ class BestTries:
 
     def __init__(self, count: int) -> None:
         self.best: list[FaceTry | None] = [None] * count
-        self.latest: list[FaceTry | None] = [None] * count
-        self.attempts, self.unnatural = [0] * count, [0] * count
+        self.attempts = [0] * count
 
     def add(self, indices: list[int], crops: torch.Tensor, delegates: list[DelegateDraw], verdict: Verdict) -> None:
         """Record one try of the faces ``indices`` (``crops``/``verdict`` in that order, ``delegates`` per face)."""
@@ -491,15 +485,8 @@ class BestTries:
                               int(verdict.nearest[k]), self.attempts[i], float(verdict.second[k]),
                               verdict.implausible(k), room=float(verdict.room[k]),
                               landmark_error=verdict.landmark_error(k))
-            self.latest[i] = attempt
-            self.unnatural[i] += attempt.only_unnatural
             if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
-
-    def structure_misfits(self, i: int) -> bool:
-        """Whether face ``i``'s latest try, and one before it, were no one but failed the naturalness check: the
-        structures drawn for it do not fit it (a half profile given frontal delegates' structure, say)."""
-        return self.latest[i] is not None and self.latest[i].only_unnatural and self.unnatural[i] >= 2
 
     def failing(self) -> list[int]:
         """Faces whose best try still comes within a limit of someone, or is not a plausible face."""

@@ -211,10 +211,10 @@ class AnonPipeline:
         the photo's faces from ``perceive`` (perception is then skipped; a video tracks them in between).
         `face_seeds`: one seed per face, left to right, each face drawing (first try and redraws) from its own
         generator instead of one for the photo. `face_draws`: per face, an earlier delegate draw (a record's
-        ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only try, rendered
-        at the retry effort it was kept at and held to the naturalness limit plus ``KEPT_SLACK`` (if the guard rejects
-        it the face is obscured, never shown as a second stranger: a video track stays one person). `keep`: the people to leave as they are (``anon_model.keep``):
-        references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
+        ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only
+        try, rendered at the retry effort it was kept at and held to the naturalness limit plus ``KEPT_SLACK`` (if the
+        guard rejects it the face is obscured, never shown as a second stranger: a video track stays one person).
+        `keep`: the people to leave as they are (``anon_model.keep``): references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
         with room to spare is kept pixel for pixel (treatment "kept"), every other face is handled as without it.
         `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `keep_faces`: faces
         to keep as they are by the user's own choice, by their index in the records (the app's per-face toggle).
@@ -397,10 +397,9 @@ class AnonPipeline:
                 break
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
                 for i in todo:
-                    conds[i], delegates[i] = pre.draw_delegates(
-                        faces[i], explained[i], queries[i], bank=bank, attributes=attributes.get(i),
-                        generator=rngs[i], config=cfg, effort=attempt / (cfg.guard_attempts - 1),
-                        own_structure=cfg.own_structure_retry and tries.structure_misfits(i))
+                    conds[i], delegates[i] = pre.draw_delegates(faces[i], explained[i], queries[i], bank=bank,
+                                                                attributes=attributes.get(i), generator=rngs[i],
+                                                                config=cfg, effort=attempt / (cfg.guard_attempts - 1))
         return [Step2Result(explained[i], t.delegates, _to_uint8(t.crop), tries.outcome(i, guard))
                 for i, t in enumerate(tries.best)]
 

@@ -60,7 +60,6 @@ class PreprocessorConfig:
     use_u_a: bool = True  # without u_a / u_g the draw is uniform (paper Table 6)
     use_u_g: bool = True
     guard_attempts: int = 8  # the pipeline's identity guard: at most this many tries per face (redraws on failure)
-    own_structure_retry: bool = True  # after 2 tries that were no one but not natural, redraw keeping S_x (ours)
 
     def validate(self) -> None:
         """Reject values no stage understands (a typo would otherwise silently run the default)."""
@@ -186,13 +185,12 @@ class AnonPreprocessor:
 
     def draw_delegates(self, face: Face, explained: IFAResult, query: torch.Tensor, *, bank: DelegateBank,
                        attributes: FaceAttributes | None, generator: torch.Generator, config: PreprocessorConfig,
-                       reuse: DelegateDraw | None = None, effort: float = 0.0,
-                       own_structure: bool = False) -> tuple[FaceConditioning, DelegateDraw]:
+                       reuse: DelegateDraw | None = None,
+                       effort: float = 0.0) -> tuple[FaceConditioning, DelegateDraw]:
         """VAA and GSA draws (or their ablations) for one face -> its conditioning for step 2 and the delegates drawn,
         to be rendered at the guard's retry ``effort``. ``attributes``: x's, from ``face_attributes``. ``reuse``: an
         earlier draw for the same person (a video track) kept as it is (its effort too), its S-bar refitted to this
-        S_x. ``own_structure``: no GSA draw, S-hat_x = S_x (the guard's retry after a try that was no one but did not
-        look natural: another person's structure is what broke it, and the appearance alone had moved it far enough)."""
+        S_x."""
         cfg = config
         if reuse is not None:
             return self._conditioning(face, explained, reuse.appearance,
@@ -211,7 +209,7 @@ class AnonPreprocessor:
                 appearance.attribute_filter = "none: the gender/age estimator could not be loaded"
         else:  # keep x's own appearance (paper §3.3: "use the facial region of x")
             appearance = AppearanceDelegate(sample=None, crop=face.crop, landmarks=face.crop_landmarks)
-        if cfg.use_gsa and not own_structure:
+        if cfg.use_gsa:
             geometry = geometry_structure_anonymization(
                 face.crop_landmarks, face.pose, bank, embedding=query, k=k, farthest=farthest,
                 epsilon=cfg.epsilon if (ipd and cfg.use_u_g) else 0.0, attributes=attributes, recover=cfg.recover,

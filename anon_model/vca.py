@@ -304,7 +304,7 @@ def refit_geometry(previous: GeometryDelegate, landmarks: np.ndarray, bank: Dele
     """GSA's earlier draw (the same S-bar) refitted to new landmarks S_x of the same person: a video track keeps its
     geometry delegate while its jaw and mouth follow every frame."""
     s_x = np.asarray(landmarks, np.float64)
-    if previous.sample is None:  # the GSA ablation or the guard's own-structure retry: x's own structure
+    if previous.sample is None:  # the GSA ablation: x's own structure
         return GeometryDelegate(None, s_x, s_x, previous.pose_tolerance, previous.recover)
     return _fit_geometry(previous.sample, s_x, bank, previous.pose_tolerance, previous.recover, previous.push,
                          crop_size)

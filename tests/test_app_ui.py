@@ -153,7 +153,7 @@ def test_mixture_gallery_shows_the_mix_and_its_weighted_sources(bank):
     assert "could not be matched to this face's gender and age (no female face" in views.delegate_note(record)
     off = dataclasses.replace(record, delegate_mixture=[], delegate_weights=[], geometry_delegate=None)
     assert views.mixture_gallery(off, bank) == [] and "own look (borrowing a look, VAA, is off)" in views.delegate_note(off)
-    assert "own shape (borrowing a shape, GSA, is off, or the bank's shapes did not fit" in views.delegate_note(off)
+    assert "own shape (borrowing a shape, GSA, is off)" in views.delegate_note(off)
 
 
 def _obscured(bank: DelegateBank, reason: str, *, step2: bool, checks: list[GuardCheck] | None = None) -> FaceRecord:

@@ -158,45 +158,6 @@ def test_a_reused_draw_is_rendered_with_the_effort_it_was_kept_at(pipe, example_
     assert again.faces[0].delegate_draw.effort == 2 / 3
 
 
-class _Unnatural:
-    """A naturalness check that finds every result's features off (x's own landmarks fit)."""
-
-    max_error, min_score = 0.06, 0.5
-
-    def __call__(self, crops, conds):
-        from anon_model.plausibility import Plausibility
-
-        return Plausibility(np.ones(len(crops)), np.ones(len(crops)))
-
-    def unreliable_landmarks(self, crop, landmarks):
-        return None
-
-
-@pytest.mark.parametrize("own_structure_retry", [True, False])
-def test_a_try_that_is_no_one_but_unnatural_is_redrawn_with_the_faces_own_structure(pipe, example_paths, monkeypatch,
-                                                                                    own_structure_retry):
-    """After two tries beyond every limit that failed only the naturalness check, the next draws keep x's structure
-    (S-hat_x = S_x, no GSA delegate): the structures drawn do not fit the face. Off, every try draws GSA."""
-
-    class Delegate:  # step 2 that shows the appearance delegate (someone else), remembering S-hat_x and S_x
-        description = "test synthesizer"
-
-        def __init__(self) -> None:
-            self.calls = []
-
-        def synthesize(self, conds, *, generator=None, effort=0.0):
-            self.calls += [(c.landmarks_anon.clone(), c.landmarks.clone()) for c in conds]
-            return torch.stack([c.delegate_crop.float() for c in conds])
-
-    step2 = Delegate()
-    runner = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)
-    monkeypatch.setattr(AnonPipeline, "plausibility", property(lambda self: _Unnatural()))
-    (record,) = runner(example_paths[0], seed=0, guard_attempts=4, own_structure_retry=own_structure_retry).faces
-    assert record.attempts == 4 and "natural-looking" in record.treatment_reason
-    own = [bool(torch.equal(s_hat, s_x)) for s_hat, s_x in step2.calls]
-    assert own == ([False, False, True, True] if own_structure_retry else [False] * 4)
-
-
 def test_only_a_reused_draw_gets_the_kept_slack(pipe, example_paths, monkeypatch):
     """The guard is told which results render a draw a video track kept (their naturalness limit has KEPT_SLACK
     more); fresh tries are judged at the limit."""

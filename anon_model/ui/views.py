@@ -153,8 +153,7 @@ def delegate_note(record: FaceRecord) -> str:
                       f"{wording.count(len(record.delegate_mixture), 'bank face')} (weights {weights}), so no single "
                       "real person is pasted in (the appearance delegate Z_a).")
     if record.geometry_delegate is None:
-        geometry = ("It keeps this face's own shape (borrowing a shape, GSA, is off, or the bank's shapes did not fit "
-                    "this face naturally).")
+        geometry = "It keeps this face's own shape (borrowing a shape, GSA, is off)."
     else:
         geometry = (f"Its shape is that of bank #{record.geometry_delegate}, with this face's own outline and mouth "
                     "(the geometry delegate S̄ gives Ŝ_x).")
