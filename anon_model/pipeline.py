@@ -214,8 +214,9 @@ class AnonPipeline:
         ``delegate_draw``) to reuse, S-bar refitted to this face, or None to draw: a reused draw is its face's only
         try, rendered at the retry effort it was kept at and held to the naturalness limit plus ``KEPT_SLACK`` (if the
         guard rejects it the face is obscured, never shown as a second stranger: a video track stays one person).
-        `keep`: the people to leave as they are (``anon_model.keep``): references from ``reference`` or photos of them (paths, folders, images); a face both recognizers match to one
-        with room to spare is kept pixel for pixel (treatment "kept"), every other face is handled as without it.
+        `keep`: the people to leave as they are (``anon_model.keep``): references from ``reference`` or photos of
+        them (paths, folders, images); a face both recognizers match to one with room to spare is kept pixel for pixel
+        (treatment "kept"), every other face is handled as without it.
         `face_keeps`: per face, a decision already taken (a video track's) instead of `keep`. `keep_faces`: faces
         to keep as they are by the user's own choice, by their index in the records (the app's per-face toggle).
         `faces`, `face_seeds`, `face_draws`, `face_keeps` and `keep_faces` need a single image.
