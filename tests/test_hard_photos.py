@@ -183,10 +183,10 @@ def _fail_synthesis(monkeypatch, pipe, target):
 def _fail_guard(monkeypatch, pipe, target):
     real = IdentityGuard.verify
 
-    def failing(self, crops, conds, originals):
+    def failing(self, crops, conds, originals, **options):
         if any(_is_target_cond(c, target) for c in conds):
             raise RuntimeError("injected guard error")
-        return real(self, crops, conds, originals)
+        return real(self, crops, conds, originals, **options)
     monkeypatch.setattr(IdentityGuard, "verify", failing)
 
 
