@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # the CLI imports this module for its option choices: keep it
     from anon_model.perception.face import Face
 
 __all__ = ["FALLBACKS", "REPLACE_WITH", "MASK_SCALE", "unsuitable", "obscuring_method", "box_iou", "face_region",
-           "obscure", "obscure_box", "blur", "pixelate", "solid"]
+           "obscure", "obscure_box", "obscured_region", "blur", "pixelate", "solid"]
 
 #: Irreversible treatments, by name (the CLI's --fallback and --replace-with).
 FALLBACKS = ("mosaic", "blur", "solid")
@@ -100,10 +100,22 @@ def obscure(image: np.ndarray, face: Face, method: str, *, mask_scale: float = M
             boxes: bool = False) -> np.ndarray:
     """A copy of ``image`` with ``face`` obscured by ``method`` over its box (and landmarks) scaled by ``mask_scale``:
     the inscribed ellipse, or the whole rectangle with ``boxes``."""
+    return obscure_box(image, _cover(face), method, mask_scale=mask_scale, boxes=boxes)
+
+
+def obscured_region(area: Face | np.ndarray, shape: tuple[int, ...],
+                    mask_scale: float = MASK_SCALE) -> tuple[int, int, int, int]:
+    """The rectangle ``obscure`` (for a face) or ``obscure_box`` (for a box) works in, in a photo of ``shape``:
+    x0, y0, x1, y1 (ints)."""
+    box = np.asarray(area, np.float64) if isinstance(area, np.ndarray) else _cover(area)
+    return face_region(box, shape, _expand(mask_scale))
+
+
+def _cover(face: Face) -> np.ndarray:
+    """The face's box grown to take in its landmarks (x0, y0, x1, y1)."""
     points = np.asarray(face.landmarks, np.float64)
     box = np.asarray(face.box, np.float64)
-    cover = np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))]
-    return obscure_box(image, cover, method, mask_scale=mask_scale, boxes=boxes)
+    return np.r_[np.minimum(box[:2], points.min(0)), np.maximum(box[2:], points.max(0))]
 
 
 def obscure_box(image: np.ndarray, box: np.ndarray, method: str, *, mask_scale: float = MASK_SCALE,

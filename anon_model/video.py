@@ -1,7 +1,7 @@
 """Video: anonymize a clip frame by frame, every face tracked so that each person stays one stranger throughout.
 
 ``anonymize_frames`` streams: it takes frames (RGB arrays) one at a time and yields each anonymized, keeping one record
-per tracked person and never the clip; ``anonymize_video`` runs it between PyAV's decoder and encoder (FFmpeg ships
+per tracked person and never the clip (only the few frames of a look-ahead, below); ``anonymize_video`` runs it between PyAV's decoder and encoder (FFmpeg ships
 inside PyAV's wheel), copying the audio through as it is (remuxed, not re-encoded).
 
 Per frame: faces are detected (every frame, or every ``detect_every``-th) and associated with the live tracks by the IoU
@@ -15,9 +15,10 @@ naturalness limit has a little slack, ``plausibility.KEPT_SLACK``, so that the l
 does not blink a kept stranger to a mosaic where it sits near the limit). Which draw:
 as the face moves, a try that passed the guard by a hair fails it in many later frames, so a passing try is kept only
 with room to spare (``KEEP_DISTANCE``, ``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the
-sturdiest seen; the frames before are obscured. Until then each frame draws afresh from a seed of the track's seed and
-the frame index (with the guard's redraws), so a hard face meets new delegates in every frame instead of the same
-failing ones. Privacy does not blink: a face followed is anonymized like a detected one, and where following fails too
+sturdiest seen. Until then each frame draws afresh from a seed of the track's seed and the frame index (with the guard's
+redraws), so a hard face meets new delegates in every frame instead of the same failing ones; a frame where that face
+ended obscured is held back (up to ``LOOK_AHEAD`` frames) and, once a draw is kept, its face is rendered again with it
+(and obscured again where it fails the guard there), so the audition costs the person a delay, not their frames. Privacy does not blink: a face followed is anonymized like a detected one, and where following fails too
 the track's predicted box is obscured, until the track ends.
 """
 
@@ -39,7 +40,8 @@ from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from anon_model.errors import AnonModelError
-from anon_model.fallback import MASK_SCALE, box_iou, face_region, obscure, obscure_box, obscuring_method
+from anon_model.fallback import (MASK_SCALE, box_iou, face_region, obscure, obscure_box, obscured_region,
+                                 obscuring_method)
 from anon_model.imageio import atomic_write, load_image
 from anon_model.keep import KeepDecision, follow
 from anon_model.output import TREATMENTS
@@ -74,6 +76,11 @@ KEEP_DISTANCE = 0.03
 KEEP_ERROR = 0.8
 #: When no passing draw of a track is that sturdy within this many frames, the sturdiest one seen is kept.
 AUDITION_FRAMES = 12
+#: A frame whose face was obscured while its track had no kept draw waits up to this many frames (2 s at 25 fps) for
+#: one, and is then rendered again with it ...
+LOOK_AHEAD = 50
+#: ... as long as the frames waiting (each held as it came and as first anonymized) take at most this much memory.
+LOOK_AHEAD_BYTES = 1 << 30
 
 
 def is_video(path: str | os.PathLike) -> bool:
@@ -168,6 +175,12 @@ class TrackRecord:
         self.boxes.append(record.box)
         self.distances.append(record.identity_distance)
 
+    def redo(self, frame: int, record: FaceRecord) -> None:
+        """Replace what frame ``frame`` got by ``record``: its face rendered again with the draw kept since."""
+        at = self.frames.index(frame)
+        self.treatments[at], self.mixtures[at] = record.treatment, list(record.delegate_mixture)
+        self.boxes[at], self.distances[at] = record.box, record.identity_distance
+
     def add_lost(self, frame: int, box: np.ndarray, treatment: str) -> None:
         """Note a frame where the face was neither detected nor followed and its predicted box got ``treatment``."""
         self.frames.append(frame)
@@ -190,14 +203,30 @@ class _Live:
     candidate_room: float = float("-inf")  # ... and its room (see ``FrameStream._room``)
 
 
+@dataclass
+class _Waiting:
+    """A frame anonymized but not yet yielded: as it came, as anonymized so far, the region each face and lost box of
+    it was worked in (by track), and its faces obscured while their tracks had no kept draw (track -> the face and
+    its keep decision)."""
+
+    index: int
+    rgb: np.ndarray
+    image: np.ndarray
+    regions: dict[int, tuple[int, int, int, int]]
+    auditioned: dict[int, tuple[Face, KeepDecision | None]]
+
+
 class FrameStream(Iterator[np.ndarray]):
     """The anonymized frames of ``frames``, one at a time (see ``anonymize_frames``); ``tracks`` holds one record per
     tracked person so far, ``frames_done`` the number of frames yielded."""
 
     def __init__(self, pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: int | None = 0, fps: float = 25.0,
-                 detect_every: int = 1, smooth: bool = True, timer: Timer | None = None, **options) -> None:
+                 detect_every: int = 1, smooth: bool = True, look_ahead: int = LOOK_AHEAD, timer: Timer | None = None,
+                 **options) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every must be at least 1 (every frame), not {detect_every}")
+        if look_ahead < 0:
+            raise ValueError(f"look_ahead must be 0 (no frame held back) or more, not {look_ahead}")
         if not fps > 0:
             raise ValueError(f"fps must be positive, not {fps}")
         self.references = pipe.reference(options.pop("keep")) if options.get("keep") is not None else []
@@ -208,6 +237,10 @@ class FrameStream(Iterator[np.ndarray]):
         self.method = obscuring_method(options.get("replace_with", "anonymize"), options.get("fallback", "mosaic"))
         self.area = {"mask_scale": options.get("mask_scale", MASK_SCALE), "boxes": options.get("boxes", False)}
         self.tracker, self.frames_done = IoUTracker(), 0
+        # frames held back for a re-render once their auditioning tracks keep a draw (none unless step 2 runs)
+        self.look_ahead = look_ahead if options.get("replace_with", "anonymize") == "anonymize" else 0
+        self._waiting: deque[_Waiting] = deque()
+        self._read, self._ended = 0, False
         self._live: dict[int, _Live] = {}
         self._records: dict[int, TrackRecord] = {}
         self._kept: dict[int, tuple[KeepDecision, int]] = {}  # track -> the decision that kept it and its frame
@@ -218,16 +251,53 @@ class FrameStream(Iterator[np.ndarray]):
         return [self._records[t] for t in sorted(self._records)]
 
     def __next__(self) -> np.ndarray:
-        rgb = load_image(next(self._frames))
-        image = self._anonymize(rgb, self.frames_done)
+        while not self._ready():
+            frame = next(self._frames, None)
+            if frame is None:
+                self._ended = True
+            else:
+                self._waiting.append(self._anonymize(load_image(frame), self._read))
+                self._read += 1
+        if not self._waiting:
+            raise StopIteration
+        image = self._rerender(self._waiting.popleft())
         self.frames_done += 1
+        return image
+
+    def _ready(self) -> bool:
+        """Whether the oldest frame read can go (or the clip has ended): none of its auditioned faces' tracks can
+        still keep a draw, or the look-ahead is full."""
+        if self._ended or not self._waiting:
+            return self._ended
+        first = self._waiting[0]
+        held = min(self.look_ahead, LOOK_AHEAD_BYTES // (2 * first.rgb.nbytes))
+        return len(self._waiting) > held or not any(
+            self._records[t].draw is None and t in self._live for t in first.auditioned)
+
+    def _rerender(self, frame: _Waiting) -> np.ndarray:
+        """A frame's final image: each face obscured while its track auditioned, rendered again with the draw the
+        track has kept since, where its region touches no other face's (so the original put back under it cannot
+        uncover a neighbour)."""
+        image = frame.image
+        for track, (face, keep) in frame.auditioned.items():
+            record, region = self._records[track], frame.regions[track]
+            if record.draw is None or any(box_iou(region, r) > 0 for t, r in frame.regions.items() if t != track):
+                continue
+            result = self.pipe(frame.rgb, faces=[face], face_seeds=[record.seed], face_draws=[record.draw],
+                               face_keeps=None if keep is None else [keep], timer=self.timer, **self.options)
+            redone = np.asarray(result.image)
+            x0, y0, x1, y1 = region
+            take = (redone != frame.rgb).any(-1)
+            take[y0:y1, x0:x1] = True
+            image = np.where(take[..., None], redone, image)
+            record.redo(frame.index, result.faces[0])
         return image
 
     def _stage(self, name: str) -> AbstractContextManager:
         return self.timer(name) if self.timer else nullcontext()
 
-    def _anonymize(self, rgb: np.ndarray, index: int) -> np.ndarray:
-        """Frame ``index`` anonymized (RGB uint8)."""
+    def _anonymize(self, rgb: np.ndarray, index: int) -> _Waiting:
+        """Frame ``index`` anonymized (RGB uint8) with what a re-render of it needs."""
         analyzer = self.pipe.preprocessor.analyzer
         found: dict[int, tuple[np.ndarray, np.ndarray, float, str]] = {}  # track -> box, landmarks, score, how
         if index % self.detect_every == 0:
@@ -259,10 +329,11 @@ class FrameStream(Iterator[np.ndarray]):
             self._records.setdefault(track, TrackRecord(track, self.base + track))
         records = [self._records[t] for t in tracks]
         seeds = [r.seed if r.draw is not None else r.draw_seed(index) for r in records]
-        result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=[r.draw for r in records],
-                           face_keeps=self._keep_decisions(rgb, tracks, faces, index), timer=self.timer, **self.options)
-        image = np.asarray(result.image)
-        for track, face, record in zip(tracks, faces, result.faces):
+        draws, keeps = [r.draw for r in records], self._keep_decisions(rgb, tracks, faces, index)
+        result = self.pipe(rgb, faces=faces, face_seeds=seeds, face_draws=draws, face_keeps=keeps, timer=self.timer,
+                           **self.options)
+        image, auditioned = np.asarray(result.image), {}
+        for i, (track, face, record) in enumerate(zip(tracks, faces, result.faces)):
             if record.treatment == "failed":
                 raise AnonModelError(f"frame {index}: a face could not be anonymized and the fallback is none")
             if record.treatment == "anonymized" and self._records[track].draw is None and not self._keep(track, record):
@@ -270,7 +341,9 @@ class FrameStream(Iterator[np.ndarray]):
                     image = obscure(image, face, self.method, **self.area)  # as the pipeline obscures a face
                 record.treatment, record.treatment_reason = "obscured", (
                     "this try passed the guard, but with too little room to be kept as the person's stranger for the "
-                    "whole clip (its frames until one is kept are obscured)")
+                    "whole clip (its frames until one is kept are rendered again with it, or obscured)")
+            if draws[i] is None and record.treatment == "obscured" and self.look_ahead:
+                auditioned[track] = (face, None if keeps is None else keeps[i])
             self._records[track].add(index, found[track][3], record)
         for track, box in lost.items():  # neither detected nor followed: its predicted box, obscured
             if self.method == "none":
@@ -278,7 +351,10 @@ class FrameStream(Iterator[np.ndarray]):
             with self._stage("paste_back"):
                 image = obscure_box(image, box, self.method, **self.area)
             self._records[track].add_lost(index, box, "obscured")
-        return image
+        scale = self.area["mask_scale"]
+        regions = {t: obscured_region(f, rgb.shape, scale) for t, f in zip(tracks, faces)}
+        regions.update({t: obscured_region(box, rgb.shape, scale) for t, box in lost.items()})
+        return _Waiting(index, rgb, image, regions, auditioned)
 
     def _keep_decisions(self, rgb: np.ndarray, tracks: list[int], faces: list[Face],
                         index: int) -> list[KeepDecision | None] | None:
@@ -356,21 +432,23 @@ class FrameStream(Iterator[np.ndarray]):
 
 
 def anonymize_frames(pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: int | None = 0, fps: float = 25.0,
-                     detect_every: int = 1, smooth: bool = True, timer: Timer | None = None,
-                     **options) -> FrameStream:
-    """Anonymize a clip given as frames (RGB uint8 arrays, in order), streaming: each anonymized frame is yielded
-    before the next is read, so the clip is never held in memory. The result iterates over the anonymized frames
-    and keeps one ``TrackRecord`` per tracked person (``.tracks``).
+                     detect_every: int = 1, smooth: bool = True, look_ahead: int = LOOK_AHEAD,
+                     timer: Timer | None = None, **options) -> FrameStream:
+    """Anonymize a clip given as frames (RGB uint8 arrays, in order), streaming: frames are read as the anonymized
+    ones are asked for, so the clip is never held in memory. The result iterates over the anonymized frames and keeps
+    one ``TrackRecord`` per tracked person (``.tracks``; a frame's entry may change until the frame is yielded).
 
     `fps` times the smoothing; `detect_every` n runs the detector on every n-th frame only and follows the faces in
     between (a face entering the picture may then wait n - 1 frames to be found); `smooth` False turns the One-Euro
-    filter off; `timer` is ``AnonPipeline.__call__``'s, around each of ``VIDEO_STAGES``; `options` go to
-    ``pipe(...)``; with ``keep=`` (reference people) a tracked face matched once stays kept along its track until a
+    filter off; `look_ahead` n holds a frame back while a face in it auditions for its stranger, at most n frames
+    (and ``LOOK_AHEAD_BYTES``), so that it can be rendered with the draw kept (0: each frame is yielded before the
+    next is read, and audition frames stay obscured); `timer` is ``AnonPipeline.__call__``'s, around each of
+    ``VIDEO_STAGES``; `options` go to ``pipe(...)``; with ``keep=`` (reference people) a tracked face matched once stays kept along its track until a
     recognizer calls it someone else (``keep.follow``). A face reported as failed (``fallback="none"``) raises
     ``AnonModelError``.
     """
-    return FrameStream(pipe, frames, seed=seed, fps=fps, detect_every=detect_every, smooth=smooth, timer=timer,
-                       **options)
+    return FrameStream(pipe, frames, seed=seed, fps=fps, detect_every=detect_every, smooth=smooth,
+                       look_ahead=look_ahead, timer=timer, **options)
 
 
 @dataclass
@@ -394,7 +472,8 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                     detect_every: int = 1, smooth: bool = True, timer: Timer | None = None,
                     **options) -> VideoOutput:
     """Anonymize every frame of `src` into `dest` (same frame count, rate, size and timestamps; H.264 at `crf`; audio
-    copied unless ``audio=False``) with ``anonymize_frames`` (`seed`, `detect_every`, `smooth`, `timer`, `options`).
+    copied unless ``audio=False``) with ``anonymize_frames`` (`seed`, `detect_every`, `smooth`, `timer`, `options`,
+    among them `look_ahead`).
 
     `dest` appears only when complete (written beside it, then moved); `src` is only read. A face the call reports
     as failed (``fallback="none"``) stops the run: nothing is written.

@@ -22,7 +22,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from anon_model import AnonPipeline
+from anon_model import AnonPipeline, video
 from anon_model.evaluation.bench_video import sliding_photos, write_clip
 from anon_model.evaluation.recognizers import SUMMARY_THRESHOLD, DlibRecognizer, FaceNetCasiaRecognizer
 from second_judge import write_table
@@ -54,29 +54,42 @@ def packets(path: Path) -> list[bytes]:
 
 
 def run(pipe: AnonPipeline, clip: Path, out: Path, seed: int, judges: dict) -> dict:
-    """Anonymize ``clip`` with ``seed``, judging every ``JUDGE_EVERY``-th frame's anonymized faces as it goes (as the
-    pipeline returns them: ``_at`` keeps those the video shows)."""
+    """Anonymize ``clip`` with ``seed``, judging every ``JUDGE_EVERY``-th frame's anonymized faces as the video shows
+    them: each frame as it leaves the stream (after any re-render with a draw kept later), each face where the
+    pipeline found it in that frame (``_at`` keeps those the track ended anonymized there)."""
     seen: list[tuple[int, np.ndarray, dict, dict]] = []  # (frame, box, anonymized and original embeddings)
-    call, frame, judging = type(pipe).__call__, itertools.count(), [0.0]
+    originals: dict[int, tuple[np.ndarray, list]] = {}  # a frame to judge, as it came, and its faces' records
+    call, first_pass, advance = type(pipe).__call__, video.FrameStream._anonymize, video.FrameStream.__next__
+    last, judging = [None], [0.0]
 
-    def judged(self, rgb, **options):
-        result = call(self, rgb, **options)
-        start, index = time.perf_counter(), next(frame)
+    def called(self, rgb, **options):
+        last[0] = call(self, rgb, **options)
+        return last[0]
+
+    def anonymized(self, rgb, index):
+        held = first_pass(self, rgb, index)
         if index % JUDGE_EVERY == 0:
-            output = np.asarray(result.images[0])
-            seen.extend((index, r.box, {k: j.embed(output, [r]) for k, (j, _) in judges.items()},
-                         {k: j.embed(rgb, [r]) for k, (j, _) in judges.items()})
-                        for r in result.faces if r.treatment == "anonymized")
-        judging[0] += time.perf_counter() - start
-        return result
+            originals[index] = rgb, last[0].faces
+        return held
 
-    type(pipe).__call__ = judged
+    def judged(self):
+        output = advance(self)
+        start, index = time.perf_counter(), self.frames_done - 1
+        if index in originals:
+            rgb, faces = originals.pop(index)
+            shown = [r for r in faces if any(_at(t, index, r.box) for t in self.tracks)]
+            seen.extend((index, r.box, {k: j.embed(output, [r]) for k, (j, _) in judges.items()},
+                         {k: j.embed(rgb, [r]) for k, (j, _) in judges.items()}) for r in shown)
+        judging[0] += time.perf_counter() - start
+        return output
+
+    type(pipe).__call__, video.FrameStream._anonymize, video.FrameStream.__next__ = called, anonymized, judged
     try:
         start = time.perf_counter()
         result = pipe.video(clip, out, progress=False, seed=seed)
         wall = time.perf_counter() - start - judging[0]  # the clip's own time, without the judges'
     finally:
-        type(pipe).__call__ = call
+        type(pipe).__call__, video.FrameStream._anonymize, video.FrameStream.__next__ = call, first_pass, advance
     people = sorted(result.tracks, key=lambda t: len(t.frames), reverse=True)[:2]  # a stray short track aside
     if any(len(t.frames) != FRAMES for t in people):
         raise RuntimeError("a person's track broke: the per-person counts would not be one person's")
@@ -96,8 +109,8 @@ def run(pipe: AnonPipeline, clip: Path, out: Path, seed: int, judges: dict) -> d
 
 
 def _at(track, frame: int, box: np.ndarray) -> bool:
-    """Whether ``track`` is the face at ``box`` in ``frame`` and was left anonymized there (a passing try the track
-    did not keep is obscured after the pipeline's call)."""
+    """Whether ``track`` is the face at ``box`` in ``frame`` and ended anonymized there (a passing try the track did
+    not keep is obscured after the pipeline's call, or rendered again with the draw kept later)."""
     return any(f == frame and np.array_equal(b, box) and t == "anonymized"
                for f, b, t in zip(track.frames, track.boxes, track.treatments))
 

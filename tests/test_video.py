@@ -252,7 +252,7 @@ def test_until_a_draw_is_kept_each_frame_draws_afresh(pipe, walk, monkeypatch):
 
     monkeypatch.setattr(type(pipe), "__call__", first_two_fail)
     monkeypatch.setattr(video.FrameStream, "_room", lambda self, record: float("inf"))  # any passing try is kept
-    stream = anonymize_frames(pipe, walk[:5], fps=FPS)
+    stream = anonymize_frames(pipe, walk[:5], fps=FPS, look_ahead=0)  # frames 0-1 stay as the audition left them
     list(stream)
     (track,) = stream.tracks
     kept = track.treatments.index("anonymized")  # the first frame whose try passed: its draw is kept
@@ -292,6 +292,44 @@ def test_a_draw_is_kept_with_room_to_spare_or_the_sturdiest_after_an_audition(pi
     tries = [attempt(0.2)] * (video.AUDITION_FRAMES - 1) + [attempt(0.8)]
     assert [stream._keep(3, t) for t in tries] == [False] * (video.AUDITION_FRAMES - 1) + [True]  # itself the best
     assert record.draw is tries[-1].delegate_draw
+
+
+def test_audition_frames_are_held_back_and_get_the_stranger_kept(pipe, walk, monkeypatch):
+    """A frame whose face was obscured while its track auditioned waits for the track's kept draw and is rendered
+    again with it: the person is one stranger from the first frame. look_ahead=0 yields each frame at once, and those
+    frames stay obscured."""
+    def run(look_ahead: int) -> tuple[list[int], list[np.ndarray], TrackRecord]:
+        rooms = iter([0.0, 0.0, 0.0])  # the first three passing tries lack room; the fourth is kept
+        monkeypatch.setattr(video.FrameStream, "_room", lambda self, record: next(rooms, 2.0))
+        pulled = []
+
+        def source():
+            for i, rgb in enumerate(walk):
+                pulled.append(i)
+                yield rgb
+
+        stream = anonymize_frames(pipe, source(), fps=FPS, look_ahead=look_ahead)
+        first = next(stream)
+        read = len(pulled)
+        return read, [first, *stream], stream.tracks[0]
+
+    read, out, track = run(look_ahead=0)
+    assert read == 1 and track.treatments[:3] == ["obscured"] * 3 and track.treatments[3] == "anonymized"
+    read, out, track = run(look_ahead=video.LOOK_AHEAD)
+    assert read == 4  # frame 0 went once frame 3's try was kept
+    assert track.treatments == ["anonymized"] * FRAMES and len({tuple(m) for m in track.mixtures}) == 1
+    assert all(changed(walk[i], out[i], *walk_at(i)) > 8 for i in range(FRAMES))
+
+
+def test_a_held_back_face_beside_another_is_not_rendered_again(pipe, walk, monkeypatch):
+    """Re-rendering puts the original back under the face before pasting the kept stranger, so a face whose region
+    touches another face's stays as it was (obscured)."""
+    stream = anonymize_frames(pipe, iter(()), fps=FPS)
+    stream._records[0] = TrackRecord(0, 0, draw=object())
+    monkeypatch.setattr(type(pipe), "__call__", lambda *a, **k: pytest.fail("rendered beside another face"))
+    image = walk[0] // 2
+    held = video._Waiting(0, walk[0], image, {0: (0, 0, 50, 50), 1: (40, 40, 90, 90)}, {0: (None, None)})
+    assert stream._rerender(held) is image
 
 
 def test_a_try_not_kept_is_obscured_like_any_face_and_fallback_none_keeps_the_first(pipe, walk, monkeypatch):
@@ -389,7 +427,7 @@ def test_cli_anonymizes_a_clip_next_to_a_photo(clip, example_paths, tmp_path, ca
 
     shutil.copy(clip, tmp_path / "walk.webm.avi")  # an .avi suffix: written as Matroska
     code = main(["anonymize", str(clip), str(tmp_path / "walk.webm.avi"), str(example_paths[0]), "-o",
-                 str(tmp_path / "out"), "--no-audio", "--replace-with", "blur"])
+                 str(tmp_path / "out"), "--no-audio", "--replace-with", "blur", "--look-ahead", "0"])
     err = capsys.readouterr().err
     assert code == 0, err
     out = tmp_path / "out"
@@ -397,6 +435,8 @@ def test_cli_anonymizes_a_clip_next_to_a_photo(clip, example_paths, tmp_path, ca
     with av.open(str(out / "walk.mp4")) as written:
         assert not written.streams.audio and len(list(written.decode(video=0))) == FRAMES
     assert "1 image(s), 2 video(s)" in err and f"faces (once per frame in videos): 0 anonymized, {2 * FRAMES + 1} obscured" in err
+    assert main(["anonymize", str(clip), "-o", str(tmp_path / "bad"), "--look-ahead", "-1"]) == 2
+    assert "--look-ahead must be 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_pipeline_video_streams_frames_and_writes_files(pipe, walk, clip, tmp_path):

@@ -32,7 +32,7 @@ from anon_model.batch.metadata import Metadata, read_metadata
 from anon_model.errors import AnonModelError
 from anon_model.imageio import load_image, save_image_atomic
 from anon_model.output import TREATMENTS, AnonOutput
-from anon_model.video import anonymize_video, is_video
+from anon_model.video import LOOK_AHEAD, anonymize_video, is_video
 
 __all__ = ["Processes", "run"]
 
@@ -221,7 +221,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """The options that shape a result: a file done with other ones is not finished for this run."""
     names = ("model", "bank", "seed", "k_top", "epsilon", "neighbors", "threshold", "face_search", "replace_with",
              "fallback",
-             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every", "keep")
+             "mask_scale", "boxes", "keep_metadata", "no_audio", "crf", "detect_every", "look_ahead", "keep")
     return {name: getattr(args, name) for name in names}
 
 
@@ -366,8 +366,9 @@ class _Batch:
             self._failed(job, f"{src}: its output {dest} would overwrite an input; choose another OUTDIR")
             return
         try:
+            look_ahead = LOOK_AHEAD if self.args.look_ahead is None else self.args.look_ahead
             out = anonymize_video(self.pipe, src, dest, seed=self.args.seed, audio=not self.args.no_audio,
-                                  crf=self.args.crf, detect_every=self.args.detect_every,
+                                  crf=self.args.crf, detect_every=self.args.detect_every, look_ahead=look_ahead,
                                   progress=self.args.verbosity >= 1, **self.options)
         except Exception as exc:
             self._failed(job, _message(src, exc), kind="video")
