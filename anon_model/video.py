@@ -493,8 +493,12 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
             aout = out.add_stream_from_template(ain) if ain is not None else None
             stamps: deque[tuple[int | None, object]] = deque()
 
+            bar = tqdm(total=vin.frames or None, unit="frame", desc=src.name, leave=False, disable=not progress,
+                       file=sys.stderr)
+
             def decoded() -> Iterator[np.ndarray]:
-                """The clip's frames in order; audio packets met on the way are copied to the output."""
+                """The clip's frames in order; audio packets met on the way are copied to the output. The progress bar
+                counts a frame once the next is asked for (it has been anonymized, maybe not yet written: look-ahead)."""
                 for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
                     if packet.stream is ain:
                         if packet.dts is not None:  # the demuxer's final empty packet carries nothing
@@ -504,17 +508,16 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                     for frame in packet.decode():
                         stamps.append((frame.pts, frame.time_base))
                         yield frame.to_ndarray(format="rgb24")
+                        bar.update()
 
             stream = anonymize_frames(pipe, decoded(), seed=seed, fps=float(vin.average_rate or 25), timer=timer,
                                       detect_every=detect_every, smooth=smooth, **options)
-            with tqdm(total=vin.frames or None, unit="frame", desc=src.name, leave=False, disable=not progress,
-                      file=sys.stderr) as bar:
+            with bar:
                 try:
                     for image in stream:
                         anonymized = av.VideoFrame.from_ndarray(image, format="rgb24")
                         anonymized.pts, anonymized.time_base = stamps.popleft()
                         out.mux(vout.encode(anonymized))
-                        bar.update()
                 except AnonModelError as err:
                     raise AnonModelError(f"{src}: {err}: not written") from None
             out.mux(vout.encode(None))
