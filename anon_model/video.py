@@ -1,8 +1,9 @@
 """Video: anonymize a clip frame by frame, every face tracked so that each person stays one stranger throughout.
 
 ``anonymize_frames`` streams: it takes frames (RGB arrays) one at a time and yields each anonymized, keeping one record
-per tracked person and never the clip (only the few frames of a look-ahead, below); ``anonymize_video`` runs it between PyAV's decoder and encoder (FFmpeg ships
-inside PyAV's wheel), copying the audio through as it is (remuxed, not re-encoded).
+per tracked person and never the clip (only the few frames of a look-ahead, below); ``anonymize_video`` runs it between
+PyAV's decoder and encoder (FFmpeg ships inside PyAV's wheel), copying the audio through as it is (remuxed, not
+re-encoded).
 
 Per frame: faces are detected (every frame, or every ``detect_every``-th) and associated with the live tracks by the IoU
 of their boxes (Hungarian matching, scipy). A live track the whole-frame detection missed, or that was not run in this
@@ -12,14 +13,15 @@ so the anonymized face does not shimmer. Each track keeps one delegate draw (``f
 each frame's landmarks and rendered with the retry effort it passed at (``DelegateDraw.effort``), so it stays one
 stranger; in a frame where that draw fails the guard the face is obscured, never shown as a second stranger (its
 naturalness limit has a little slack, ``plausibility.KEPT_SLACK``, so that the landmarker's wander from frame to frame
-does not blink a kept stranger to a mosaic where it sits near the limit). Which draw:
-as the face moves, a try that passed the guard by a hair fails it in many later frames, so a passing try is kept only
-with room to spare (``KEEP_DISTANCE``, ``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the
-sturdiest seen. Until then each frame draws afresh from a seed of the track's seed and the frame index (with the guard's
-redraws), so a hard face meets new delegates in every frame instead of the same failing ones; a frame where that face
-ended obscured is held back (up to ``LOOK_AHEAD`` frames) and, once a draw is kept, its face is rendered again with it
-(and obscured again where it fails the guard there), so the audition costs the person a delay, not their frames. Privacy does not blink: a face followed is anonymized like a detected one, and where following fails too
-the track's predicted box is obscured, until the track ends.
+does not blink a kept stranger to a mosaic where it sits near the limit). Which draw: as the face moves, a try that
+passed the guard by a hair fails it in many later frames, so a passing try is kept only with room to spare
+(``KEEP_DISTANCE``, ``KEEP_ERROR``), or, after ``AUDITION_FRAMES`` passing frames without one, the sturdiest seen. Until
+then each frame draws afresh from a seed of the track's seed and the frame index (with the guard's redraws), so a hard
+face meets new delegates in every frame instead of the same failing ones; a frame where that face ended obscured is held
+back (up to ``LOOK_AHEAD`` frames) and, once a draw is kept, its face is rendered again with it (and obscured again
+where it fails the guard there), so the audition costs the person a delay, not their frames. Privacy does not blink: a
+face followed is anonymized like a detected one, and where following fails too the track's predicted box is obscured,
+until the track ends.
 """
 
 from __future__ import annotations
@@ -443,9 +445,9 @@ def anonymize_frames(pipe: AnonPipeline, frames: Iterable[np.ndarray], *, seed: 
     filter off; `look_ahead` n holds a frame back while a face in it auditions for its stranger, at most n frames
     (and ``LOOK_AHEAD_BYTES``), so that it can be rendered with the draw kept (0: each frame is yielded before the
     next is read, and audition frames stay obscured); `timer` is ``AnonPipeline.__call__``'s, around each of
-    ``VIDEO_STAGES``; `options` go to ``pipe(...)``; with ``keep=`` (reference people) a tracked face matched once stays kept along its track until a
-    recognizer calls it someone else (``keep.follow``). A face reported as failed (``fallback="none"``) raises
-    ``AnonModelError``.
+    ``VIDEO_STAGES``; `options` go to ``pipe(...)``; with ``keep=`` (reference people) a tracked face matched once
+    stays kept along its track until a recognizer calls it someone else (``keep.follow``). A face reported as failed
+    (``fallback="none"``) raises ``AnonModelError``.
     """
     return FrameStream(pipe, frames, seed=seed, fps=fps, detect_every=detect_every, smooth=smooth,
                        look_ahead=look_ahead, timer=timer, **options)
@@ -497,8 +499,8 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                        file=sys.stderr)
 
             def decoded() -> Iterator[np.ndarray]:
-                """The clip's frames in order; audio packets met on the way are copied to the output. The progress bar
-                counts a frame once the next is asked for (it has been anonymized, maybe not yet written: look-ahead)."""
+                """The clip's frames in order; audio packets met on the way are copied to the output. The progress
+                bar counts a frame once the next is asked for (anonymized, maybe not yet written: the look-ahead)."""
                 for packet in inp.demux(*[s for s in (vin, ain) if s is not None]):
                     if packet.stream is ain:
                         if packet.dts is not None:  # the demuxer's final empty packet carries nothing
