@@ -283,7 +283,8 @@ class FrameStream(Iterator[np.ndarray]):
         image = frame.image
         for track, (face, keep) in frame.auditioned.items():
             record, region = self._records[track], frame.regions[track]
-            if record.draw is None or any(box_iou(region, r) > 0 for t, r in frame.regions.items() if t != track):
+            others = [r for t, r in frame.regions.items() if t != track]
+            if record.draw is None or any(box_iou(region, r) > 0 for r in others):
                 continue
             result = self.pipe(frame.rgb, faces=[face], face_seeds=[record.seed], face_draws=[record.draw],
                                face_keeps=None if keep is None else [keep], timer=self.timer, **self.options)
@@ -291,6 +292,8 @@ class FrameStream(Iterator[np.ndarray]):
             x0, y0, x1, y1 = region
             take = (redone != frame.rgb).any(-1)
             take[y0:y1, x0:x1] = True
+            for ox0, oy0, ox1, oy1 in others:  # the paste's feathered edge may reach a neighbour: its original is there
+                take[oy0:oy1, ox0:ox1] = False
             image = np.where(take[..., None], redone, image)
             record.redo(frame.index, result.faces[0])
         return image

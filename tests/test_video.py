@@ -321,15 +321,26 @@ def test_audition_frames_are_held_back_and_get_the_stranger_kept(pipe, walk, mon
     assert all(changed(walk[i], out[i], *walk_at(i)) > 8 for i in range(FRAMES))
 
 
-def test_a_held_back_face_beside_another_is_not_rendered_again(pipe, walk, monkeypatch):
-    """Re-rendering puts the original back under the face before pasting the kept stranger, so a face whose region
-    touches another face's stays as it was (obscured)."""
+def test_a_held_back_face_never_uncovers_another(pipe, walk, monkeypatch):
+    """Re-rendering puts the original back under the face before pasting the kept stranger: a face whose region
+    touches another face's stays as it was (obscured), and elsewhere nothing of the re-render lands in another face's
+    region (there the frame keeps what it had)."""
+    from types import SimpleNamespace
+
     stream = anonymize_frames(pipe, iter(()), fps=FPS)
-    stream._records[0] = TrackRecord(0, 0, draw=object())
+    stream._records[0] = TrackRecord(0, 0, draw=object(), frames=[0], found=["detected"], treatments=["obscured"],
+                                     mixtures=[[]], boxes=[np.zeros(4)], distances=[None])
     monkeypatch.setattr(type(pipe), "__call__", lambda *a, **k: pytest.fail("rendered beside another face"))
     image = walk[0] // 2
     held = video._Waiting(0, walk[0], image, {0: (0, 0, 50, 50), 1: (40, 40, 90, 90)}, {0: (None, None)})
     assert stream._rerender(held) is image
+    redone = SimpleNamespace(treatment="anonymized", delegate_mixture=[7], box=np.ones(4), identity_distance=0.9)
+    monkeypatch.setattr(type(pipe), "__call__", lambda self, rgb, **k: SimpleNamespace(
+        image=rgb // 3, faces=[redone]))  # changes every pixel, as a paste reaching far would
+    held = video._Waiting(0, walk[0], image, {0: (0, 0, 50, 50), 1: (60, 60, 90, 90)}, {0: (None, None)})
+    out = stream._rerender(held)
+    assert (out[60:90, 60:90] == image[60:90, 60:90]).all() and (out[:50, :50] == walk[0][:50, :50] // 3).all()
+    assert stream._records[0].treatments == ["anonymized"] and stream._records[0].mixtures == [[7]]
 
 
 def test_a_try_not_kept_is_obscured_like_any_face_and_fallback_none_keeps_the_first(pipe, walk, monkeypatch):
