@@ -4,7 +4,7 @@ A face goes to the fallback when it is too small for a 256x256 synthesis, turned
 landmarks do not sit on its box, or the identity guard still recognizes it after every try. The obscuring covers an
 ellipse inscribed in the face box (and the landmarks' extent) grown by ``MASK_SCALE`` (or that whole rectangle with
 ``boxes=True``, as deface's --boxes), so no recognizer sees the face through it (the hair, clothes and background
-around it stay: with the original photo at hand, dlib matched 2 of 21 obscured held-out portraits, docs/strangers.md);
+around it stay: with the original photo at hand, dlib matched 1 of 18 obscured held-out portraits, docs/strangers.md);
 each record says why.
 """
 from __future__ import annotations
