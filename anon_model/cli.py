@@ -223,7 +223,7 @@ def collect_inputs(inputs: list[str], recursive: bool) -> tuple[list[tuple[Path,
     """(file, output name relative to OUTDIR) for each input image or video, one error line per missing input, and
     the other files of folder inputs (skipped, so the user can be told)."""
     from anon_model.imageio import find_images
-    from anon_model.video import is_video, output_suffix
+    from anon_model.videofile import is_video, output_suffix
 
     found: list[tuple[Path, Path]] = []
     errors: list[str] = []

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from anon_model.conditioning import landmark_map
 from anon_model.perception.align import invert, transform_points
 
 if TYPE_CHECKING:
@@ -157,6 +156,16 @@ class Step2Result:
     guard: GuardOutcome
 
 
+def treatment_of(reason: str | None, replace_with: str, fallback: str) -> str:
+    """What a face got: anonymized (nothing stood in the way), unchanged (asked for), else obscured, or failed when
+    step 2 could not anonymize it and the fallback is "none"."""
+    if reason is None:
+        return "anonymized"
+    if replace_with == "none":
+        return "unchanged"
+    return "failed" if replace_with == "anonymize" and fallback == "none" else "obscured"
+
+
 def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *, use_ifa: bool = True,
                 treatment: str = "anonymized", reason: str = "", image_index: int = 0,
                 keep: KeepDecision | None = None) -> FaceRecord:
@@ -181,6 +190,8 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
     scale = cams.amax().clamp_min(1e-12)  # one scale for H and H-hat so they compare
     anon_crop = np.asarray(geometry.anonymized_landmarks)
     guard = step2.guard
+    from anon_model.conditioning import landmark_map  # torch: only records of faces step 2 ran on need it
+
     return FaceRecord(
         **base, landmarks_anon_crop=anon_crop, landmarks_anon=transform_points(anon_crop, invert(face.matrix)),
         classes=list(explained.class_names), scores_before=explained.scores.detach().float().cpu().numpy(),

@@ -29,8 +29,10 @@ from anon_model.guard import BestTries, IdentityGuard, InPhoto
 from anon_model.imageio import ImageLike, atomic_write, load_image
 from anon_model.keep import CHOSEN, KeepDecision, KeepJudge, Reference, ReferenceLike, load_reference_photo, \
     reference_photos, restore_kept
-from anon_model.output import AnonOutput, Step2Result, face_record
+from anon_model.obscuring import Obscurer
+from anon_model.output import AnonOutput, Step2Result, face_record, treatment_of
 from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
+from anon_model.perception.analyzer import Timer
 from anon_model.perception.face import Face
 from anon_model.perception.search import SEARCH_MODES
 from anon_model.plausibility import PlausibilityCheck, default_check
@@ -46,7 +48,6 @@ COMPONENTS = ("preprocessor", "bank", "synthesizer")
 LEGACY_KEYS = {"synthesizer": "generator"}
 #: ``__call__``'s stages in order, as a ``timer`` sees them (``anon-model bench`` times each).
 STAGES = ("detect", "landmarks", "align", "triage", "ifa", "vca", "synthesis", "guard", "paste_back")
-Timer = Callable[[str], AbstractContextManager]
 
 
 class AnonPipeline:
@@ -231,6 +232,13 @@ class AnonPipeline:
                              "the pipeline on a single image")
         stage = timer or _untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
+        if replace_with != "anonymize" and keep is None and not keep_faces and faces is None and face_keeps is None:
+            # every face alike, none kept: no step 1 or 2 (the same path as the CLI's light runs)
+            return Obscurer(self.preprocessor.analyzer)(images, replace_with=replace_with,
+                                                        mask_scale=mask_scale, boxes=boxes, face_search=face_search,
+                                                        detect_threshold=cfg.detect_threshold,
+                                                        max_faces=cfg.max_faces, timer=timer,
+                                                        progress=self._progress_bar)
         references = self.reference(keep) if keep is not None else []
         rgbs = [load_image(im) for im in images]
         found = [faces] if faces is not None else [self.perceive(rgb, cfg, timer, search=face_search)
@@ -282,7 +290,7 @@ class AnonPipeline:
             records = []
             for i, (face, reason) in enumerate(zip(fs, reasons[j])):
                 crop = step2[j, i].crop if reason is None else warp_to_crop(out, face.matrix, face.crop.shape[0])
-                treatment = "kept" if (j, i) in kept else _treatment(reason, replace_with, fallback)
+                treatment = "kept" if (j, i) in kept else treatment_of(reason, replace_with, fallback)
                 records.append(face_record(face, crop, step2.get((j, i)), use_ifa=cfg.use_ifa, image_index=j,
                                            treatment=treatment, reason=reason or "", keep=keeps[j][i]))
             images.append(Image.fromarray(out))
@@ -329,13 +337,8 @@ class AnonPipeline:
         (``__call__``'s first stages, public so a video can track the faces before anonymizing them). `search`: the
         views of the photo looked at (``__call__``'s `face_search`). A face whose landmarks, pose or alignment
         failed is kept with its ``failure`` (triage obscures it)."""
-        stage, analyzer = timer or _untimed, self.preprocessor.analyzer
-        with stage("detect"):
-            detections = analyzer.detect(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces, search=search)
-        with stage("landmarks"):
-            points = analyzer.landmark_each(rgb, detections)
-        with stage("align"):
-            return analyzer.align(rgb, detections, points)
+        return self.preprocessor.analyzer.perceive(rgb, threshold=cfg.detect_threshold, max_faces=cfg.max_faces,
+                                                   search=search, timer=timer)
 
     def triage(self, face: Face) -> str | None:
         """Why step 2 cannot anonymize ``face`` (perception could not finish it, too small, turned too far, landmarks
@@ -471,16 +474,6 @@ def _per_face(name: str, values: Sequence, n_faces: int) -> list:
 def _face_generators(seeds: Sequence[int], n_faces: int) -> list[torch.Generator]:
     """One generator per face from ``face_seeds``."""
     return [torch.Generator().manual_seed(int(s)) for s in _per_face("face_seeds", seeds, n_faces)]
-
-
-def _treatment(reason: str | None, replace_with: str, fallback: str) -> str:
-    """What a face got: anonymized (nothing stood in the way), unchanged (asked for), else obscured, or failed when
-    step 2 could not anonymize it and the fallback is "none"."""
-    if reason is None:
-        return "anonymized"
-    if replace_with == "none":
-        return "unchanged"
-    return "failed" if replace_with == "anonymize" and fallback == "none" else "obscured"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

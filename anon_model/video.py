@@ -49,6 +49,7 @@ from anon_model.keep import KeepDecision, follow
 from anon_model.output import TREATMENTS
 from anon_model.perception.detect import Detection
 from anon_model.smoothing import OneEuroFilter
+from anon_model.videofile import CONTAINERS
 
 if TYPE_CHECKING:
     from anon_model.output import FaceRecord
@@ -56,10 +57,6 @@ if TYPE_CHECKING:
     from anon_model.pipeline import AnonPipeline, Timer
     from anon_model.vca import DelegateDraw
 
-#: File suffixes read as video (the CLI routes them here).
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".webm", ".avi"})
-#: Containers written as they came (FFmpeg muxer names); others become Matroska, which takes any audio codec as is.
-CONTAINERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: ``__call__`` options that perception reads (the rest go to the call only).
 PERCEPTION_OPTIONS = ("detect_threshold", "max_faces")
 #: A face followed between whole-frame detections is looked for in its predicted box widened by this much of its
@@ -83,17 +80,6 @@ AUDITION_FRAMES = 12
 LOOK_AHEAD = 50
 #: ... as long as the frames waiting (each held as it came and as first anonymized) take at most this much memory.
 LOOK_AHEAD_BYTES = 1 << 30
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    """Whether `path` is a video file by its suffix."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def output_suffix(path: str | os.PathLike) -> str:
-    """The suffix of a video's result: its own container when we write it (.mp4, .mov, .mkv), else .mkv."""
-    suffix = Path(path).suffix.lower()
-    return suffix if suffix in CONTAINERS else ".mkv"
 
 
 class IoUTracker:

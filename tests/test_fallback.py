@@ -148,6 +148,19 @@ def test_replace_with_a_classical_method_or_nothing(pipe, example_paths):
         pipe(image, replace_with="swap")
 
 
+def test_the_obscurer_gives_what_the_pipelines_full_pass_gives(pipe, example_paths):
+    """A call that only obscures runs on the ``Obscurer`` (nothing of steps 1 and 2); the pipeline's own pass, taken
+    when faces may be kept, obscures the same pixels and records the same faces."""
+    image = np.concatenate([load_image(example_paths[i])[:275, :225] for i in (1, 2, 3)], axis=1)  # faces side by side
+    light = pipe(image, replace_with="blur", mask_scale=1.6)
+    full = pipe(image, replace_with="blur", mask_scale=1.6, face_keeps=[None] * len(light.faces))
+    assert len(light.faces) >= 2 and np.array_equal(np.asarray(light.image), np.asarray(full.image))
+    assert not np.array_equal(np.asarray(light.image), image)
+    for a, b in zip(light.faces, full.faces):
+        assert (a.treatment, a.treatment_reason) == (b.treatment, b.treatment_reason) == ("obscured", "replace_with='blur'")
+        assert np.array_equal(a.box, b.box) and np.array_equal(a.anonymized, b.anonymized)
+
+
 # ---- the command line -----------------------------------------------------------------------------
 def test_cli_counts_treatments_and_fails_a_file_left_recognizable(useless, example_paths, tmp_path, capsys,
                                                                     monkeypatch):

@@ -32,7 +32,7 @@ from anon_model.batch.metadata import Metadata, read_metadata
 from anon_model.errors import AnonModelError
 from anon_model.imageio import load_image, save_image_atomic
 from anon_model.output import TREATMENTS, AnonOutput
-from anon_model.video import LOOK_AHEAD, anonymize_video, is_video
+from anon_model.videofile import is_video
 
 __all__ = ["Processes", "run"]
 
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
     mine, tally = procs.share(todo), Tally()
     if mine:  # the pipeline loads only where there is work left
         try:
-            pipe = _load_pipeline(args, procs)
+            pipe = _load_pipeline(args, procs, mine)
             keep = pipe.reference(args.keep) if args.keep else None  # embedded once for the whole run
         except (AnonModelError, OSError, ValueError) as exc:
             console.error(str(exc))
@@ -208,13 +208,25 @@ def _remove_partial_files(outdir: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
-def _load_pipeline(args: argparse.Namespace, procs: Processes):
-    """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given."""
+def _load_pipeline(args: argparse.Namespace, procs: Processes, jobs: list[Job]):
+    """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given; or, when the run only
+    obscures photos with the default perception, an ``Obscurer``: then nothing of steps 1 and 2 loads, nor torch."""
+    from anon_model.obscuring import CLASSICAL, Obscurer, runs_without_torch
+
+    if (args.replace_with in CLASSICAL and not (args.keep or args.model or args.preview)
+            and not any(is_video(src) for src, _ in jobs) and runs_without_torch()):
+        return Obscurer()
     from anon_model.pipeline import AnonPipeline
 
     pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device, bank=args.bank or None)
     pipe.set_progress_bar_config(disable=True)  # the run shows its own, per file
     return pipe
+
+
+def _step2_class(pipe) -> str:
+    """The class name of the pipeline's step 2 ("none" for an ``Obscurer``, which has none)."""
+    synthesizer = getattr(pipe, "synthesizer", None)
+    return "none" if synthesizer is None else type(synthesizer).__name__
 
 
 def settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,7 +255,7 @@ class _Batch:
         self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None),
                                            ("keep", keep)) if v}
         self.pipeline = {"id": args.model or "anon_model default", "version": __version__,
-                         "step2": type(pipe.synthesizer).__name__, "bank": args.bank or "the pipeline's"}
+                         "step2": _step2_class(pipe), "bank": args.bank or "the pipeline's"}
         self.tally, self.part, self.settings = Tally(), None, settings(args)
         self._lock = threading.Lock()
         self.show_bar = args.verbosity >= 1 and procs.is_main
@@ -365,6 +377,8 @@ class _Batch:
         if dest.resolve() in self.inputs:
             self._failed(job, f"{src}: its output {dest} would overwrite an input; choose another OUTDIR")
             return
+        from anon_model.video import LOOK_AHEAD, anonymize_video
+
         try:
             look_ahead = LOOK_AHEAD if self.args.look_ahead is None else self.args.look_ahead
             out = anonymize_video(self.pipe, src, dest, seed=self.args.seed, audio=not self.args.no_audio,

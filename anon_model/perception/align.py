@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
-import torch
 from skimage.transform import SimilarityTransform
 
 from anon_model.perception import landmarks68 as lm
 from anon_model.perception.grain import add_grain
 from anon_model.perception.masks import feather as soft_edge
+
+if TYPE_CHECKING:  # only the guard's ``as_pasted`` takes tensors: perception imports no torch
+    import torch
 
 # Where the eye centres, nose tip and mouth corners sit in a 256-pixel crop: the face fills the middle ~60%
 # of the crop with hair, ears and chin inside, as in FFHQ / CelebA-HQ.
@@ -100,6 +104,8 @@ def as_pasted(crops: torch.Tensor, matrices: list[np.ndarray]) -> torch.Tensor:
     """Crops (B,3,S,S) in [0,1] as they will look once pasted into their photos: a face smaller in the photo than in
     its crop (photo -> crop ``matrices`` that enlarge) is shrunk to its photo size and enlarged back, so whoever
     judges it sees no more detail than the photo will hold."""
+    import torch
+
     out = crops.clone()
     size = crops.shape[-1]
     for i, matrix in enumerate(matrices):

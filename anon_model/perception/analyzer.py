@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
@@ -16,6 +18,9 @@ from anon_model.perception.masks import face_mask
 from anon_model.perception.pose import head_pose
 from anon_model.perception.search import search_faces
 from anon_model.perception.views import View, renderer
+
+#: Wrapped around each stage of a call (the stage's name in, a context manager out); ``anon-model bench`` times them.
+Timer = Callable[[str], AbstractContextManager]
 
 #: A face whose perception failed is framed in its crop like an aligned face: its box this share of the crop tall,
 #: centred at ``FAILED_CENTRE`` (fractions of the crop).
@@ -47,6 +52,18 @@ class FaceAnalyzer:
                 warnings.warn(f"face at {np.round(face.box).astype(int).tolist()} left out: {face.failure}",
                               stacklevel=2)
         return [face for face in faces if not face.failure]
+
+    def perceive(self, image: np.ndarray, *, threshold: float | None = None, max_faces: int | None = None,
+                 search: str = "auto", timer: Timer | None = None) -> list[Face]:
+        """Every face of an RGB uint8 photo, left to right, failed ones included (``face.failure``): ``detect`` (with
+        `threshold`, `max_faces`, `search`), ``landmark_each`` and ``align``, each inside ``timer(stage)``."""
+        stage = timer or (lambda name: nullcontext())
+        with stage("detect"):
+            detections = self.detect(image, threshold=threshold, max_faces=max_faces, search=search)
+        with stage("landmarks"):
+            points = self.landmark_each(image, detections)
+        with stage("align"):
+            return self.align(image, detections, points)
 
     def detect(self, image: np.ndarray, *, threshold: float | None = None, max_faces: int | None = None,
                search: str = "upright") -> list[Detection]:

