@@ -36,6 +36,7 @@ class MTCNN:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning threads starve the rest
         if threads:
             options.intra_op_num_threads = threads
         folder = Path(folder) if folder else ONNX_FOLDER
