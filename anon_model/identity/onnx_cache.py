@@ -39,6 +39,7 @@ class OnnxRunner:
             _export(forward, example, path)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning threads starve torch's
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
