@@ -122,6 +122,8 @@ def test_obscuring_a_folder_loads_no_torch(tmp_path):
     code, loaded = json.loads(done.stdout.splitlines()[-1])
     assert code == 0 and (tmp_path / "biden.png").is_file()
     assert "anon_model.obscuring" in loaded and not {"torch", "anon_model.pipeline"} & set(loaded)
+    face = json.loads((tmp_path / "manifest.jsonl").read_text().splitlines()[0])
+    assert face["treatment"] == "obscured" and face["pipeline"]["step2"] == face["pipeline"]["bank"] == "none"
 
 
 @pytest.mark.parametrize("env", [{}, {"TORCH_HOME": "/somewhere/th"}, {"XDG_CACHE_HOME": "/elsewhere"}])

@@ -254,8 +254,9 @@ class _Batch:
         # the obscuring's shape, passed only when asked for (the pipeline's defaults otherwise)
         self.options |= {k: v for k, v in (("mask_scale", args.mask_scale), ("boxes", args.boxes or None),
                                            ("keep", keep)) if v}
-        self.pipeline = {"id": args.model or "anon_model default", "version": __version__,
-                         "step2": _step2_class(pipe), "bank": args.bank or "the pipeline's"}
+        step2 = _step2_class(pipe)
+        self.pipeline = {"id": args.model or "anon_model default", "version": __version__, "step2": step2,
+                         "bank": args.bank or ("none" if step2 == "none" else "the pipeline's")}
         self.tally, self.part, self.settings = Tally(), None, settings(args)
         self._lock = threading.Lock()
         self.show_bar = args.verbosity >= 1 and procs.is_main
