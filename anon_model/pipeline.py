@@ -32,7 +32,7 @@ from anon_model.keep import CHOSEN, KeepDecision, KeepJudge, Reference, Referenc
 from anon_model.obscuring import Obscurer
 from anon_model.output import AnonOutput, Step2Result, face_record, treatment_of
 from anon_model.perception.align import as_pasted, paste_back, warp_to_crop
-from anon_model.perception.analyzer import Timer
+from anon_model.perception.analyzer import Timer, untimed
 from anon_model.perception.face import Face
 from anon_model.perception.search import SEARCH_MODES
 from anon_model.plausibility import PlausibilityCheck, default_check
@@ -230,7 +230,7 @@ class AnonPipeline:
         if batch and (keep_faces or any(v is not None for v in (faces, face_seeds, face_draws, face_keeps))):
             raise ValueError("faces=, face_seeds=, face_draws=, face_keeps= and keep_faces= describe one photo: call "
                              "the pipeline on a single image")
-        stage = timer or _untimed
+        stage = timer or untimed
         cfg = self.preprocessor.resolve(k_top=k_top, epsilon=epsilon, k_neighbors=k_neighbors, **options)
         if replace_with != "anonymize" and keep is None and not keep_faces and faces is None and face_keeps is None:
             # every face alike, none kept: no step 1 or 2 (the same path as the CLI's light runs)
@@ -480,11 +480,6 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     """A clear error for an option value no stage understands."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-
-
-def _untimed(stage: str) -> AbstractContextManager:
-    """The default timer: nothing."""
-    return nullcontext()
 
 
 class _StageTracker:

@@ -27,6 +27,7 @@ from anon_model.identity import load_identity_network
 from anon_model.identity.codebook import IdentityCodebook
 from anon_model.ifa import IdentityFeatureAnonymizer, IFAResult, has_class_head
 from anon_model.perception import Face, FaceAnalyzer
+from anon_model.perception.detect import MIN_SCORE
 from anon_model.vca import (RECOVER, AppearanceDelegate, DelegateDraw, GeometryDelegate, geometry_structure_anonymization,
                             refit_geometry, visual_appearance_anonymization)
 
@@ -40,7 +41,8 @@ class PreprocessorConfig:
 
     detector: str = "auto"  # mtcnn | centerface | mtcnn+centerface | sfd | auto (perception/detect.py)
     landmarks: str = "auto"  # dlib | fan | auto
-    detect_threshold: float = 0.9  # detector confidence that counts as a face (lower: more recall, more false alarms)
+    detect_threshold: float = MIN_SCORE  # detector confidence that counts as a face (0.9; lower: more recall, more false
+    # alarms)
     max_faces: int | None = None  # None: every face; a set limit drops the smallest beyond it, with a warning
     identity: str = "dlib"  # Psi: dlib (offline port) | facenet (the paper's) | a local path
     k_top: int = 3  # K of Eq. 5

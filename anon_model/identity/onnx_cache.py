@@ -16,6 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from anon_model.onnx_session import cpu_session
+
 __all__ = ["OnnxRunner", "exported_file"]
 
 
@@ -41,16 +43,10 @@ class OnnxRunner:
     """``forward`` (one float32 input, one output; any batch size) as an onnxruntime session on the CPU, from the
     kept export at ``path``, exported there first (atomically) when missing."""
 
-    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, path: Path, *,
-                 threads: int | None = None) -> None:
-        import onnxruntime
-
+    def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, path: Path) -> None:
         if not path.is_file():
             _export(forward, example, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning threads starve torch's
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads=torch.get_num_threads())  # as many threads as torch is given
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         """The network's output for ``inputs`` (on the CPU)."""

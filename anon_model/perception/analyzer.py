@@ -22,6 +22,12 @@ from anon_model.perception.views import View, renderer
 #: Wrapped around each stage of a call (the stage's name in, a context manager out); ``anon-model bench`` times them.
 Timer = Callable[[str], AbstractContextManager]
 
+
+def untimed(stage: str) -> AbstractContextManager:
+    """The default timer: nothing."""
+    return nullcontext()
+
+
 #: A face whose perception failed is framed in its crop like an aligned face: its box this share of the crop tall,
 #: centred at ``FAILED_CENTRE`` (fractions of the crop).
 FAILED_BOX_SHARE, FAILED_CENTRE = 0.55, (0.5, 0.55)
@@ -57,7 +63,7 @@ class FaceAnalyzer:
                  search: str = "auto", timer: Timer | None = None) -> list[Face]:
         """Every face of an RGB uint8 photo, left to right, failed ones included (``face.failure``): ``detect`` (with
         `threshold`, `max_faces`, `search`), ``landmark_each`` and ``align``, each inside ``timer(stage)``."""
-        stage = timer or (lambda name: nullcontext())
+        stage = timer or untimed
         with stage("detect"):
             detections = self.detect(image, threshold=threshold, max_faces=max_faces, search=search)
         with stage("landmarks"):

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from anon_model.extras import require
+from anon_model.onnx_session import cpu_session
 from anon_model.perception.weights import centerface_model_file
 
 #: The network's input must be a multiple of its stride-32 backbone; images are padded (not resized) to it.
@@ -25,9 +26,7 @@ FLOOR = 0.05
 class CenterFace:
     """Boxes and heatmap scores of the faces in an RGB image, at the image's own resolution."""
 
-    def __init__(self, path: str | Path | None = None, *, threads: int | None = None) -> None:
-        import onnxruntime
-
+    def __init__(self, path: str | Path | None = None) -> None:
         onnx = require("onnx", "the CenterFace detector")
 
         model = onnx.load(str(path or centerface_model_file()))
@@ -35,12 +34,8 @@ class CenterFace:
             for dim, name in zip(value.type.tensor_type.shape.dim, names):
                 if name.lower() != "c":  # batch and spatial sizes become free, channels stay
                     dim.dim_param = name
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # the file's unused batch-norm initializers would warn on every load
-        if threads:
-            options.intra_op_num_threads = threads
-        self._session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                                     providers=["CPUExecutionProvider"])
+        # quiet: the file's unused batch-norm initializers would warn on every load
+        self._session = cpu_session(model.SerializeToString(), quiet=True)
         self._outputs = [o.name for o in model.graph.output[:3]]  # heatmap, log-scale, offset (landmarks unused)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from anon_model.onnx_session import cpu_session
 from anon_model.perception.nms import nms_one_image
 
 __all__ = ["MTCNN", "ONNX_FOLDER"]
@@ -30,20 +31,12 @@ ONNX_FOLDER = Path(__file__).resolve().parents[1] / "assets" / "mtcnn"
 class MTCNN:
     """Faces of one RGB uint8 image: ``detect(image)`` -> boxes (N,4: x0, y0, x1, y1) and probabilities (N,),
     largest box first, as facenet-pytorch's ``MTCNN(keep_all=True).detect`` gives them. ``folder``: where the three
-    ONNX files are (default: the shipped ones); ``threads``: onnxruntime's (default: its own choice)."""
+    ONNX files are (default: the shipped ones)."""
 
-    def __init__(self, *, min_size: int = 20, folder: str | Path | None = None, threads: int | None = None) -> None:
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # spinning threads starve the rest
-        if threads:
-            options.intra_op_num_threads = threads
+    def __init__(self, *, min_size: int = 20, folder: str | Path | None = None) -> None:
         folder = Path(folder) if folder else ONNX_FOLDER
         self.min_size = min_size
-        self._sessions = {name: onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options,
-                                                             providers=["CPUExecutionProvider"])
-                          for name in ("pnet", "rnet", "onet")}
+        self._sessions = {name: cpu_session(folder / f"{name}.onnx") for name in ("pnet", "rnet", "onet")}
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Face boxes and probabilities in `image` (H,W,3 RGB uint8): the three cascaded stages."""
