@@ -203,9 +203,10 @@ class AnonPreprocessor:
         k = len(bank) if uniform_pool else cfg.k_neighbors
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
+            tone = bank.tone_of(query, skin_tone(face.crop, face.crop_landmarks)) if cfg.match_attributes else None
             appearance = visual_appearance_anonymization(
                 query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
-                skin_tone=skin_tone(face.crop, face.crop_landmarks) if cfg.match_attributes else None,
+                skin_tone=tone,
                 min_distance=cfg.delegate_distance, epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0,
                 generator=generator)
             if cfg.match_attributes and attributes is None:

@@ -7,7 +7,8 @@ e.g. x itself when its photo is in the bank) are never candidates, for VAA and G
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
 shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
 estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
-the delegate does not change them, then to x's skin tone and to faces without glasses.
+the delegate does not change them, then to x's skin tone (read from x's features where the bank can say,
+``DelegateBank.tone_of``: a tone measured in the photo follows its exposure) and to faces without glasses.
 """
 from __future__ import annotations
 
