@@ -58,3 +58,13 @@ def test_one_person_in_three_photos_reads_closer_and_apart_from_another(shipped_
     obama = np.array([tones[n] for n in ("obama", "obama2", "obama3")])
     assert tones["biden"][0] < obama[:, 0].min()  # measured: the photos' light decides, even which man is darker
     assert np.ptp(obama[:, 1]) < np.ptp(obama[:, 0]) / 2 and tones["biden"][1] > obama[:, 1].max() + 5
+
+
+def test_the_delegates_record_says_when_the_tone_was_read_from_features(shipped_bank, analyzer, example_paths):
+    from anon_model.preprocessor import x_skin_tone
+
+    faces = {p.stem: analyzer(p)[0] for p in example_paths if p.stem in ("biden", "astronaut")}
+    said = {name: x_skin_tone(f, shipped_bank.embed(f.crop[None], f.crop_landmarks[None])[0], shipped_bank)
+            for name, f in faces.items()}
+    assert said["astronaut"][1] == ""  # a well-lit photo: its own measurement stands
+    assert said["biden"][1] == "read from its features; the photo's light measured -24"
