@@ -7,8 +7,8 @@ e.g. x itself when its photo is in the bank) are never candidates, for VAA and G
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
 shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
 estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
-the delegate does not change them, then to x's skin tone (read from x's features where the bank can say,
-``DelegateBank.tone_of``: a tone measured in the photo follows its exposure) and to faces without glasses.
+the delegate does not change them, then to x's skin tone (measured in the photo, checked against x's features,
+``DelegateBank.tone_of``: a measured tone follows the photo's light) and to faces without glasses.
 """
 from __future__ import annotations
 
@@ -198,10 +198,11 @@ def visual_appearance_anonymization(
 
     With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
     (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
-    (``match_skin_tone``; ``skin_tone_source`` says where that tone came from); faces wearing glasses are left out (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
+    (``match_skin_tone``; ``skin_tone_source`` says where that tone came from); faces wearing glasses are left out
+    (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
     training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like
-    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
-    the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
+    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each
+    draw Eq. 6 over the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
     candidates hold fewer identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline
     of the paper's Table 5).
     """

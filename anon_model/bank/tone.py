@@ -2,7 +2,7 @@
 
 VAA draws delegates of x's skin tone (ITA degrees). Measured from the photo's pixels, a tone follows the exposure:
 biden.jpg, in dim indoor light, measures -24 (brown) and got Black delegates' features; obama.jpg, in warm light,
-+30 (tan) and got white ones; a photo darkened x0.6 moves a bank face's measured tone by 68 degrees (median). The
++30 (tan) and got white ones; a photo darkened x0.6 moves a bank face's measured tone by 66 degrees (median). The
 bank's portraits are lit alike, so their measured tones compare with each other, not with a user's photo. The
 recognizer's features hardly change with exposure, so the bank also reads a tone from them: a ridge regression of its
 faces' measured tones on their embeddings (``ToneModel.fit``). The reading is coarse (it pulls towards the bank's
