@@ -203,10 +203,9 @@ class AnonPreprocessor:
         k = len(bank) if uniform_pool else cfg.k_neighbors
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
-            tone, source = x_skin_tone(face, query, bank) if cfg.match_attributes else (None, "")
             appearance = visual_appearance_anonymization(
                 query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
-                skin_tone=tone, skin_tone_source=source,
+                skin_tone=skin_tone(face.crop, face.crop_landmarks) if cfg.match_attributes else None,
                 min_distance=cfg.delegate_distance, epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0,
                 generator=generator)
             if cfg.match_attributes and attributes is None:
@@ -231,14 +230,3 @@ class AnonPreprocessor:
         attention = explained.attention if cfg.use_ifa else torch.ones_like(explained.attention)
         cond = face_conditioning(face, appearance, geometry, z_id=z_id.detach().cpu(), attention=attention.detach().cpu())
         return cond, DelegateDraw(appearance, geometry, effort)
-
-
-def x_skin_tone(face: Face, query: torch.Tensor, bank: DelegateBank) -> tuple[float, str]:
-    """x's skin tone (ITA degrees) for VAA (``DelegateBank.tone_of``: measured on x's cheeks unless the bank reads
-    another from x's features ``query``) and, where it is not the measured one, why, in words."""
-    measured = skin_tone(face.crop, face.crop_landmarks)
-    tone = bank.tone_of(query, measured)
-    if tone == measured or (np.isnan(tone) and np.isnan(measured)):
-        return tone, ""
-    why = "a greyscale photo" if np.isnan(measured) else f"the photo's light measured {measured:.0f}"
-    return tone, f"read from its features; {why}"

@@ -7,8 +7,7 @@ e.g. x itself when its photo is in the bank) are never candidates, for VAA and G
 delegate is a mixture of several bank identities (k-same-M style: each drawn with IPD, warped onto their mean
 shape and averaged), so the face step 2 paints in is no single real person's; and where the bank holds gender/age
 estimates, VAA's candidates are first narrowed to x's perceived gender and age bracket (``match_attributes``), so
-the delegate does not change them, then to x's skin tone (measured in the photo, checked against x's features,
-``DelegateBank.tone_of``: a measured tone follows the photo's light) and to faces without glasses.
+the delegate does not change them, then to x's skin tone and to faces without glasses.
 """
 from __future__ import annotations
 
@@ -153,10 +152,10 @@ SKIN_TOLERANCE = 10.0
 
 
 def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | None, *,
-                    identities: int = 1, source: str = "") -> tuple[torch.Tensor, str]:
+                    identities: int = 1) -> tuple[torch.Tensor, str]:
     """The faces of ``pool`` whose skin tone is within ``SKIN_TOLERANCE`` of x's (doubled up to three times while
-    they hold fewer than ``identities`` people), and that filter in words, with where x's tone came from
-    (``source``, e.g. "read from its features"; "" when nothing was asked: no tone)."""
+    they hold fewer than ``identities`` people), and that filter in words ("" when nothing was asked: no tone, or a
+    greyscale face)."""
     if skin_tone is None or np.isnan(skin_tone):
         return pool, ""
     gap = (bank.skin_tones[pool] - skin_tone).abs()  # NaN (greyscale bank faces) never matches a coloured face
@@ -164,8 +163,7 @@ def match_skin_tone(bank: DelegateBank, pool: torch.Tensor, skin_tone: float | N
         tolerance = SKIN_TOLERANCE * 2 ** step
         close = pool[gap <= tolerance]
         if len(close) and _identity_count(bank, close) >= identities:
-            return close, f"skin tone within {tolerance:.0f} degrees of {skin_tone:.0f} ITA" + (
-                f" ({source})" if source else "")
+            return close, f"skin tone within {tolerance:.0f} degrees ITA"
     return pool, "skin tone: too few faces of a similar tone"
 
 
@@ -189,7 +187,6 @@ def visual_appearance_anonymization(
     mixture: int = 1,
     attributes: FaceAttributes | None = None,
     skin_tone: float | None = None,
-    skin_tone_source: str = "",
     min_distance: float = 0.0,
     generator: torch.Generator | None = None,
     crop_size: int = 256,
@@ -198,18 +195,17 @@ def visual_appearance_anonymization(
 
     With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
     (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
-    (``match_skin_tone``; ``skin_tone_source`` says where that tone came from); faces wearing glasses are left out
-    (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
+    (``match_skin_tone``); faces wearing glasses are left out (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
     training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like
-    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each
-    draw Eq. 6 over the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
+    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
+    the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
     candidates hold fewer identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline
     of the paper's Table 5).
     """
     distances = bank.distances(embedding)
     pool, matched = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes,
                                      identities=mixture)
-    pool, tone = match_skin_tone(bank, pool, skin_tone, identities=mixture, source=skin_tone_source)
+    pool, tone = match_skin_tone(bank, pool, skin_tone, identities=mixture)
     pool, bare = without_glasses(bank, pool, identities=mixture)
     matched = "; ".join(part for part in (matched, tone, bare) if part)
     far = pool[distances[pool] >= min_distance]

@@ -28,7 +28,6 @@ from safetensors.torch import load_file, save_file
 from anon_model.attributes import FaceAttributes, skin_tone
 from anon_model.bank.calibrate import Intrusion, calibrate_intrusion
 from anon_model.bank.embedder import Embedder, load_embedder
-from anon_model.bank.tone import ToneModel
 from anon_model.errors import AnonModelError, MissingWeightsError
 from anon_model.perception.face import Face
 from anon_model.perception.glasses import GLASSES_SCORE, glasses_score
@@ -162,18 +161,6 @@ class DelegateBank:
         if self._skin_tones is None:
             self._skin_tones = self._per_face(skin_tone)
         return self._skin_tones
-
-    @functools.cached_property
-    def tone_model(self) -> ToneModel | None:
-        """Skin tone predicted from a face's embedding, fitted on this bank's faces (None: too few faces with a
-        tone to fit on; ``anon_model.bank.tone``)."""
-        return ToneModel.fit(self.embeddings, self.skin_tones)
-
-    def tone_of(self, embedding: torch.Tensor, measured: float) -> float:
-        """x's skin tone (ITA degrees) to compare with this bank's: ``measured`` on x's cheeks, unless this bank's
-        faces with x's features (``embedding`` (D,) in its space) say the photo's light made it up
-        (``ToneModel.settle``); ``measured`` as it is when the bank is too small to say."""
-        return measured if self.tone_model is None else self.tone_model.settle(embedding, measured)
 
     @property
     def glasses_scores(self) -> torch.Tensor:
