@@ -4,4 +4,5 @@ import sys
 
 from anon_model.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # a worker process of the run (``batch.runner``) imports this module again: no second run
+    sys.exit(main())

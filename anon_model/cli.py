@@ -125,6 +125,10 @@ def _add_anonymize(sub) -> None:
                    "what it gets alone (4: 14%% faster than 1 on 2 CPU cores; 8-32 keep a GPU busy; default 4)")
     p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
                    help="threads decoding the next photos and writing results while the networks run")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes sharing a folder of photos on this machine, each taking the next photos as "
+                   "it finishes (default: one per CPU core when there are at least 4 photos per core and the "
+                   "networks run on the CPU, else 1); results are the same whatever the number")
     p.add_argument("--json", action="store_true",
                    help="print one JSON line per file on stdout: its status, and per face the box, score, "
                    "treatment and why")
@@ -273,8 +277,8 @@ def _run_anonymize(args: argparse.Namespace) -> int:
     """Check the options and OUTDIR, list the inputs, and run them (``anon_model.batch.runner``)."""
     from anon_model.batch.runner import run
 
-    if args.batch_size < 1 or args.workers < 1:
-        print("error: --batch-size and --workers must be at least 1", file=sys.stderr)
+    if args.batch_size < 1 or args.workers < 1 or (args.jobs is not None and args.jobs < 1):
+        print("error: --batch-size, --workers and --jobs must be at least 1", file=sys.stderr)
         return 2
     if args.mask_scale is not None and args.mask_scale < 1:
         print(f"error: --mask-scale must be at least 1 (the face box itself), not {args.mask_scale}", file=sys.stderr)

@@ -3,6 +3,7 @@ spin-waiting (on 2 cores spinning threads starve torch's and the other sessions'
 when asked."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = ["cpu_session"]
@@ -10,8 +11,11 @@ __all__ = ["cpu_session"]
 
 def cpu_session(model: str | Path | bytes, *, threads: int | None = None, quiet: bool = False):
     """An ``onnxruntime.InferenceSession`` of ``model`` (a file, or a serialized model) on the CPU, with ``threads``
-    intra-op threads (default: onnxruntime's choice); ``quiet`` keeps its load-time warnings out of the log."""
+    intra-op threads (default: ``OMP_NUM_THREADS`` when set, as torch does; else onnxruntime's choice); ``quiet`` keeps
+    its load-time warnings out of the log."""
     import onnxruntime
+
+    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
 
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -123,3 +123,53 @@ def test_two_processes_killed_half_way_resume_and_match_one_process(shared, tmp_
     assert len(faces) >= 9
     one, two = _pixels(tmp_path / "one"), _pixels(out)
     assert all(np.array_equal(one[k], two[k]) for k in one)
+
+
+def test_worker_processes_give_the_same_photos_and_records_and_a_bad_photo_fails_alone(tmp_path, capsys):
+    """`--jobs 2` (two local worker processes taking photos as they finish) writes what one process writes, pixel for
+    pixel, with the same manifest (in another order) and the same failure for a truncated photo."""
+    small_photos(tmp_path / "in", 6)
+    (tmp_path / "in" / "p02.jpg").write_bytes((tmp_path / "in" / "p02.jpg").read_bytes()[:1500])  # truncated
+    for jobs in ("1", "2"):
+        code = main(["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / jobs), "--replace-with", "blur",
+                     "--jobs", jobs, "--batch-size", "1"])
+        err = capsys.readouterr().err
+        assert code == 1 and "p02.jpg" in err and "5 done" in err and "1 failed" in err
+        assert ("2 processes" in err) == (jobs == "2")
+    one, two = _pixels(tmp_path / "1"), _pixels(tmp_path / "2")
+    assert sorted(one) == [f"p0{i}.png" for i in (0, 1, 3, 4, 5)] == sorted(two)
+    assert all(np.array_equal(one[k], two[k]) for k in one)
+    key = lambda line: json.dumps(line, sort_keys=True)  # noqa: E731
+    assert sorted(map(key, _manifest(tmp_path / "1"))) == sorted(map(key, _manifest(tmp_path / "2")))
+
+
+def test_anonymizing_in_worker_processes_gives_the_photos_one_process_gives(tmp_path, capsys):
+    """The pipeline in two worker processes: each photo's result is the one it gets alone (same seed)."""
+    small_photos(tmp_path / "in", 3)
+    for jobs in ("1", "2"):
+        assert main(["anonymize", str(tmp_path / "in"), "-o", str(tmp_path / jobs), "--jobs", jobs, "-q"]) == 0
+    one, two = _pixels(tmp_path / "1"), _pixels(tmp_path / "2")
+    assert len(one) == 3 and sorted(one) == sorted(two) and all(np.array_equal(one[k], two[k]) for k in one)
+
+
+def test_a_folder_is_shared_among_the_cores_only_where_that_pays(monkeypatch):
+    """By default: one worker per core when anonymizing enough photos on the CPU; one process for a few photos, a run
+    that only obscures, a video, a GPU, or under accelerate launch; --jobs wins, up to one photo each."""
+    from anon_model.batch import runner
+    from anon_model.cli import build_parser
+
+    monkeypatch.setattr(runner, "_cores", lambda: 2)
+    monkeypatch.setattr(runner.glob, "glob", lambda pattern: [])  # no NVIDIA device
+    photos = [(Path(f"p{i}.jpg"), Path(f"p{i}.png")) for i in range(8)]
+    args = lambda *extra: build_parser().parse_args(["anonymize", "in", "-o", "out", *extra])  # noqa: E731
+    single, launched = runner.Processes(), runner.Processes(rank=0, count=2)
+    assert runner.local_jobs(args(), single, photos) == 2
+    assert runner.local_jobs(args(), single, photos[:7]) == 1  # fewer than 4 photos a core
+    assert runner.local_jobs(args("--replace-with", "blur"), single, photos) == 1
+    assert runner.local_jobs(args(), single, [*photos, (Path("clip.mp4"), Path("clip.mp4"))]) == 1
+    assert runner.local_jobs(args("--device", "cuda"), single, photos) == 1
+    assert runner.local_jobs(args(), launched, photos) == 1
+    assert runner.local_jobs(args("--jobs", "3"), single, photos[:2]) == 2
+    assert runner.local_jobs(args("--jobs", "2", "--replace-with", "blur"), single, photos) == 2
+    monkeypatch.setattr(runner.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    assert runner.local_jobs(args(), single, photos) == 1

@@ -1,23 +1,31 @@
-"""The `anon-model anonymize` run over many files, in one process or under ``accelerate launch`` in many.
+"""The `anon-model anonymize` run over many files, in one process, in a pool of local worker processes, or under
+``accelerate launch`` in many.
 
 Launched with several processes, each takes its share of the files still to do (accelerate's
 ``PartialState.split_between_processes``) and runs on its own device; every file is written by exactly one process.
-Photos go through the pipeline ``--batch-size`` at a time (one list call: their faces share the networks' batches)
-while a thread pool decodes the next batches and writes finished ones. Every finished file is recorded in the
-manifest (``anon_model.batch.manifest``), so a rerun into the same OUTDIR skips what is done and goes on with the
-rest; ``--overwrite`` redoes everything.
+On the CPU a folder of photos is shared among worker processes of this machine instead (``--jobs``; by default one
+per core when there are at least ``PHOTOS_PER_JOB`` photos each): each takes the next few photos as it finishes
+the last, so a slow photo holds up no one, and sends back what happened while this process keeps the manifest, the
+console and the progress bar. Much of a photo's work is Python and single-threaded, so on 2 cores one process keeps
+1.3 of them busy. Photos go through the pipeline ``--batch-size`` at a time (one list call: their faces share the
+networks' batches) while a thread pool decodes the next batches and writes finished ones; a photo gets the same
+result whichever process or batch takes it. Every finished file is recorded in the manifest
+(``anon_model.batch.manifest``), so a rerun into the same OUTDIR skips what is done and goes on with the rest;
+``--overwrite`` redoes everything.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
+import multiprocessing
 import os
 import sys
 import threading
 import warnings
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -34,10 +42,13 @@ from anon_model.imageio import load_image, save_image_atomic
 from anon_model.output import TREATMENTS, AnonOutput
 from anon_model.videofile import is_video
 
-__all__ = ["Processes", "run"]
+__all__ = ["Processes", "run", "local_jobs"]
 
 #: How long a process waits for the others at the end (a slow share must not time the others out).
 BARRIER_TIMEOUT = timedelta(days=7)
+#: By default a folder is shared among worker processes only when each gets at least this many photos: a worker
+#: starts in about 2.5 s (imports and the pipeline), a portrait takes about 1 s on one core.
+PHOTOS_PER_JOB = 4
 
 Job = tuple[Path, Path]  # (input file, output name relative to OUTDIR)
 
@@ -166,7 +177,11 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
     done = set() if args.overwrite or args.preview else manifest.finished(outdir, settings(args))
     todo = [job for job in jobs if job[1].as_posix() not in done]
     mine, tally = procs.share(todo), Tally()
-    if mine:  # the pipeline loads only where there is work left
+    count = local_jobs(args, procs, mine)
+    if count > 1:
+        with manifest.ManifestPart(outdir, procs.rank) as part:
+            tally = _run_pool(args, mine, count, Report(args, console, procs, part, len(mine)), skipped, jobs)
+    elif mine:  # the pipeline loads only where there is work left
         try:
             pipe = _load_pipeline(args, procs, mine)
             keep = pipe.reference(args.keep) if args.keep else None  # embedded once for the whole run
@@ -175,18 +190,13 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
             pipe, tally.failed = None, len(mine)
         if pipe is not None:
             if procs.is_main:
-                videos = sum(is_video(src) for src, _ in jobs)
-                resumed = f"; {len(jobs) - len(todo)} already done with these settings (--overwrite redoes them)" \
-                    if len(todo) < len(jobs) else ""
-                launched = f"; {procs.count} processes" if procs.count > 1 else ""
-                console.note(f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other "
-                             f"file(s) skipped -> {outdir}; step 2 = {pipe.step2_name}{resumed}{launched}")
-            batch = _Batch(pipe, args, outdir, console, {src.resolve() for src, _ in jobs}, procs, keep)
+                console.note(_header(jobs, todo, skipped, outdir, pipe.step2_name, procs.count))
+            batch = _Batch(pipe, args, outdir, {src.resolve() for src, _ in jobs}, keep)
             if args.preview:
-                tally = batch.run(mine, part=None)
+                tally = batch.run(mine, Report(args, console, procs, None, len(mine)))
             else:
                 with manifest.ManifestPart(outdir, procs.rank) as part:
-                    tally = batch.run(mine, part=part)
+                    tally = batch.run(mine, Report(args, console, procs, part, len(mine)))
     elif procs.is_main:
         console.note(f"anon-model: all {len(jobs)} file(s) already done in {outdir} with these settings (--overwrite "
                      "redoes them)")
@@ -201,6 +211,108 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
     return 1 if total.failed or errors else 0
 
 
+def _header(jobs: list[Job], todo: list[Job], skipped: list[Path], outdir: Path, step2: str, processes: int) -> str:
+    """The run's first note: what it will do, where, with which step 2, in how many processes."""
+    videos = sum(is_video(src) for src, _ in jobs)
+    resumed = f"; {len(jobs) - len(todo)} already done with these settings (--overwrite redoes them)" \
+        if len(todo) < len(jobs) else ""
+    launched = f"; {processes} processes" if processes > 1 else ""
+    return (f"anon-model: {len(jobs) - videos} image(s), {videos} video(s), {len(skipped)} other file(s) skipped -> "
+            f"{outdir}; step 2 = {step2}{resumed}{launched}")
+
+
+def local_jobs(args: argparse.Namespace, procs: Processes, todo: list[Job]) -> int:
+    """How many local worker processes share ``todo`` (1: this process alone). ``--jobs`` when given; by default one
+    per core of this process when the work is anonymizing photos (no video, no preview; obscuring alone takes 0.1-0.3 s
+    a photo, less than a worker takes to start), on the CPU (no ``--device`` but cpu, no NVIDIA device), outside
+    ``accelerate launch``, and there are ``PHOTOS_PER_JOB`` photos for each."""
+    if procs.count > 1 or args.preview or len(todo) < 2 or any(is_video(src) for src, _ in todo):
+        return 1
+    if args.jobs is not None:
+        return max(1, min(args.jobs, len(todo)))
+    if args.device not in (None, "cpu") or (args.device is None and glob.glob("/dev/nvidia[0-9]*")):
+        return 1  # one process keeps a GPU busy; several would each hold a copy of the models on it
+    if _obscures_only(args, todo):
+        return 1
+    return max(1, min(_cores(), len(todo) // PHOTOS_PER_JOB))
+
+
+def _cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _run_pool(args: argparse.Namespace, todo: list[Job], count: int, report: "Report", skipped: list[Path],
+              jobs: list[Job]) -> Tally:
+    """``todo`` (photos) shared among ``count`` worker processes, a few photos at a time, each worker with an equal
+    share of the cores for its networks; what each reports is replayed into ``report`` here."""
+    # at least 6 parts for each worker, so that the last ones even out the slow photos (24 photos on 2 cores: parts of
+    # 4 took 23.7 s, of 2 22.2 s; photos in a part still share the networks' batches)
+    size = max(1, min(args.batch_size, len(todo) // (6 * count)))
+    parts = [todo[i:i + size] for i in range(0, len(todo), size)]
+    inputs = {src.resolve() for src, _ in jobs}
+    threads = max(1, _cores() // count)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of this process's threads or models
+    with ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(args, inputs, threads)) \
+            as pool:
+        futures = {pool.submit(_worker_photos, part): part for part in parts}
+        told = unloaded = False
+        for future in as_completed(futures):
+            try:
+                step2, events = future.result()
+            except _Unloaded as exc:  # said once, as one process says it; these photos are not done
+                if not unloaded:
+                    report.console.error(str(exc))
+                unloaded = True
+                report.tally.failed += len(futures[future])
+                continue
+            except Exception as exc:  # the worker died: these photos failed
+                for job in futures[future]:
+                    report.failed(job, _message(job[0], exc))
+                continue
+            if not told and report.procs.is_main:
+                report.console.note(_header(jobs, todo, skipped, Path(args.output), step2, count))
+                told = True
+            for name, values in events:
+                getattr(report, name)(*values)
+    report.close()
+    return report.tally
+
+
+class _Unloaded(Exception):
+    """A worker process could not load the pipeline (``--model``, ``--bank``, ``--keep``): the message says why."""
+
+
+#: A worker process's ``_Batch`` (or why its pipeline could not load), made on its first photos.
+_WORKER: dict[str, Any] = {}
+
+
+def _start_worker(args: argparse.Namespace, inputs: set[Path], threads: int) -> None:
+    """A worker process's start: its share of the cores (torch and onnxruntime read it), its run settings."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _WORKER.update(args=args, inputs=inputs)
+
+
+def _worker_photos(jobs: list[Job]) -> tuple[str, list[tuple[str, tuple]]]:
+    """In a worker: anonymize and write ``jobs``; step 2's name and what happened, for the main process to replay."""
+    if "batch" not in _WORKER:
+        args = _WORKER["args"]
+        try:
+            pipe = _load_pipeline(args, Processes(), jobs)
+            keep = pipe.reference(args.keep) if args.keep else None
+        except (AnonModelError, OSError, ValueError) as exc:  # what loading in one process reports the same way
+            _WORKER["batch"] = _Unloaded(str(exc))
+        else:
+            _WORKER["batch"] = _Batch(pipe, args, Path(args.output), _WORKER["inputs"], keep)
+    batch = _WORKER["batch"]
+    if isinstance(batch, Exception):
+        raise batch
+    events = Events()
+    batch.photos(jobs, events)
+    return batch.pipe.step2_name, events.calls
+
+
 def _remove_partial_files(outdir: Path) -> None:
     """Delete the temporary files of writes a killed run never finished (``atomic_write``'s ``.<name>.*.part``)."""
     if outdir.is_dir():
@@ -211,16 +323,24 @@ def _remove_partial_files(outdir: Path) -> None:
 def _load_pipeline(args: argparse.Namespace, procs: Processes, jobs: list[Job]):
     """The pipeline of ``--model`` on this process's device, drawing from ``--bank`` when given; or, when the run only
     obscures photos with the default perception, an ``Obscurer``: then nothing of steps 1 and 2 loads, nor torch."""
-    from anon_model.obscuring import CLASSICAL, Obscurer, runs_without_torch
+    from anon_model.obscuring import Obscurer
 
-    if (args.replace_with in CLASSICAL and not (args.keep or args.model or args.preview)
-            and not any(is_video(src) for src, _ in jobs) and runs_without_torch()):
+    if _obscures_only(args, jobs):
         return Obscurer()
     from anon_model.pipeline import AnonPipeline
 
     pipe = AnonPipeline.from_pretrained(args.model, device=args.device or procs.device, bank=args.bank or None)
     pipe.set_progress_bar_config(disable=True)  # the run shows its own, per file
     return pipe
+
+
+def _obscures_only(args: argparse.Namespace, jobs: list[Job]) -> bool:
+    """Whether the run only obscures photos with the default perception (an ``Obscurer`` does it, without torch)."""
+    if args.replace_with == "anonymize" or args.keep or args.model or args.preview or any(is_video(s) for s, _ in jobs):
+        return False
+    from anon_model.obscuring import CLASSICAL, runs_without_torch  # imports the perception (0.5 s)
+
+    return args.replace_with in CLASSICAL and runs_without_torch()
 
 
 def _step2_class(pipe) -> str:
@@ -242,12 +362,91 @@ def face_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{counts.get(t, 0)} {t}" for t in TREATMENTS if counts.get(t, 0) or t == "anonymized")
 
 
-class _Batch:
-    """One process's share of a run: photos in batches with decoding and writing on a thread pool, then videos."""
+class Report:
+    """What a run's results become in this process: the manifest part, the console and ``--json`` lines, the progress
+    bar and the tally (thread-safe: photos are written on a thread pool)."""
 
-    def __init__(self, pipe, args: argparse.Namespace, outdir: Path, console: Console, inputs: set[Path],
-                 procs: Processes, keep: list | None = None) -> None:
-        self.pipe, self.args, self.outdir, self.console, self.inputs = pipe, args, outdir, console, inputs
+    def __init__(self, args: argparse.Namespace, console: Console, procs: Processes,
+                 part: manifest.ManifestPart | None, total: int) -> None:
+        self.args, self.console, self.procs, self.part = args, console, procs, part
+        self.settings, self.tally = settings(args), Tally()
+        self._lock = threading.Lock()
+        self.bar = tqdm(total=total, unit="file", desc="preview" if args.preview else "anonymizing",
+                        file=sys.stderr, disable=not (args.verbosity >= 1 and procs.is_main))
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def note(self, text: str) -> None:
+        self.console.note(text)
+
+    def detail(self, text: str) -> None:
+        self.console.detail(text)
+
+    def previewed(self, job: Job, entries: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.tally.done += 1
+        self.bar.update()
+        self.console.detail(f"{job[0]}: {len(entries)} face(s) found")
+        self.console.json({"source": str(job[0]), "output": job[1].as_posix(), "status": "preview", "faces": entries})
+
+    def video(self) -> None:
+        with self._lock:
+            self.tally.videos += 1
+
+    def record(self, job: Job, lines: list[dict[str, Any]], counts: dict[str, int], size: int, kind: str) -> None:
+        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="done", counts=counts, size=size,
+                                      kind=kind, settings=self.settings)
+        self.part.add([*lines, closing])
+        with self._lock:
+            self.tally.done += 1
+            self.tally.faces.update(counts)
+        self.bar.update()
+        self._json(closing, lines)
+
+    def failed(self, job: Job, message: str, lines: list[dict[str, Any]] = (), counts: dict[str, int] | None = None,
+               kind: str = "image") -> None:
+        self.console.error(message)
+        with self._lock:
+            self.tally.failed += 1
+        self.bar.update()
+        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="failed", counts=counts, error=message,
+                                      kind=kind, settings=self.settings)
+        if self.part is not None:
+            self.part.add([*lines, closing])
+        self._json(closing, list(lines))
+
+    def _json(self, closing: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+        """``--json``: one stdout line per file, its manifest entry with its faces nested (less what the file says)."""
+        drop = ("record", "source", "output", "seed", "pipeline")
+        self.console.json({k: v for k, v in closing.items() if k != "record"}
+                          | {"faces": [{k: v for k, v in line.items() if k not in drop} for line in lines]})
+
+
+class Events:
+    """A worker process's stand-in for ``Report``: the calls made to it, in order, to replay in the main process."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not callable(getattr(Report, name, None)):
+            raise AttributeError(name)
+        return lambda *values: self._add(name, values)
+
+    def _add(self, name: str, values: tuple) -> None:
+        with self._lock:
+            self.calls.append((name, values))
+
+
+class _Batch:
+    """Photos in batches with decoding and writing on a thread pool, then videos; what happens goes to a ``Report``
+    (or, in a worker process, to ``Events``)."""
+
+    def __init__(self, pipe, args: argparse.Namespace, outdir: Path, inputs: set[Path], keep: list | None = None
+                 ) -> None:
+        self.pipe, self.args, self.outdir, self.inputs = pipe, args, outdir, inputs
         self.options = {"k_top": args.k_top, "epsilon": args.epsilon, "k_neighbors": args.neighbors,
                         "replace_with": args.replace_with, "fallback": args.fallback,
                         "face_search": args.face_search, "detect_threshold": args.threshold}
@@ -257,16 +456,20 @@ class _Batch:
         step2 = _step2_class(pipe)
         self.pipeline = {"id": args.model or "anon_model default", "version": __version__, "step2": step2,
                          "bank": args.bank or ("none" if step2 == "none" else "the pipeline's")}
-        self.tally, self.part, self.settings = Tally(), None, settings(args)
-        self._lock = threading.Lock()
-        self.show_bar = args.verbosity >= 1 and procs.is_main
-        self.bar = None
+        self.report: Report | Events | None = None
 
-    def run(self, jobs: list[Job], part: manifest.ManifestPart | None) -> Tally:
-        self.part = part
-        self.bar = tqdm(total=len(jobs), unit="file", desc="preview" if self.args.preview else "anonymizing",
-                        file=sys.stderr, disable=not self.show_bar)
-        photos = [job for job in jobs if not is_video(job[0])]
+    def run(self, jobs: list[Job], report: Report) -> Tally:
+        self.photos([job for job in jobs if not is_video(job[0])], report)
+        for job in jobs:
+            if is_video(job[0]):
+                self._video(job)
+        report.close()
+        return report.tally
+
+    # ---- photos
+    def photos(self, photos: list[Job], report: Report | Events) -> None:
+        """Anonymize and write ``photos`` (no videos), telling ``report`` about each."""
+        self.report = report
         with ThreadPoolExecutor(self.args.workers, thread_name_prefix="anon-io") as pool:
             writes: deque[Future] = deque()
             for batch in _prefetch(pool, self._decode, photos, self.args.batch_size):
@@ -276,13 +479,7 @@ class _Batch:
                     writes.popleft().result()
             for future in writes:
                 future.result()
-        for job in jobs:
-            if is_video(job[0]):
-                self._video(job)
-        self.bar.close()
-        return self.tally
 
-    # ---- photos
     def _decode(self, src: Path) -> _Photo:
         return _Photo(load_image(src), read_metadata(src) if self.args.keep_metadata else {})
 
@@ -293,11 +490,11 @@ class _Batch:
             try:
                 photo = future.result()
             except Exception as exc:  # one unreadable photo must not stop the batch
-                self._failed(job, _message(job[0], exc))
+                self.report.failed(job, _message(job[0], exc))
                 continue
             if (self.outdir / job[1]).resolve() in self.inputs:
-                self._failed(job, f"{job[0]}: its output {self.outdir / job[1]} would overwrite an input; choose "
-                                  "another OUTDIR")
+                self.report.failed(job, f"{job[0]}: its output {self.outdir / job[1]} would overwrite an input; "
+                                        "choose another OUTDIR")
                 continue
             ready.append((job, photo))
         if self.args.preview:
@@ -316,14 +513,14 @@ class _Batch:
                 outputs = self.pipe([photo.rgb for _, photo in ready], seed=self.args.seed, **self.options).split()
         except Exception as exc:
             if len(ready) == 1:
-                self._failed(ready[0][0], _message(ready[0][0][0], exc))
+                self.report.failed(ready[0][0], _message(ready[0][0][0], exc))
                 return
             for item in ready:
                 yield from self._results([item])
             return
         for warning in caught:
             if "anon_model" in warning.filename:  # ours are for the user; the libraries' are noise here
-                self.console.note(f"warning: {', '.join(str(job[0]) for job, _ in ready)}: {warning.message}")
+                self.report.note(f"warning: {', '.join(str(job[0]) for job, _ in ready)}: {warning.message}")
         yield from ((job, photo, result) for (job, photo), result in zip(ready, outputs))
 
     def _finish(self, job: Job, photo: _Photo, out: AnonOutput | None) -> None:
@@ -337,22 +534,22 @@ class _Batch:
             counts = out.counts()
             entries = [self._face_line(job, i, r) for i, r in enumerate(out.faces)]
             if counts["failed"]:
-                self._failed(job, f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback is "
-                                  "none: not written", entries, counts)
+                self.report.failed(job, f"{src}: {counts['failed']} face(s) could not be anonymized and --fallback "
+                                        "is none: not written", entries, counts)
                 return
             save_image_atomic(out.image, dest, **photo.metadata)
         except Exception as exc:
-            self._failed(job, _message(src, exc))
+            self.report.failed(job, _message(src, exc))
             return
-        self._record(job, entries, counts, dest.stat().st_size, "image")
+        self.report.record(job, entries, counts, dest.stat().st_size, "image")
         if not out.faces:
-            self.console.note(f"warning: {src}: no face found, written unchanged")
+            self.report.note(f"warning: {src}: no face found, written unchanged")
         elif counts["anonymized"] + counts["kept"] < len(out.faces):
-            self.console.note(f"{src}: {face_counts(counts)}; " + "; ".join(
+            self.report.note(f"{src}: {face_counts(counts)}; " + "; ".join(
                 f"face {i + 1} {r.treatment}: {r.treatment_reason}" for i, r in enumerate(out.faces)
                 if r.treatment != "anonymized"))
         else:
-            self.console.detail(f"{src}: {face_counts(counts)}")
+            self.report.detail(f"{src}: {face_counts(counts)}")
 
     def _preview(self, job: Job, photo: _Photo, dest: Path) -> None:
         from anon_model.batch.preview import preview
@@ -361,22 +558,18 @@ class _Batch:
         drawn, entries = preview(self.pipe, photo.rgb, cfg, draw_scores=self.args.draw_scores,
                                  search=self.args.face_search)
         save_image_atomic(drawn, dest, **photo.metadata)
-        with self._lock:
-            self.tally.done += 1
-        self.bar.update()
-        self.console.detail(f"{job[0]}: {len(entries)} face(s) found")
-        self.console.json({"source": str(job[0]), "output": job[1].as_posix(), "status": "preview", "faces": entries})
+        self.report.previewed(job, entries)
 
     # ---- videos
     def _video(self, job: Job) -> None:
         src, name = job
         dest = self.outdir / name
         if self.args.preview:
-            self.console.note(f"skip: {src}: --preview draws photos only")
-            self.bar.update()
+            self.report.note(f"skip: {src}: --preview draws photos only")
+            self.report.bar.update()
             return
         if dest.resolve() in self.inputs:
-            self._failed(job, f"{src}: its output {dest} would overwrite an input; choose another OUTDIR")
+            self.report.failed(job, f"{src}: its output {dest} would overwrite an input; choose another OUTDIR")
             return
         from anon_model.video import LOOK_AHEAD, anonymize_video
 
@@ -386,15 +579,14 @@ class _Batch:
                                   crf=self.args.crf, detect_every=self.args.detect_every, look_ahead=look_ahead,
                                   progress=self.args.verbosity >= 1, **self.options)
         except Exception as exc:
-            self._failed(job, _message(src, exc), kind="video")
+            self.report.failed(job, _message(src, exc), kind="video")
             return
         counts = out.counts()
         tracks = [{**self._common(job), "record": "track", **manifest.track_entry(t)} for t in out.tracks]
-        self._record(job, tracks, counts, dest.stat().st_size, "video")
-        with self._lock:
-            self.tally.videos += 1
-        self.console.note(f"{src}: {out.frames} frames, {len(out.tracks)} tracked face(s); faces per frame: "
-                          f"{face_counts(counts)}")
+        self.report.record(job, tracks, counts, dest.stat().st_size, "video")
+        self.report.video()
+        self.report.note(f"{src}: {out.frames} frames, {len(out.tracks)} tracked face(s); faces per frame: "
+                         f"{face_counts(counts)}")
 
     # ---- the record of each file
     def _common(self, job: Job) -> dict[str, Any]:
@@ -402,34 +594,6 @@ class _Batch:
 
     def _face_line(self, job: Job, index: int, record) -> dict[str, Any]:
         return {"record": "face", **self._common(job), **manifest.face_entry(record, index)}
-
-    def _record(self, job: Job, lines: list[dict[str, Any]], counts: dict[str, int], size: int, kind: str) -> None:
-        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="done", counts=counts, size=size,
-                                      kind=kind, settings=self.settings)
-        self.part.add([*lines, closing])
-        with self._lock:
-            self.tally.done += 1
-            self.tally.faces.update(counts)
-        self.bar.update()
-        self._json(closing, lines)
-
-    def _failed(self, job: Job, message: str, lines: list[dict[str, Any]] = (), counts: dict[str, int] | None = None,
-                kind: str = "image") -> None:
-        self.console.error(message)
-        with self._lock:
-            self.tally.failed += 1
-        self.bar.update()
-        closing = manifest.file_entry(str(job[0]), job[1].as_posix(), status="failed", counts=counts, error=message,
-                                      kind=kind, settings=self.settings)
-        if self.part is not None:
-            self.part.add([*lines, closing])
-        self._json(closing, list(lines))
-
-    def _json(self, closing: dict[str, Any], lines: list[dict[str, Any]]) -> None:
-        """``--json``: one stdout line per file, its manifest entry with its faces nested (less what the file says)."""
-        drop = ("record", "source", "output", "seed", "pipeline")
-        self.console.json({k: v for k, v in closing.items() if k != "record"}
-                          | {"faces": [{k: v for k, v in line.items() if k not in drop} for line in lines]})
 
 
 def _prefetch(pool: ThreadPoolExecutor, load, jobs: list[Job], batch_size: int,
