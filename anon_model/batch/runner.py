@@ -253,30 +253,42 @@ def _run_pool(args: argparse.Namespace, todo: list[Job], count: int, report: "Re
     inputs = {src.resolve() for src, _ in jobs}
     threads = max(1, _cores() // count)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of this process's threads or models
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(args, inputs, threads)) \
-            as pool:
-        futures = {pool.submit(_worker_photos, part): part for part in parts}
-        told = unloaded = False
-        for future in as_completed(futures):
-            try:
-                step2, events = future.result()
-            except _Unloaded as exc:  # said once, as one process says it; these photos are not done
-                if not unloaded:
-                    report.console.error(str(exc))
-                unloaded = True
-                report.tally.failed += len(futures[future])
-                continue
-            except Exception as exc:  # the worker died: these photos failed
-                for job in futures[future]:
-                    report.failed(job, _message(job[0], exc))
-                continue
-            if not told and report.procs.is_main:
-                report.console.note(_header(jobs, todo, skipped, Path(args.output), step2, count))
-                told = True
-            for name, values in events:
-                getattr(report, name)(*values)
+    pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(args, inputs, threads))
+    try:
+        _collect(pool, parts, report, lambda step2: _header(jobs, todo, skipped, Path(args.output), step2, count))
+    except BaseException:  # interrupted (Ctrl-C, a signal to this process alone): stop the workers now, not later
+        workers = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in workers:
+            process.terminate()
+        raise
+    pool.shutdown()
     report.close()
     return report.tally
+
+
+def _collect(pool: ProcessPoolExecutor, parts: list[list[Job]], report: "Report", header) -> None:
+    """Send each part of the photos to the workers and replay what they report, as they finish."""
+    futures = {pool.submit(_worker_photos, part): part for part in parts}
+    told = unloaded = False
+    for future in as_completed(futures):
+        try:
+            step2, events = future.result()
+        except _Unloaded as exc:  # said once, as one process says it; these photos are not done
+            if not unloaded:
+                report.console.error(str(exc))
+            unloaded = True
+            report.tally.failed += len(futures[future])
+            continue
+        except Exception as exc:  # the worker died: these photos failed
+            for job in futures[future]:
+                report.failed(job, _message(job[0], exc))
+            continue
+        if not told and report.procs.is_main:
+            report.console.note(header(step2))
+            told = True
+        for name, values in events:
+            getattr(report, name)(*values)
 
 
 class _Unloaded(Exception):
