@@ -15,8 +15,8 @@ def cpu_session(model: str | Path | bytes, *, threads: int | None = None, quiet:
     its load-time warnings out of the log."""
     import onnxruntime
 
-    threads = threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
-
+    setting = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()  # OpenMP allows "4,2" (nested levels)
+    threads = threads or (int(setting) if setting.isdigit() else None)
     options = onnxruntime.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
