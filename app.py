@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 import anon_model  # noqa: E402
 from anon_model.errors import AnonModelError  # noqa: E402
-from anon_model.imageio import load_image  # noqa: E402
+from anon_model.imageio import atomic_write, load_image  # noqa: E402
 from anon_model.ui import compare, examples, inline, private, render, study, video_tab, views, wording  # noqa: E402
 from anon_model.ui.options import RunOptions, run_pipeline  # noqa: E402
 
@@ -130,6 +130,30 @@ def private_upload(image: gr.Image) -> gr.Image:
 
     image.preprocess = read_then_delete
     return image
+
+
+def whole_cached_images() -> None:
+    """Cache each output image once, whole: gradio names the file by a hash of its bytes and rewrote it in place
+    whenever the same image was returned again (a delegate's thumbnail in the next run), so a browser still fetching
+    it got a file cut short or grown mid-response (the server logged h11's "Too much data for declared
+    Content-Length"). Same bytes, same name: a file already there is kept and touched (``delete_cache`` ages files
+    by it), a new one is written beside it and renamed into place."""
+    from gradio import processing_utils
+
+    def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        if path.exists():
+            with contextlib.suppress(OSError):
+                os.utime(path)
+        else:
+            with atomic_write(path) as fh:
+                fh.write(data)
+        return str(path)
+
+    processing_utils.save_pil_to_cache = save_pil_to_cache  # save_img_array_to_cache calls it too
 
 
 def unique_upload_folders() -> None:
@@ -539,6 +563,7 @@ def main() -> None:
     """Serve from a temp folder of this process's own (gone when it stops), with a queue of QUEUE_SIZE visitors."""
     os.environ["GRADIO_TEMP_DIR"] = str(private.process_temp_dir(os.environ.get("GRADIO_TEMP_DIR")))
     unique_upload_folders()
+    whole_cached_images()
     print(f"anon_model app: step 2 = {pipeline().step2_name}", flush=True)
     demo = build_demo()
     demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)

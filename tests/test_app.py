@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import time
 import urllib.request
@@ -274,3 +275,34 @@ def test_keep_these_people_leaves_the_reference_person_and_says_why(client, tmp_
     Image.new("RGB", (120, 120), (90, 90, 90)).save(wall)
     with pytest.raises(Exception, match=r"wall\.png.*no face"):
         client.predict([gradio_client.handle_file(str(wall))], api_name="/keep")
+
+
+def test_an_image_returned_again_is_never_rewritten_under_a_browser_fetching_it(monkeypatch, tmp_path):
+    """gradio caches an output image under a hash of its bytes and rewrote that file in place when the same image came
+    back (a browser still fetching it got a file of the wrong length); now a file already there is never opened for
+    writing again, and a new image is written whole under a temporary name."""
+    import app
+    from gradio import processing_utils
+
+    monkeypatch.setattr(processing_utils, "save_pil_to_cache", processing_utils.save_pil_to_cache)  # restored after
+    app.whole_cached_images()
+    rewritten, write_bytes, open_file = [], Path.write_bytes, open
+
+    def watched_write(path, data):
+        rewritten.append(path.exists())
+        return write_bytes(path, data)
+
+    def watched_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, (str, Path)) and ("w" in mode or "a" in mode):
+            rewritten.append(Path(file).exists())
+        return open_file(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_bytes", watched_write)
+    monkeypatch.setattr("builtins.open", watched_open)
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 48, 3), dtype=np.uint8))
+    first = processing_utils.save_img_array_to_cache(np.asarray(image), str(tmp_path), format="png")
+    again = processing_utils.save_pil_to_cache(image, str(tmp_path), format="png")
+    other = processing_utils.save_pil_to_cache(Image.new("RGB", (8, 8)), str(tmp_path), format="png")
+    assert again == first != other and not any(rewritten)
+    assert np.array_equal(np.asarray(Image.open(first)), np.asarray(image)) and Image.open(other).size == (8, 8)
+    assert not list(tmp_path.rglob("*.part"))
