@@ -177,10 +177,12 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
     done = set() if args.overwrite or args.preview else manifest.finished(outdir, settings(args))
     todo = [job for job in jobs if job[1].as_posix() not in done]
     mine, tally = procs.share(todo), Tally()
+    inputs = {src.resolve() for src, _ in jobs}  # no output may land on one of them
     count = local_jobs(args, procs, mine)
     if count > 1:
         with manifest.ManifestPart(outdir, procs.rank) as part:
-            tally = _run_pool(args, mine, count, Report(args, console, procs, part, len(mine)), skipped, jobs)
+            tally = _run_pool(args, mine, count, Report(args, console, procs, part, len(mine)), inputs,
+                              lambda step2: _header(jobs, todo, skipped, outdir, step2, count))
     elif mine:  # the pipeline loads only where there is work left
         try:
             pipe = _load_pipeline(args, procs, mine)
@@ -191,7 +193,7 @@ def run(args: argparse.Namespace, jobs: list[Job], errors: list[str], skipped: l
         if pipe is not None:
             if procs.is_main:
                 console.note(_header(jobs, todo, skipped, outdir, pipe.step2_name, procs.count))
-            batch = _Batch(pipe, args, outdir, {src.resolve() for src, _ in jobs}, keep)
+            batch = _Batch(pipe, args, outdir, inputs, keep)
             if args.preview:
                 tally = batch.run(mine, Report(args, console, procs, None, len(mine)))
             else:
@@ -242,20 +244,20 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_pool(args: argparse.Namespace, todo: list[Job], count: int, report: "Report", skipped: list[Path],
-              jobs: list[Job]) -> Tally:
+def _run_pool(args: argparse.Namespace, todo: list[Job], count: int, report: "Report", inputs: set[Path],
+              header) -> Tally:
     """``todo`` (photos) shared among ``count`` worker processes, a few photos at a time, each worker with an equal
-    share of the cores for its networks; what each reports is replayed into ``report`` here."""
+    share of the cores for its networks; what each reports is replayed into ``report`` here, after the run's first
+    note (``header(step 2's name)``, once a worker has loaded the pipeline)."""
     # at least 6 parts for each worker, so that the last ones even out the slow photos (24 photos on 2 cores: parts of
     # 4 took 23.7 s, of 2 22.2 s; photos in a part still share the networks' batches)
     size = max(1, min(args.batch_size, len(todo) // (6 * count)))
     parts = [todo[i:i + size] for i in range(0, len(todo), size)]
-    inputs = {src.resolve() for src, _ in jobs}
     threads = max(1, _cores() // count)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing of this process's threads or models
     pool = ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker, initargs=(args, inputs, threads))
     try:
-        _collect(pool, parts, report, lambda step2: _header(jobs, todo, skipped, Path(args.output), step2, count))
+        _collect(pool, parts, report, header)
     except BaseException:  # interrupted (Ctrl-C, a signal to this process alone): stop the workers now, not later
         workers = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
         pool.shutdown(wait=False, cancel_futures=True)
