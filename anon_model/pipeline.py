@@ -370,7 +370,8 @@ class AnonPipeline:
     def _anonymize(self, faces: list[Face], cfg: PreprocessorConfig, rngs: list[torch.Generator],
                    reuse: list[DelegateDraw | None], stage: Timer) -> list[Step2Result]:
         """The paper's method for the faces step 2 can handle: IFA -> VCA -> synthesis -> identity guard, with the
-        failures' delegates redrawn (at most ``cfg.guard_attempts`` tries); each face keeps its best try and draws
+        failures' delegates redrawn (at most ``cfg.guard_attempts`` tries, fewer for a face whose tries stay far from
+        passing: ``cfg.guard_give_up``); each face keeps its best try and draws
         from ``rngs[i]`` (one shared generator for a photo, or one per face); a face given a draw to ``reuse`` has
         that one try only."""
         pre, bank = self.preprocessor, self.bank
@@ -396,8 +397,10 @@ class AnonPipeline:
                 seen = as_pasted(crops, [faces[i].matrix for i in todo])  # judged at the size it will have
                 tries.add(todo, crops, delegates, guard.verify(seen, [conds[i] for i in todo], refs.select(todo),
                                                                kept=[reuse[i] is not None for i in todo]))
-            todo = [i for i in tries.failing() if reuse[i] is None]  # a reused draw is final
-            if not todo or attempt == cfg.guard_attempts:
+            if attempt == cfg.guard_attempts:
+                break
+            todo = tries.retry([i for i in tries.failing() if reuse[i] is None], cfg.guard_give_up)  # reused: final
+            if not todo:
                 break
             with stage("vca"):  # redraw the failures' delegates; the synthesizer may also change more (effort)
                 for i in todo:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import (ATTACKS, MAX_GAIN, ORIGINAL_MARGIN, BestTries, GuardOutcome, IdentityGuard, InPhoto,
+from anon_model.guard import (ATTACKS, GIVE_UP_AFTER, MAX_GAIN, BestTries, GuardOutcome, IdentityGuard, InPhoto,
                               Verdict, brighten, equalize, rotate)
 from anon_model.perception.face import colour_counts
 from anon_model.plausibility import KEPT_SLACK, MAX_NME, Plausibility, default_check, landmark_nme
@@ -80,11 +80,13 @@ def test_broken_faces_are_not_plausible(real):
     assert all(result.reason(i) for i in range(len(broken)))
 
 
-def _verdict(distance: float, reason: str = "") -> Verdict:
-    """One face's verdict: ``distance`` to the original and to the bank, implausible when ``reason`` is given."""
-    d = torch.tensor([distance])
-    plausible = Plausibility(np.array([1.0]), np.array([0.2 if reason else 0.0]), max_error=0.1)
-    return Verdict(d, d, torch.tensor([0]), d + 0.5, plausible, limit=0.65, original_limit=0.65, second_limit=1.0)
+def _verdict(distance: float | list[float], reason: str = "") -> Verdict:
+    """Each face's verdict (one per ``distance``): that distance to the original and to the bank, implausible when
+    ``reason`` is given."""
+    d = torch.tensor(np.atleast_1d(distance), dtype=torch.float32)
+    plausible = Plausibility(np.ones(len(d)), np.full(len(d), 0.2 if reason else 0.0), max_error=0.1)
+    return Verdict(d, d, torch.zeros(len(d), dtype=torch.long), d + 0.5, plausible, limit=0.65, original_limit=0.65,
+                   second_limit=1.0)
 
 
 def _guard(limit: float = 0.65, original_limit: float = 0.65, second_limit: float = 1.0) -> SimpleNamespace:
@@ -131,6 +133,20 @@ def test_each_recognizer_and_the_bank_limit_must_pass_on_its_own():
     tries = BestTries(1)
     tries.add([0], torch.zeros(1, 3, 4, 4), [None], verdict(0.63, 1.03, 0.45))  # just beyond all three
     assert tries.failing() == [] and tries.outcome(0, guard).passed
+
+
+def test_only_a_face_whose_best_try_stays_far_within_a_limit_is_given_up():
+    """After GIVE_UP_AFTER tries, a face whose best try is more than the give-up distance within a limit gets no
+    more tries; one nearer passing, one with fewer tries, or any face without the rule (inf) does."""
+    crop = torch.zeros(1, 3, 4, 4)
+    tries = BestTries(3)
+    for _ in range(GIVE_UP_AFTER):
+        tries.add([0, 1], torch.zeros(2, 3, 4, 4), [None] * 3, _verdict([0.4, 0.6]))  # 0.25 / 0.05 within 0.65
+    tries.add([2], crop, [None] * 3, _verdict(0.4))  # far within, but one try only
+    assert tries.retry([0, 1, 2], float("inf")) == [0, 1, 2] and not tries.given_up
+    assert tries.retry([0, 1, 2], 0.12) == [1, 2] and tries.given_up == {0}
+    assert "(too far from passing to try more)" in tries.outcome(0, _guard()).reason()
+    assert "to try more" not in tries.outcome(1, _guard()).reason()
 
 
 def test_the_guard_judges_the_views_an_attacker_tries(pipe, real):

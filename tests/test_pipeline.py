@@ -82,6 +82,8 @@ def test_photo_without_face_is_returned_unchanged(pipe):
 def test_unknown_delegate_sampling_is_rejected(pipe, example_paths):
     with pytest.raises(ValueError, match="delegate_sampling"):
         pipe(example_paths[0], delegate_sampling="nearest-ish")
+    with pytest.raises(ValueError, match="guard_give_up"):
+        pipe(example_paths[0], guard_give_up=-0.1)
 
 
 def test_unknown_option_is_rejected_by_name(pipe, example_paths):
@@ -128,12 +130,29 @@ def test_guard_retries_a_bounded_number_of_times_and_reports_failure(pipe, examp
     assert record.identity_distance < 0.15  # x vs x (judged at its size in the photo: only resampling moved it)
 
 
+def test_a_face_far_from_passing_is_given_up_after_a_few_tries(pipe, example_paths):
+    """A step 2 that changes nothing stays far within dlib's limit (x against x): after GIVE_UP_AFTER tries it gets no
+    more, and its reason says why; without the rule it gets every try."""
+    from anon_model.guard import GIVE_UP_AFTER
+
+    step2 = _Recorder()
+    steps = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)
+    (record,) = steps(example_paths[0], seed=0, guard_attempts=GIVE_UP_AFTER + 2).faces
+    assert record.attempts == GIVE_UP_AFTER == len(step2.calls) and record.treatment == "obscured"
+    assert f"after {GIVE_UP_AFTER} tries (too far from passing to try more)" in record.treatment_reason
+    step2.calls.clear()
+    (record,) = steps(example_paths[0], seed=0, guard_attempts=GIVE_UP_AFTER + 2,
+                      guard_give_up=float("inf")).faces
+    assert record.attempts == GIVE_UP_AFTER + 2 == len(step2.calls)
+    assert "to try more" not in record.treatment_reason
+
+
 def test_guard_record_describes_the_kept_try(pipe, example_paths, monkeypatch):
     """The guard keeps the try farthest from x; the face's record must show that try's delegates, not the last."""
     monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # nothing passes: all four tries run
     step2 = _Recorder(delegate_on=3)
     out = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
-        example_paths[0], seed=0, epsilon=0.0, guard_attempts=4)
+        example_paths[0], seed=0, epsilon=0.0, guard_attempts=4, guard_give_up=float("inf"))
     record = out.faces[0]
     assert record.attempts == 4 and len(step2.calls) == 4 and record.guard_passed is False
     np.testing.assert_allclose(record.landmarks_anon_crop, step2.calls[2][0][0].numpy(), atol=1e-4)
@@ -148,7 +167,7 @@ def test_a_reused_draw_is_rendered_with_the_effort_it_was_kept_at(pipe, example_
     monkeypatch.setattr(pipe.preprocessor.identity, "threshold", 10.0)  # nothing passes: all four tries run
     step2 = _Recorder(delegate_on=3)
     first = AnonPipeline(preprocessor=pipe.preprocessor, bank=pipe.bank, synthesizer=step2)(
-        example_paths[0], seed=0, epsilon=0.0, guard_attempts=4)
+        example_paths[0], seed=0, epsilon=0.0, guard_attempts=4, guard_give_up=float("inf"))
     draw = first.faces[0].delegate_draw
     assert draw.effort == 2 / 3  # the third try (of four) was kept
     step2.calls.clear()
