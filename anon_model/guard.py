@@ -316,8 +316,8 @@ class IdentityGuard:
         """How far each result (B,3,S,S) is from its original (``refs``, indexed like ``conds``) and from the bank.
         ``kept``: per result, whether it renders a draw a video track already kept (naturalness limit + KEPT_SLACK).
 
-        Psi frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized either
-        way fails), the second recognizer by S-hat_x. For the results that pass as they are: whether each is a
+        Each recognizer frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized
+        either way fails: an attacker who knows where the original face was crops the result there). For the results that pass as they are: whether each is a
         plausible face (when that check is on), and, for those that are, every view of ``ATTACKS`` framed by the
         landmarks found on the result, as an attacker who looks for the face frames it (S-hat_x when the check is
         off), all views in one batch: a result that fails one view fails. A result is as far as the nearest of
@@ -338,7 +338,7 @@ class IdentityGuard:
                 to_others = self.identity.distance(plain[:, :, None], self.others[None, None].to(plain))
                 bank, nearest = (t.cpu() for t in to_others.amin(0).min(1))
         original = original.clone()  # a normal tensor: the attacker's views update it
-        second = self._second_distance(crops, s_hat, refs)
+        second = self._second_distance(crops, [s_hat, s_x], refs)
         verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
                           second_limit=self.second_limit)
         plausibility = self._plausibility(crops, conds, verdict.room, kept)
@@ -374,12 +374,14 @@ class IdentityGuard:
         """The second recognizer's embeddings (B,D2) of some crops, each face located by its ``landmarks``."""
         return self.second.embed(_images(crops), list(landmarks.numpy()))
 
-    def _second_distance(self, crops: torch.Tensor, landmarks: torch.Tensor, refs: References) -> torch.Tensor:
-        """The second recognizer's distances (B,) of results as they are to their originals as they are (+inf
-        without a second recognizer)."""
+    def _second_distance(self, crops: torch.Tensor, framings: list[torch.Tensor], refs: References) -> torch.Tensor:
+        """The second recognizer's distances (B,) of results as they are, framed by each of ``framings`` (B,68,2)
+        (the smaller counts), to their originals as they are (+inf without a second recognizer)."""
         if self.second is None:
             return torch.full((len(crops),), float("inf"))
-        return torch.from_numpy(np.linalg.norm(self._second(crops, landmarks) - refs.second[0], axis=-1)).float()
+        found = self._second(torch.cat([crops] * len(framings)), torch.cat(framings))
+        distances = np.linalg.norm(found.reshape(len(framings), len(crops), -1) - refs.second[0], axis=-1)
+        return torch.from_numpy(distances.min(0)).float()
 
     def _plausibility(self, crops: torch.Tensor, conds: list[FaceConditioning], room: torch.Tensor,
                       kept: Sequence[bool] | None) -> Plausibility | None:

@@ -193,7 +193,7 @@ def test_each_recognizer_sees_all_views_in_one_batch(pipe, real, monkeypatch):
     refs = guard.references(asked)
     assert calls == [2 * len(ATTACKS)]
     assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
-    assert calls[1:] == [2, 2 * (len(ATTACKS) - 1)]
+    assert calls[1:] == [2 * 2, 2 * (len(ATTACKS) - 1)]  # as it is: framed by S-hat_x and by S_x, in one call
 
 
 def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, monkeypatch):
@@ -345,6 +345,16 @@ def test_a_face_whose_every_try_is_implausible_is_obscured_never_anonymized(pipe
     assert record.treatment == "obscured" and record.guard_passed is False and record.attempts == 2
     assert "step 2 could not make a natural-looking face (no face found in the result)" in record.treatment_reason
     assert out.counts()["anonymized"] == 0
+
+
+def test_the_second_recognizer_also_frames_the_result_where_the_original_was(pipe, real):
+    """An attacker who knows where the original face was crops the result there (S_x), not where step 2 was asked to
+    put the new face: x itself, asked for a structure far off its own, is still x to FaceNet-CASIA."""
+    crops, conds = real
+    asked = [SimpleNamespace(x=c.x, landmarks=c.landmarks, landmarks_anon=c.landmarks + 60) for c in conds[:2]]
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
+    verdict = guard.verify(crops[:2], asked, guard.references(asked))
+    assert float(verdict.second.max()) < 0.3, verdict.second
 
 
 def test_guard_without_the_check_sees_identity_only(pipe, real):
