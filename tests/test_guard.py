@@ -318,8 +318,11 @@ def test_the_turned_view_shows_the_face_as_the_turned_photo_does():
         matrix = alignment_matrix(photo)
         crop_points = torch.from_numpy(transform_points(photo, matrix)).float()[None]
         assert abs(eye_angle(crop_points[0].numpy())) < 1.0 and crop_turn(matrix) == pytest.approx(-roll, abs=1.0)
-        _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, InPhoto.alone(1, [crop_turn(matrix)]))
+        where = InPhoto.alone(1, [crop_turn(matrix)])
+        _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, where)
         assert eye_angle(seen[0].numpy()) == pytest.approx(eye_angle(photo) + TURN, abs=1.0)
+        _, untouched = ATTACKS["in its photo"](torch.zeros(1, 3, 256, 256), crop_points, where)
+        assert eye_angle(untouched[0].numpy()) == pytest.approx(eye_angle(photo), abs=1.0)  # at its own roll
 
 
 def test_reason_names_each_check_that_failed():
