@@ -321,9 +321,10 @@ class IdentityGuard:
         """How far each result (B,3,S,S) is from its original (``refs``, indexed like ``conds``) and from the bank.
         ``kept``: per result, whether it renders a draw a video track already kept (naturalness limit + KEPT_SLACK).
 
-        Each recognizer frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still recognized
-        either way fails: an attacker who knows where the original face was crops the result there). For the results that pass as they are: whether each is a
-        plausible face (when that check is on), and, for those that are, every view of ``ATTACKS`` framed by the
+        Each recognizer frames the result by S-hat_x and by S_x (the smaller distance counts, so a face still
+        recognized either way fails: an attacker who knows where the original face was crops the result there). For
+        the results that pass as they are: whether each is a plausible face (when that check is on), and, for those
+        that are, every view of ``ATTACKS`` framed by the
         landmarks found on the result, as an attacker who looks for the face frames it (S-hat_x when the check is
         off), all views in one batch: a result that fails one view fails. A result is as far as the nearest of
         these. (Checked on the levelled crop framed by S-hat_x, 13 % of 71 tune results came back under FaceNet-CASIA
