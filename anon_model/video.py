@@ -480,6 +480,7 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
             vout = out.add_stream(codec, rate=vin.average_rate, options={"crf": str(crf)})
             vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
             vout.pix_fmt = "yuv420p" if vout.width % 2 == 0 == vout.height % 2 else "yuv444p"  # 4:2:0 needs even sides
+            rate, size = vin.average_rate, (vout.width, vout.height)  # read while open (PyAV 18.1.1 refuses it after)
             vout.codec_context.time_base = vin.time_base
             aout = out.add_stream_from_template(ain) if ain is not None else None
             stamps: deque[tuple[int | None, object]] = deque()
@@ -512,5 +513,5 @@ def anonymize_video(pipe: AnonPipeline, src: str | os.PathLike, dest: str | os.P
                 except AnonModelError as err:
                     raise AnonModelError(f"{src}: {err}: not written") from None
             out.mux(vout.encode(None))
-    return VideoOutput(path=dest, frames=stream.frames_done, fps=float(vin.average_rate), size=(vout.width, vout.height),
-                       audio=aout is not None, tracks=stream.tracks)
+    return VideoOutput(path=dest, frames=stream.frames_done, fps=float(rate), size=size, audio=aout is not None,
+                       tracks=stream.tracks)
