@@ -5,7 +5,8 @@ No one means neither the original person nor any person of the delegate bank (th
 * **not the original, from two views**: Psi (the dlib port) and an independent recognizer of another family
   (FaceNet-CASIA, ``anon_model.identity.facenet_casia``) must each put the result beyond its own verification
   threshold (+ ``ORIGINAL_MARGIN``) from the original, also after what an attacker tries first: the photos
-  untouched (a face rolled in its photo seen at its roll, not levelled), histogram-equalized, brightened, darkened or
+  untouched (a face rolled in its photo seen at its roll, not levelled), histogram-equalized (levelled and at its
+  roll), brightened, darkened or
   turned either way (``ATTACKS``; each crop seen as its whole photo
   would show it, ``InPhoto``). One network alone needed a wide
   margin that taxed every face;
@@ -37,8 +38,8 @@ from anon_model.plausibility import KEPT_SLACK, Plausibility, PlausibilityCheck,
 from anon_model.vca import DelegateDraw
 
 __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "References", "ORIGINAL_MARGIN",
-           "GIVE_UP_AFTER", "GIVE_UP_ROOM", "ATTACKS", "InPhoto", "equalize", "equalizer", "brighten", "rotate",
-           "default_second"]
+           "GIVE_UP_AFTER", "GIVE_UP_ROOM", "ATTACKS", "LEVELLED_TWIN", "ROLLED", "InPhoto", "equalize", "equalizer",
+           "brighten", "rotate", "default_second"]
 
 #: How far beyond each recognizer's verification threshold a result must be from the original (its own units).
 ORIGINAL_MARGIN = 0.02
@@ -181,6 +182,13 @@ def _pixels(change):
     return lambda crops, points, where: (change(crops, where), points)
 
 
+def _in_photo(change):
+    """A change to the whole photo (``change(crops, where)``) seen with the face at its roll, as "in its photo" sees
+    the untouched photo."""
+    at_roll = _turned(0.0)
+    return lambda crops, points, where: at_roll(change(crops, where), points, where)
+
+
 #: What an attacker does to both photos before comparing faces, beyond looking at them as they are: the views the
 #: guard checks, each taking crops (B,3,S,S), their landmarks (B,68,2) and where each crop sits in its photo
 #: (``InPhoto``: how far it is turned, what the rest of the photo holds); the first is the crop as it is.
@@ -188,16 +196,24 @@ def _pixels(change):
 #: 3 of 10 held-out strangers again; turning, 21 %. "In its photo" is the photo untouched, a face rolled in it seen
 #: at its roll (the levelled crop is not what a recognizer that does not level faces sees: FaceNet-CASIA, cropping
 #: the output frame at the original's landmarks, found a tilted face's kept stranger in 6 of 50 frames of
-#: docs/video_clip.py's hard clip that the guard had passed levelled).
+#: docs/video_clip.py's hard clip that the guard had passed levelled); "equalized in its photo" is the equalized photo
+#: seen so (FaceNet-CASIA found t1.jpg's tilted woman there, which the guard had passed levelled). Brightening and
+#: darkening need no such twin: FaceNet-CASIA prewhitens its input, so at the face's roll they show it what "in its
+#: photo" does, and Psi levels a face by its landmarks.
 ATTACKS = {
     "as is": lambda crops, points, where: (crops, points),
     "in its photo": _turned(0.0),
     "equalized": _pixels(equalize),
+    "equalized in its photo": _in_photo(equalize),
     "brightened": _pixels(brighten),
     "darkened": _pixels(lambda crops, where: crops * 0.4),
     "turned": _turned(TURN),
     "turned back": _turned(-TURN),
 }
+#: The views at a face's roll, each with the levelled view it repeats for a face rolled less than ``ROLLED``
+#: degrees in its photo; for such a face the guard embeds the levelled view once and uses it for both.
+LEVELLED_TWIN = {"in its photo": "as is", "equalized in its photo": "equalized"}
+ROLLED = 1.0
 
 
 @functools.lru_cache(maxsize=None)
@@ -300,21 +316,39 @@ class IdentityGuard:
         x = torch.stack([c.x for c in conds]).float()
         s_x = torch.stack([c.landmarks for c in conds]).float()
         where = where or InPhoto.alone(len(conds))
-        psi, second = self._embed_views(x, s_x, list(ATTACKS.values()), where)
+        psi, second = self._embed_views(x, s_x, list(ATTACKS), where)
         return References(psi, second, where)
 
-    def _embed_views(self, crops: torch.Tensor, points: torch.Tensor, attacks: list,
+    def _embed_views(self, crops: torch.Tensor, points: torch.Tensor, names: list[str],
                      where: InPhoto) -> tuple[torch.Tensor, np.ndarray | None]:
         """Psi's (V,B,D) and the second recognizer's (V,B,D2) embeddings of ``crops`` (B,3,S,S) with landmarks
-        ``points`` (B,68,2) in their photos (``where``) under each of ``attacks``, one batched call per recognizer."""
-        views = [attack(crops, points, where) for attack in attacks]
+        ``points`` (B,68,2) in their photos (``where``) under each of the views ``names`` of ``ATTACKS``, one batched
+        call per recognizer; a view at the face's roll is embedded only for the faces it shows otherwise than its
+        levelled twin (``LEVELLED_TWIN``), the others take the twin's."""
+        rolled = np.flatnonzero(np.abs(where.turn) >= ROLLED)
+        faces = [rolled if LEVELLED_TWIN.get(name) in names else np.arange(len(crops)) for name in names]
+        views = [ATTACKS[name](crops[f], points[f], where.select(list(f))) for name, f in zip(names, faces) if len(f)]
         pixels, framing = torch.cat([v for v, _ in views]), torch.cat([p for _, p in views])
-        shape = (len(attacks), len(crops))
         with torch.inference_mode():
             device = next(self.identity.parameters()).device
-            psi = self.identity.embed(pixels.to(device), landmarks=framing.to(device)).float()
+            psi = self.identity.embed(pixels.to(device), landmarks=framing.to(device)).float().cpu().numpy()
         second = None if self.second is None else self._second(pixels, framing)
-        return psi.reshape(*shape, -1), None if second is None else second.reshape(*shape, -1)
+        psi, second = (None if e is None else self._by_view(e, names, faces, len(crops)) for e in (psi, second))
+        return torch.from_numpy(psi), second
+
+    @staticmethod
+    def _by_view(embedded: np.ndarray, names: list[str], faces: list[np.ndarray], count: int) -> np.ndarray:
+        """(V,B,D) from the embeddings (N,D) of each view's ``faces`` in turn, a view's missing faces taking its
+        levelled twin's."""
+        out = np.empty((len(names), count, embedded.shape[-1]), embedded.dtype)
+        start = 0
+        for v, f in enumerate(faces):
+            out[v, f], start = embedded[start:start + len(f)], start + len(f)
+        for v, name in enumerate(names):
+            if len(faces[v]) < count:
+                missing = np.setdiff1d(np.arange(count), faces[v])
+                out[v, missing] = out[names.index(LEVELLED_TWIN[name]), missing]
+        return out
 
     def verify(self, crops: torch.Tensor, conds: list[FaceConditioning], refs: References, *,
                kept: Sequence[bool] | None = None) -> Verdict:
@@ -353,9 +387,8 @@ class IdentityGuard:
         first = 1 if plausibility is None else 0  # framed by S-hat_x, the view as it is was just checked
         if alive and len(ATTACKS) > first:
             framing = self._found_or(s_hat[alive], None if plausibility is None else plausibility.found[alive])
-            psi, found = self._embed_views(crops[alive], framing, list(ATTACKS.values())[first:],
-                                           refs.where.select(alive))
-            far = self.identity.distance(psi, refs.psi[first:, alive].to(psi)).amin(0).cpu()
+            psi, found = self._embed_views(crops[alive], framing, list(ATTACKS)[first:], refs.where.select(alive))
+            far = self.identity.distance(psi.to(device), refs.psi[first:, alive].to(device)).amin(0).cpu()
             original[alive] = torch.minimum(original[alive], far)
             if found is not None:
                 d2 = np.linalg.norm(found - refs.second[first:, alive], axis=-1).min(0)

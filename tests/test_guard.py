@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import (ATTACKS, GIVE_UP_AFTER, MAX_GAIN, BestTries, GuardOutcome, IdentityGuard, InPhoto,
-                              Verdict, brighten, equalize, rotate)
+from anon_model.guard import (ATTACKS, GIVE_UP_AFTER, LEVELLED_TWIN, MAX_GAIN, BestTries, GuardOutcome, IdentityGuard,
+                              InPhoto, Verdict, brighten, equalize, rotate)
 from anon_model.perception.face import colour_counts
 from anon_model.plausibility import KEPT_SLACK, MAX_NME, Plausibility, default_check, landmark_nme
 
@@ -191,9 +191,26 @@ def test_each_recognizer_sees_all_views_in_one_batch(pipe, real, monkeypatch):
     embed, calls = guard.second.embed, []
     monkeypatch.setattr(guard.second, "embed", lambda images, points: calls.append(len(images)) or embed(images, points))
     refs = guard.references(asked)
-    assert calls == [2 * len(ATTACKS)]
+    upright = len(ATTACKS) - len(LEVELLED_TWIN)  # the views at a face's roll repeat their levelled twins
+    assert calls == [2 * upright]
     assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
-    assert calls[1:] == [2 * 2, 2 * (len(ATTACKS) - 1)]  # as it is: framed by S-hat_x and by S_x, in one call
+    # as it is: framed by S-hat_x and by S_x, in one call; then the other views, "in its photo" for each face since
+    # its twin "as is" was checked apart
+    assert calls[1:] == [2 * 2, 2 * upright]
+
+
+def test_a_view_at_the_faces_roll_is_embedded_only_for_a_rolled_face(pipe, real):
+    """For a face level in its photo the views at its roll are their levelled twins' (embedded once); for a face
+    rolled in it they are embedded, and they differ."""
+    _, conds = real
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
+    refs = guard.references(conds[:2], InPhoto.alone(2, [0.5, 12.0]))
+    names = list(ATTACKS)
+    for rolled, levelled in LEVELLED_TWIN.items():
+        r, l = names.index(rolled), names.index(levelled)
+        np.testing.assert_array_equal(refs.second[r, 0], refs.second[l, 0])
+        torch.testing.assert_close(refs.psi[r, 0], refs.psi[l, 0])
+        assert np.linalg.norm(refs.second[r, 1] - refs.second[l, 1]) > 0.05
 
 
 def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, monkeypatch):
@@ -216,9 +233,9 @@ def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, 
                         lambda images, points: framed.append(np.stack(points)) or embed(images, points))
     refs = guard.references(asked)
     assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
-    views = framed[-1].reshape(len(ATTACKS), 2, 68, 2)
+    views = framed[-1].reshape(len(ATTACKS) - len(LEVELLED_TWIN), 2, 68, 2)  # upright: no views at the roll
     np.testing.assert_allclose(views[0], shifted, atol=1e-4)  # as it is, framed where the face was found
-    np.testing.assert_allclose(views[2], shifted, atol=1e-4)  # brightened: pixels only, same framing
+    np.testing.assert_allclose(views[1], shifted, atol=1e-4)  # equalized: pixels only, same framing
 
 
 def test_a_kept_draw_has_slack_at_the_naturalness_limit(pipe, real):
@@ -321,8 +338,9 @@ def test_the_turned_view_shows_the_face_as_the_turned_photo_does():
         where = InPhoto.alone(1, [crop_turn(matrix)])
         _, seen = _turned(TURN)(torch.zeros(1, 3, 256, 256), crop_points, where)
         assert eye_angle(seen[0].numpy()) == pytest.approx(eye_angle(photo) + TURN, abs=1.0)
-        _, untouched = ATTACKS["in its photo"](torch.zeros(1, 3, 256, 256), crop_points, where)
-        assert eye_angle(untouched[0].numpy()) == pytest.approx(eye_angle(photo), abs=1.0)  # at its own roll
+        for view in LEVELLED_TWIN:  # the untouched and the equalized photo, the face at its own roll
+            _, untouched = ATTACKS[view](torch.zeros(1, 3, 256, 256), crop_points, where)
+            assert eye_angle(untouched[0].numpy()) == pytest.approx(eye_angle(photo), abs=1.0)
 
 
 def test_reason_names_each_check_that_failed():
