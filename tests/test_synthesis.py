@@ -237,9 +237,7 @@ GROUP = Path(importlib.util.find_spec("insightface").submodule_search_locations[
 
 @pytest.fixture(scope="module")
 def anonymized(pipeline, example_paths):
-    """(photo, output) for the bundled photos (the bank's own people) and the group photo (strangers to the bank)."""
-    from anon_model.imageio import load_image
-
+    """(photo, output) for the bundled photos and the group photo (strangers to the default bank)."""
     return [(load_image(p), pipeline(load_image(p), seed=0)) for p in [*example_paths, GROUP]]
 
 
