@@ -56,9 +56,6 @@ class PreprocessorConfig:
     use_gsa: bool = True
     delegate_sampling: str = "ipd"  # paper Table 5: ipd | random (uniform over all) | farthest (uniform over k farthest)
     delegate_mixture: int = 2  # VAA mixes this many bank identities (k-same-M style; 1 = the paper's single delegate)
-    delegate_lead: float = 2 / 3  # the first-drawn member's weight in that mixture, the others share the rest (our
-    # departure; tune portraits, seeds 0-2: equal weights 70 / 70 / 71 of 80 anonymized in 241 / 247 / 252 tries;
-    # 0.6 72 / 72 / 71; 2/3 72 / 73 / 71 in 263 / 236 / 275; 0.8 70 / 72 with seeds 0 / 1)
     match_attributes: bool = True  # VAA and GSA draw delegates of x's perceived gender, age bracket and skin tone
     delegate_distance: float = 0.9  # VAA's candidates are at least this far from x in the bank's space (our departure;
     # tune portraits, seeds 0-2: 0.8 -> 70, 71, 67 of 80 anonymized in 304, 311, 326 tries; 0.9 -> 71, 70, 71 in 269,
@@ -81,8 +78,6 @@ class PreprocessorConfig:
             raise ValueError("k_top, k_neighbors, guard_attempts and delegate_mixture must be at least 1")
         if self.recover not in RECOVER:
             raise ValueError(f"recover must be one of {', '.join(RECOVER)}, not {self.recover!r}")
-        if not 0 < self.delegate_lead <= 1:
-            raise ValueError(f"delegate_lead is the first delegate's weight in (0, 1], not {self.delegate_lead}")
         if not self.guard_give_up >= 0:
             raise ValueError(f"guard_give_up is a distance within the limits (>= 0; inf: never give up), not "
                              f"{self.guard_give_up}")
@@ -217,8 +212,7 @@ class AnonPreprocessor:
         ipd = cfg.delegate_sampling == "ipd"
         if cfg.use_vaa:
             appearance = visual_appearance_anonymization(
-                query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, lead=cfg.delegate_lead,
-                attributes=attributes,
+                query, bank, k=k, farthest=farthest, mixture=cfg.delegate_mixture, attributes=attributes,
                 skin_tone=skin_tone(face.crop, face.crop_landmarks) if cfg.match_attributes else None,
                 min_distance=cfg.delegate_distance, epsilon=cfg.epsilon if (ipd and cfg.use_u_a) else 0.0,
                 generator=generator)

@@ -36,7 +36,6 @@ __all__ = [
     "recover_expression",
     "RECOVER",
     "mix_faces",
-    "mixture_weights",
     "refit_geometry",
     "push_away",
     "match_attributes",
@@ -186,7 +185,6 @@ def visual_appearance_anonymization(
     epsilon: float = 1.0,
     farthest: bool = False,
     mixture: int = 1,
-    lead: float | None = None,
     attributes: FaceAttributes | None = None,
     skin_tone: float | None = None,
     min_distance: float = 0.0,
@@ -197,13 +195,12 @@ def visual_appearance_anonymization(
 
     With x's estimated ``attributes``, the candidates are first narrowed to its gender and age bracket
     (``match_attributes``), and with its ``skin_tone`` (ITA degrees) to faces of a similar tone
-    (``match_skin_tone``); faces wearing glasses are left out (``without_glasses``). ``min_distance`` > 0 keeps only
-    faces at least that far from x (our departure for a training-free step 2, which shows the delegates' features:
-    nearest neighbours would make the result look like x), so the k nearest are taken beyond it. ``mixture`` > 1
-    draws that many delegates of distinct identities (each draw Eq. 6 over the candidates left, without the
-    identities already drawn; fewer when the candidates hold fewer identities) and mixes them with equal weights,
-    or with the first drawn weighing ``lead`` and the others sharing the rest (``mixture_weights``). ``farthest``
-    takes the k farthest instead (the k-farthest-neighbour baseline of the paper's Table 5).
+    (``match_skin_tone``); faces wearing glasses are left out (``without_glasses``). ``min_distance`` > 0 keeps only faces at least that far from x (our departure for a
+    training-free step 2, which shows the delegates' features: nearest neighbours would make the result look like
+    x), so the k nearest are taken beyond it. ``mixture`` > 1 draws that many delegates of distinct identities (each draw Eq. 6 over
+    the candidates left, without the identities already drawn) and mixes them with equal weights (fewer when the
+    candidates hold fewer identities). ``farthest`` takes the k farthest instead (the k-farthest-neighbour baseline
+    of the paper's Table 5).
     """
     distances = bank.distances(embedding)
     pool, matched = match_attributes(bank, _eligible(bank, embedding).nonzero().squeeze(1), attributes,
@@ -229,17 +226,9 @@ def visual_appearance_anonymization(
             break
         sources.append(int(candidates[left[sample_delegate(utilities[left], epsilon, generator=generator)[0]]]))
     sample = DelegateSample(candidates, d, utilities, probs, sources[0])
-    weights = mixture_weights(len(sources), lead)
+    weights = [1.0 / len(sources)] * len(sources)
     crop, landmarks = mix_faces(bank, sources, weights, crop_size)
     return AppearanceDelegate(sample, crop, landmarks, sources, weights, matched)
-
-
-def mixture_weights(members: int, lead: float | None = None) -> list[float]:
-    """The weights of a mixture of ``members`` faces: equal, or the first ``lead`` and the others the rest in equal
-    shares (our departure: a mixture led by one member is less of an average face, which lies nearer everyone)."""
-    if members == 1 or lead is None:
-        return [1.0 / members] * members
-    return [lead] + [(1.0 - lead) / (members - 1)] * (members - 1)
 
 
 def mix_faces(bank: DelegateBank, indices: list[int], weights: list[float], size: int = 256) -> tuple[np.ndarray, np.ndarray]:

@@ -64,10 +64,7 @@ def test_the_reference_person_is_kept_pixel_for_pixel_and_the_other_face_anonymi
 def test_of_three_people_the_reference_person_is_kept_and_the_two_others_become_strangers(pipe, example_paths,
                                                                                         obama_ref):
     """Obama, Biden and the astronaut in one photo, Obama's reference taken elsewhere (obama2.jpg): Obama's face is
-    left pixel for pixel, the two others are not kept: the astronaut becomes a stranger, and Biden (small and dim here:
-    on his tries FaceNet-CASIA finds him again in the equalized whole photo, or the result fails the naturalness
-    check) a stranger or, where no try passes the guard, a mosaic that says why; which one follows the draws (with
-    the mixture's lead delegate at 2/3, seed 0 obscures him)."""
+    left pixel for pixel, the two others are anonymized (replaced by strangers, not obscured)."""
     photos = {p.name: Image.open(p).convert("RGB") for p in example_paths}
     people = [photos[n] for n in ("obama.jpg", "biden.jpg", "astronaut.jpg")]
     people = [im.resize((im.width * 320 // im.height, 320)) for im in people]
@@ -78,9 +75,7 @@ def test_of_three_people_the_reference_person_is_kept_and_the_two_others_become_
     out = pipe(trio, seed=0, keep=[obama_ref])
     obama, *others = sorted(out.faces, key=lambda f: f.box[0])
     assert obama.treatment == "kept" and np.array_equal(_inside(np.asarray(out.image), obama.box), _inside(trio, obama.box))
-    biden, astronaut = others
-    assert astronaut.treatment == "anonymized" and not biden.keep.kept and not astronaut.keep.kept
-    assert biden.treatment == "anonymized" or (biden.treatment == "obscured" and " tries" in biden.treatment_reason)
+    assert [f.treatment for f in others] == ["anonymized", "anonymized"]
 
 
 def test_faces_chosen_by_hand_are_kept_and_the_others_treated_as_usual(pipe, pair):

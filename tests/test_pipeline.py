@@ -84,8 +84,6 @@ def test_unknown_delegate_sampling_is_rejected(pipe, example_paths):
         pipe(example_paths[0], delegate_sampling="nearest-ish")
     with pytest.raises(ValueError, match="guard_give_up"):
         pipe(example_paths[0], guard_give_up=-0.1)
-    with pytest.raises(ValueError, match="delegate_lead"):
-        pipe(example_paths[0], delegate_lead=0.0)
 
 
 def test_unknown_option_is_rejected_by_name(pipe, example_paths):

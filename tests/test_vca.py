@@ -17,7 +17,6 @@ from anon_model.vca import (
     _UPPER_OUTER,
     _along,
     geometry_structure_anonymization,
-    mixture_weights,
     recover_contour_and_mouth,
     refit_geometry,
     visual_appearance_anonymization,
@@ -70,19 +69,6 @@ def test_vaa_mixes_distinct_identities_other_than_x(bank, faces):
         np.testing.assert_allclose(a.landmarks, bank.crop_landmarks(a.sources).mean(0).numpy(), atol=1e-4)
     single = visual_appearance_anonymization(f, bank, mixture=1, generator=torch.Generator().manual_seed(1))
     assert single.sources == [single.sample.chosen] and np.array_equal(single.crop, bank.crop(single.sample.chosen))
-
-
-def test_a_led_mixture_weighs_its_first_draw_and_takes_its_shape_nearer(bank, faces):
-    """With ``lead`` the first-drawn member weighs that much and the rest share what is left; the mean shape moves
-    towards the lead (equal weights without it)."""
-    _, f = faces["astronaut"]
-    equal = visual_appearance_anonymization(f, bank, mixture=2, generator=torch.Generator().manual_seed(1))
-    led = visual_appearance_anonymization(f, bank, mixture=2, lead=2 / 3, generator=torch.Generator().manual_seed(1))
-    assert led.sources == equal.sources and equal.weights == [0.5, 0.5]
-    assert led.weights == pytest.approx([2 / 3, 1 / 3])
-    first = bank.crop_landmarks(led.sources[0]).numpy()
-    assert np.abs(led.landmarks - first).mean() < np.abs(equal.landmarks - first).mean()
-    assert mixture_weights(3, 0.5) == pytest.approx([0.5, 0.25, 0.25]) and mixture_weights(1, 0.7) == [1.0]
 
 
 def test_vaa_candidates_are_the_k_nearest_and_probabilities_follow_eq6(bank, faces):
