@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import (ATTACKS, GIVE_UP_AFTER, LEVELLED_TWIN, MAX_GAIN, BestTries, GuardOutcome, IdentityGuard,
-                              InPhoto, Verdict, brighten, equalize, rotate)
+from anon_model.guard import (ATTACKS, BRIGHTNESS_ONLY, GIVE_UP_AFTER, LEVELLED_TWIN, MAX_GAIN, TURNS_ONLY, BestTries,
+                              GuardOutcome, IdentityGuard, InPhoto, Verdict, brighten, equalize, rotate, view_twins)
 from anon_model.perception.face import colour_counts
 from anon_model.plausibility import KEPT_SLACK, MAX_NME, Plausibility, default_check, landmark_nme
 
@@ -191,12 +191,13 @@ def test_each_recognizer_sees_all_views_in_one_batch(pipe, real, monkeypatch):
     embed, calls = guard.second.embed, []
     monkeypatch.setattr(guard.second, "embed", lambda images, points: calls.append(len(images)) or embed(images, points))
     refs = guard.references(asked)
-    upright = len(ATTACKS) - len(LEVELLED_TWIN)  # the views at a face's roll repeat their levelled twins
-    assert calls == [2 * upright]
+    # FaceNet-CASIA prewhitens (brightened and darkened are "as is" to it), and for upright faces the views at their
+    # roll repeat the levelled ones: as is, equalized and turned either way
+    assert calls == [2 * 4]
     assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
-    # as it is: framed by S-hat_x and by S_x, in one call; then the other views, "in its photo" for each face since
-    # its twin "as is" was checked apart
-    assert calls[1:] == [2 * 2, 2 * upright]
+    # as it is: framed by S-hat_x and by S_x, in one call; then the other views, "in its photo", brightened and
+    # darkened too since their twin "as is" was checked apart
+    assert calls[1:] == [2 * 2, 2 * 6]
 
 
 def test_a_view_at_the_faces_roll_is_embedded_only_for_a_rolled_face(pipe, real):
@@ -209,8 +210,35 @@ def test_a_view_at_the_faces_roll_is_embedded_only_for_a_rolled_face(pipe, real)
     for rolled, levelled in LEVELLED_TWIN.items():
         r, l = names.index(rolled), names.index(levelled)
         np.testing.assert_array_equal(refs.second[r, 0], refs.second[l, 0])
-        torch.testing.assert_close(refs.psi[r, 0], refs.psi[l, 0])
         assert np.linalg.norm(refs.second[r, 1] - refs.second[l, 1]) > 0.05
+
+
+def test_each_recognizer_embeds_only_the_views_it_tells_apart(pipe, real):
+    """dlib levels a face by its landmarks: the views that only turn the photo are its unturned twins; FaceNet-CASIA
+    prewhitens: brightened and darkened are the photo as it is. Embedded anyway, the two people are as far apart in
+    each such view as in its twin (within 0.02)."""
+    _, conds = real
+    names = list(ATTACKS)
+    assert view_twins(names, levels_faces=True, prewhitens=False) == [TURNS_ONLY.get(n) for n in names]
+    assert view_twins(names[1:], levels_faces=False, prewhitens=True) == [None] * (len(names) - 1)  # no "as is"
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
+    rolled = InPhoto.alone(2, [0.5, 12.0])
+    refs = guard.references(conds[:2], rolled)
+    x = torch.stack([c.x for c in conds[:2]]).float()
+    s_x = torch.stack([c.landmarks for c in conds[:2]]).float()
+    for view, twin in {**TURNS_ONLY, **BRIGHTNESS_ONLY}.items():
+        v, t = names.index(view), names.index(twin)
+        pixels, framing = ATTACKS[view](x, s_x, rolled)
+        if view in TURNS_ONLY:
+            torch.testing.assert_close(refs.psi[v], refs.psi[t])
+            with torch.inference_mode():
+                e = pipe.preprocessor.identity.embed(pixels, landmarks=framing)
+            apart, twin_apart = (float(pipe.preprocessor.identity.distance(a[0], a[1])) for a in (e, refs.psi[t]))
+        else:
+            np.testing.assert_array_equal(refs.second[v], refs.second[t])
+            e = guard.second.embed(list((pixels * 255).round().byte().permute(0, 2, 3, 1).numpy()), list(framing.numpy()))
+            apart, twin_apart = (float(np.linalg.norm(a[0] - a[1])) for a in (e, refs.second[t]))
+        assert abs(apart - twin_apart) < 0.02, view
 
 
 def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, monkeypatch):
@@ -233,7 +261,7 @@ def test_the_views_are_framed_where_the_face_is_found_on_the_result(pipe, real, 
                         lambda images, points: framed.append(np.stack(points)) or embed(images, points))
     refs = guard.references(asked)
     assert bool((guard.verify(crops[[1, 0]], asked, refs).room >= 0).all())
-    views = framed[-1].reshape(len(ATTACKS) - len(LEVELLED_TWIN), 2, 68, 2)  # upright: no views at the roll
+    views = framed[-1].reshape(4, 2, 68, 2)  # upright: as is, equalized, turned either way (see above)
     np.testing.assert_allclose(views[0], shifted, atol=1e-4)  # as it is, framed where the face was found
     np.testing.assert_allclose(views[1], shifted, atol=1e-4)  # equalized: pixels only, same framing
 

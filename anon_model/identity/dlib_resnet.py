@@ -90,6 +90,8 @@ class DlibResNet(IdentityNetwork, PyTorchModelHubMixin, library_name="anon_model
     """
 
     name = "dlib"
+    #: dlib's chip is cut along the face's landmarks, eyes levelled: a photo turned is the same face to it
+    levels_faces = True
 
     def __init__(self, *, chip_size: int = 150, chip_padding: float = 0.25, means: tuple[float, ...] = DLIB_MEANS,
                  ifa_layer: str = "256x4x4", threshold: float = 0.6) -> None:

@@ -33,6 +33,8 @@ class FaceNetCasia:
 
     name = "facenet-casia"
     threshold = THRESHOLD
+    #: each crop is prewhitened (its own mean and spread): a photo brightened or darkened is the same face to it
+    prewhitens = True
     #: The crop: the landmarks' box raised by a third of its height (the forehead a detector box holds), then grown
     #: by a tenth on every side (FaceNet's margin).
     FOREHEAD, GROW, SIZE = 0.33, 0.10, 160
