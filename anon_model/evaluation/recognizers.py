@@ -31,7 +31,7 @@ import torch
 from anon_model.evaluation.attributes import Located
 from anon_model.identity.facenet_casia import THRESHOLDS as CASIA_THRESHOLDS
 from anon_model.perception.align import five_points
-from anon_model.perception.weights import dlib_model_file, hub_checkpoint, package_file
+from anon_model.perception.weights import dlib_model_file, hub_checkpoint
 
 __all__ = [
     "Threshold", "Recognizer", "DlibRecognizer", "OnnxRecognizer", "FaceNetRecognizer", "FaceNetCasiaRecognizer",

@@ -123,7 +123,8 @@ def _read_pool(s: _Stream) -> dict:
 def _read_fc(s: _Stream) -> dict:
     n_out, n_in = s.integer(), s.integer()
     params = s.tensor().ravel()
-    weights, biases = s.alias(), s.alias()
+    weights = s.alias()
+    s.alias()  # the biases' view of params: they follow the weights there when has_bias says so
     has_bias = s.integer() == 0  # dlib's FC_HAS_BIAS = 0, FC_NO_BIAS = 1
     for _ in range(4):
         s.real()
