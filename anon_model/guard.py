@@ -6,10 +6,9 @@ No one means neither the original person nor any person of the delegate bank (th
   (FaceNet-CASIA, ``anon_model.identity.facenet_casia``) must each put the result beyond its own verification
   threshold (+ ``ORIGINAL_MARGIN``) from the original, also after what an attacker tries first: the photos
   untouched (a face rolled in its photo seen at its roll, not levelled), histogram-equalized (levelled and at its
-  roll), brightened, darkened or
-  turned either way (``ATTACKS``; each crop seen as its whole photo
-  would show it, ``InPhoto``). One network alone needed a wide
-  margin that taxed every face;
+  roll), brightened, darkened or turned either way (``ATTACKS``; each crop seen as its whole photo would show it,
+  ``InPhoto``; each recognizer embeds only the views it tells apart, ``view_twins``). One network alone needed a
+  wide margin that taxed every face;
 * **no one of the bank**: the result must be farther from every bank face than ``bank.intrusion.limit``, the limit
   calibrated on the bank itself (how close unrelated people come to it, ``anon_model.bank.calibrate``): with
   hundreds of people a fixed pairwise threshold would reject real strangers too.
@@ -339,8 +338,10 @@ class IdentityGuard:
                      where: InPhoto) -> tuple[torch.Tensor, np.ndarray | None]:
         """Psi's (V,B,D) and the second recognizer's (V,B,D2) embeddings of ``crops`` (B,3,S,S) with landmarks
         ``points`` (B,68,2) in their photos (``where``) under each of the views ``names`` of ``ATTACKS``, one batched
-        call per recognizer; a view at the face's roll is embedded only for the faces it shows otherwise than its
-        levelled twin (``LEVELLED_TWIN``), the others take the twin's."""
+        call per recognizer. A recognizer takes a view it cannot tell from another (``view_twins``: dlib a mere turn,
+        FaceNet-CASIA a mere change of brightness) from that one, and a view at the face's roll for a face rolled
+        less than ``ROLLED`` degrees from its levelled twin (``LEVELLED_TWIN``); each view is rendered once, for the
+        faces either recognizer embeds in it."""
         rolled, everyone = np.flatnonzero(np.abs(where.turn) >= ROLLED), np.arange(len(crops))
         plans = {}  # per recognizer: each view's twin (or None) and the faces it embeds in that view
         for key, net in (("psi", self.identity), ("second", self.second)):
