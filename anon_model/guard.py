@@ -231,6 +231,18 @@ def view_twins(names: list[str], *, levels_faces: bool, prewhitens: bool) -> lis
     return [same[name] if same.get(name) in names else None for name in names]
 
 
+def _view_plan(net, names: list[str], rolled: np.ndarray, count: int) -> tuple[list[str | None], list[np.ndarray]]:
+    """For one recognizer ``net`` and the views ``names`` of ``count`` faces: per view, the faces it embeds (none for
+    a view it cannot tell from its twin, ``view_twins``; the ``rolled`` ones for a view at the face's roll whose
+    levelled twin is there; else all) and the view whose embedding the other faces take."""
+    everyone = np.arange(count)
+    twins = view_twins(names, levels_faces=getattr(net, "levels_faces", False),
+                       prewhitens=getattr(net, "prewhitens", False))
+    faces = [everyone[:0] if twin else rolled if LEVELLED_TWIN.get(name) in names else everyone
+             for name, twin in zip(names, twins)]
+    return [twin or LEVELLED_TWIN.get(name) for name, twin in zip(names, twins)], faces
+
+
 @functools.lru_cache(maxsize=None)
 def default_second(device: str = "cpu"):
     """The guard's independent recognizer (FaceNet-CASIA), loaded once per device on first use."""
@@ -342,15 +354,9 @@ class IdentityGuard:
         FaceNet-CASIA a mere change of brightness) from that one, and a view at the face's roll for a face rolled
         less than ``ROLLED`` degrees from its levelled twin (``LEVELLED_TWIN``); each view is rendered once, for the
         faces either recognizer embeds in it."""
-        rolled, everyone = np.flatnonzero(np.abs(where.turn) >= ROLLED), np.arange(len(crops))
-        plans = {}  # per recognizer: each view's twin (or None) and the faces it embeds in that view
-        for key, net in (("psi", self.identity), ("second", self.second)):
-            if net is not None:
-                twins = view_twins(names, levels_faces=getattr(net, "levels_faces", False),
-                                   prewhitens=getattr(net, "prewhitens", False))
-                faces = [everyone[:0] if twin else rolled if LEVELLED_TWIN.get(name) in names else everyone
-                         for name, twin in zip(names, twins)]
-                plans[key] = ([twin or LEVELLED_TWIN.get(name) for name, twin in zip(names, twins)], faces)
+        rolled = np.flatnonzero(np.abs(where.turn) >= ROLLED)
+        plans = {key: _view_plan(net, names, rolled, len(crops))
+                 for key, net in (("psi", self.identity), ("second", self.second)) if net is not None}
         shown = [functools.reduce(np.union1d, [faces[v] for _, faces in plans.values()]) for v in range(len(names))]
         views = [ATTACKS[name](crops[f], points[f], where.select(list(f))) if len(f) else None
                  for name, f in zip(names, shown)]

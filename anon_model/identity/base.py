@@ -19,6 +19,7 @@ class IdentityNetwork(nn.Module, ABC):
     name: str = "identity"
     threshold: float = 0.6  # same person when distance < threshold
     input_size: int = 150  # side of the network's square input
+    levels_faces: bool = False  # its framing levels a face by its landmarks (a turned photo is the same face to it)
 
     @abstractmethod
     def input_matrices(self, crops: torch.Tensor, *, landmarks: torch.Tensor | None = None) -> torch.Tensor:
