@@ -16,7 +16,7 @@ import numpy as np
 
 from anon_model.extras import installed, require
 from anon_model.perception.nms import nms
-from anon_model.perception.views import View
+from anon_model.perception.views import View, blown_out
 from anon_model.perception.weights import S3FD_FILE, hub_checkpoint
 
 #: The whole-photo view is at most this large (longest side); it finds the faces too big for one tile.
@@ -56,15 +56,26 @@ class FaceDetector:
         loaders = {"mtcnn": lambda: _mtcnn(min_size), "centerface": _centerface,
                    "sfd": lambda: _sfd(device, sfd_path)}
         self._runners = [loaders[name]() for name in backend.split("+")]
+        self._blown_out_runners: list[Runner] | None = None if "centerface" not in backend else []
+
+    def runners_for(self, image: np.ndarray) -> list[Runner]:
+        """The detectors that look at ``image``: the backend's, and CenterFace too on an overexposed photo
+        (``views.blown_out``: MTCNN misses faces whose skin is clipped white, CenterFace finds them), loaded then."""
+        if self._blown_out_runners == [] or not blown_out(image):
+            return self._runners
+        if self._blown_out_runners is None:
+            self._blown_out_runners = [_centerface()]
+        return self._runners + self._blown_out_runners
 
     def __call__(self, image: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detect faces in an RGB uint8 image, biggest first; `threshold` overrides ``min_score`` for this call."""
         threshold = self.min_score if threshold is None else threshold
+        runners = self.runners_for(image)
         h, w = image.shape[:2]
         scale = min(1.0, OVERVIEW_MAX_SIDE / max(h, w))
-        boxes, scores = self._detect_scaled(image, scale)
+        boxes, scores = self._detect_scaled(image, scale, runners)
         if scale < 1:  # faces under min_size / scale pixels are too small for the overview: search tiles
-            tiles = self._detect_tiles(image, overlap=math.ceil(2 * self.min_size / scale))
+            tiles = self._detect_tiles(image, runners, overlap=math.ceil(2 * self.min_size / scale))
             boxes, scores = np.concatenate([boxes, tiles[0]]), np.concatenate([scores, tiles[1]])
         keep = scores >= threshold
         boxes, scores = boxes[keep], scores[keep]
@@ -72,15 +83,17 @@ class FaceDetector:
         found = [Detection(box=boxes[i].astype(np.float64), score=float(scores[i])) for i in keep]
         return sorted(found, key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
 
-    def _detect_scaled(self, image: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (photo pixels) and scores found in `image` resized by `scale`."""
+    @staticmethod
+    def _detect_scaled(image: np.ndarray, scale: float, runners: list[Runner]) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (photo pixels) and scores the ``runners`` find in `image` resized by `scale`."""
         if scale < 1:
             h, w = image.shape[:2]
             image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        boxes, scores = self._detect(image)
+        boxes, scores = _detect(image, runners)
         return boxes / scale, scores
 
-    def _detect_tiles(self, image: np.ndarray, overlap: int) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _detect_tiles(image: np.ndarray, runners: list[Runner], overlap: int) -> tuple[np.ndarray, np.ndarray]:
         """Faces at most `overlap` pixels large, found in full-resolution tiles that overlap by `overlap` pixels.
 
         Such a face lies whole inside some tile, so boxes cut by a tile's inner edge are dropped (a neighbour has them).
@@ -91,7 +104,7 @@ class FaceDetector:
         for y0 in _tile_starts(h, side, overlap):
             for x0 in _tile_starts(w, side, overlap):
                 tile = image[y0:y0 + side, x0:x0 + side]
-                boxes, scores = self._detect(tile)
+                boxes, scores = _detect(tile, runners)
                 th, tw = tile.shape[:2]
                 cut = ((boxes[:, 0] < 1) & (x0 > 0)) | ((boxes[:, 1] < 1) & (y0 > 0)) \
                     | ((boxes[:, 2] > tw - 1) & (x0 + tw < w)) | ((boxes[:, 3] > th - 1) & (y0 + th < h))
@@ -101,10 +114,11 @@ class FaceDetector:
                 all_scores.append(scores[keep])
         return np.concatenate(all_boxes), np.concatenate(all_scores)
 
-    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Every backend's raw boxes (N,4) and scores (N,) on one RGB image, at its own size."""
-        found = [run(image) for run in self._runners]
-        return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
+
+def _detect(image: np.ndarray, runners: list[Runner]) -> tuple[np.ndarray, np.ndarray]:
+    """Every runner's raw boxes (N,4) and scores (N,) on one RGB image, at its own size."""
+    found = [run(image) for run in runners]
+    return np.concatenate([b for b, _ in found]), np.concatenate([s for _, s in found])
 
 
 def detector_backend(backend: str = "auto", sfd_path: str | None = None) -> str:
