@@ -54,8 +54,7 @@ GIVE_UP_ROOM = 0.12
 class InPhoto:
     """Where each of B crops sits in its photo, for the views of the whole photo an attacker takes: how far the crop
     is turned from its photo (degrees counter-clockwise) once the photo is the right way up (``upright_roll``), and
-    what the rest of its photo adds to a crop's colour
-    histogram. An attacker equalizes or brightens the whole photo, whose histogram is not the face crop's where the
+    what the rest of its photo adds to a crop's colour histogram. An attacker equalizes or brightens the whole photo, whose histogram is not the face crop's where the
     face is a small part of it (obama2.jpg enlarged 4x: 1.07 from its original under FaceNet-CASIA with the crops
     equalized alone, 0.92 with both whole photos equalized)."""
 

@@ -56,6 +56,7 @@ class FaceDetector:
         loaders = {"mtcnn": lambda: _mtcnn(min_size), "centerface": _centerface,
                    "sfd": lambda: _sfd(device, sfd_path)}
         self._runners = [loaders[name]() for name in backend.split("+")]
+        # CenterFace for overexposed photos: None until one comes, [] when the backend runs CenterFace anyway
         self._blown_out_runners: list[Runner] | None = None if "centerface" not in backend else []
 
     def runners_for(self, image: np.ndarray) -> list[Runner]:
