@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from skimage.transform import SimilarityTransform
 
 from anon_model.attributes import landmark_box
 from anon_model.conditioning import FaceConditioning
 from anon_model.fallback import MIN_LANDMARK_IOU, box_iou
 from anon_model.perception import landmarks68 as lm
+from anon_model.perception.align import similarity_fit, transform_points
 from anon_model.perception.detect import MIN_SCORE, FaceDetector
 from anon_model.perception.landmarks import LandmarkPredictor
 
@@ -51,11 +51,11 @@ def landmark_nme(pred: np.ndarray, ref: np.ndarray, points: slice | np.ndarray =
     rotation (a similarity fit on them), over the inter-ocular distance of ``ref``; inf when no fit exists."""
     pred, ref = np.asarray(pred, np.float64), np.asarray(ref, np.float64)
     p, r = pred[points], ref[points]
-    tform = SimilarityTransform.from_estimate(p, r)
-    if not tform:
+    fit = similarity_fit(p, r)
+    if fit is None:
         return float("inf")
     inter_ocular = float(np.linalg.norm(ref[lm.RIGHT_EYE].mean(0) - ref[lm.LEFT_EYE].mean(0)))
-    return float(np.linalg.norm(tform(p) - r, axis=1).mean() / inter_ocular)
+    return float(np.linalg.norm(transform_points(p, fit) - r, axis=1).mean() / inter_ocular)
 
 
 @dataclass

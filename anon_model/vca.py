@@ -16,13 +16,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from skimage.transform import SimilarityTransform
 
 from anon_model.attributes import FaceAttributes, bracket_name
 from anon_model.bank import DelegateBank
 from anon_model.errors import AnonModelError
 from anon_model.ipd import geometry_distance, sample_delegate, utility_appearance, utility_geometry
 from anon_model.perception import landmarks68 as lm
+from anon_model.perception.align import similarity_fit, transform_points
 from anon_model.perception.warp import control_points, piecewise_affine_warp
 
 __all__ = [
@@ -335,10 +335,10 @@ def push_away(s_bar: np.ndarray, s_x: np.ndarray, push: float) -> np.ndarray:
 
 def _align_onto(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Similarity-align a landmark set onto a reference (least squares over all points)."""
-    tform = SimilarityTransform.from_estimate(np.asarray(points, np.float64), np.asarray(reference, np.float64))
-    if not tform:
+    matrix = similarity_fit(points, reference)
+    if matrix is None:
         raise AnonModelError("degenerate landmarks: cannot align the geometry delegate")
-    return tform(points)
+    return transform_points(points, matrix)
 
 
 #: Brows, nose and eyes (iBUG-68): the features S-bar is fitted on before x's contour and mouth are put back.
@@ -365,8 +365,8 @@ def recover_contour_and_mouth(delegate: np.ndarray, original: np.ndarray) -> np.
     """
     original = np.asarray(original, np.float64)
     delegate = np.asarray(delegate, np.float64)
-    fit = SimilarityTransform.from_estimate(delegate[_INNER_FEATURES], original[_INNER_FEATURES])
-    delegate = fit(delegate) if fit else delegate
+    fit = similarity_fit(delegate[_INNER_FEATURES], original[_INNER_FEATURES])
+    delegate = delegate if fit is None else transform_points(delegate, fit)
     out = delegate.copy()
     out[lm.JAW] = original[lm.JAW]
     return _with_mouth(out, delegate, original)
@@ -404,8 +404,8 @@ def recover_expression(delegate: np.ndarray, original: np.ndarray) -> np.ndarray
     """
     original = np.asarray(original, np.float64)
     delegate = np.asarray(delegate, np.float64)
-    fit = SimilarityTransform.from_estimate(delegate, original)
-    fitted = fit(delegate) if fit else delegate
+    fit = similarity_fit(delegate, original)
+    fitted = delegate if fit is None else transform_points(delegate, fit)
     out = _with_mouth(fitted.copy(), fitted, original)
     drop = out[57] - fitted[57]  # the lower lip's move: the chin follows it
     out[_CHIN] += _CHIN_FOLLOW[:, None] * drop[None]

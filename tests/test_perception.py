@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from anon_model.imageio import load_image
-from anon_model.perception.align import paste_back, transform_points
+from anon_model.perception.align import paste_back, similarity_fit, transform_points
 from anon_model.perception.grain import fine_detail
 from anon_model.perception.landmarks68 import MOUTH, LEFT_EYE, RIGHT_EYE
+from anon_model.perception.pose import euler_yxz
 
 
 def test_every_bundled_photo_has_one_face_with_sane_landmarks(example_paths, analyzer):
@@ -129,3 +130,27 @@ def test_a_face_enlarged_by_the_paste_gets_the_photos_grain(example_paths, analy
     assert 0.8 < spread(out) / spread(photo) < 1.25
     monkeypatch.setattr("anon_model.perception.align.add_grain", lambda pasted, *a, **k: pasted)
     assert spread(paste_back(photo, f.crop, f.matrix, f.mask)) < 0.5 * spread(photo)  # what the grain is for
+
+
+def test_similarity_fit_is_skimages_least_squares_similarity():
+    """The numpy fit behind every alignment gives skimage's SimilarityTransform (Umeyama), reflections excluded, and
+    None for points with no extent."""
+    from skimage.transform import SimilarityTransform
+    rng = np.random.default_rng(0)
+    for n in (2, 5, 68):
+        src = rng.normal(size=(n, 2)) * 80 + 300
+        dst = rng.normal(size=(n, 2)) * 40
+        np.testing.assert_allclose(similarity_fit(src, dst), SimilarityTransform.from_estimate(src, dst).params[:2],
+                                   atol=1e-9)
+    mirrored = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    fit = similarity_fit(mirrored, mirrored * [-1, 1])
+    assert np.linalg.det(fit[:, :2]) >= 0
+    assert similarity_fit(np.ones((5, 2)), np.zeros((5, 2))) is None
+
+
+def test_euler_angles_are_scipys_yxz():
+    """Head pose's angles read off the rotation matrix are scipy's intrinsic Y-X-Z Euler angles."""
+    from scipy.spatial.transform import Rotation
+    for rotvec in np.random.default_rng(1).normal(size=(200, 3)) * 0.8:
+        rotation = Rotation.from_rotvec(rotvec)
+        np.testing.assert_allclose(euler_yxz(rotation.as_matrix()), rotation.as_euler("YXZ", degrees=True), atol=1e-9)

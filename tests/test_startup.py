@@ -114,14 +114,15 @@ def test_the_shipped_mtcnn_files_compute_facenet_pytorchs_networks():
 
 
 def test_obscuring_a_folder_loads_no_torch(tmp_path):
-    """``--replace-with blur`` with the offline default perception runs on the ``Obscurer``: no torch (1.4 s)."""
+    """``--replace-with blur`` with the offline default perception runs on the ``Obscurer``: no torch (1.4 s), and
+    no scipy or skimage (0.2 s): alignment and head pose are read with numpy and OpenCV."""
     code = ("import json, sys\nfrom anon_model.cli import main\n"
             f"code = main(['anonymize', {str(EXAMPLES / 'biden.jpg')!r}, '-o', {str(tmp_path)!r}, '--replace-with', "
             "'blur', '-q'])\nprint(json.dumps([code, sorted(sys.modules)]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     code, loaded = json.loads(done.stdout.splitlines()[-1])
     assert code == 0 and (tmp_path / "biden.png").is_file()
-    assert "anon_model.obscuring" in loaded and not {"torch", "anon_model.pipeline"} & set(loaded)
+    assert "anon_model.obscuring" in loaded and not {"torch", "anon_model.pipeline", "scipy", "skimage"} & set(loaded)
     face = json.loads((tmp_path / "manifest.jsonl").read_text().splitlines()[0])
     assert face["treatment"] == "obscured" and face["pipeline"]["step2"] == face["pipeline"]["bank"] == "none"
 

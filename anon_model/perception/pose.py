@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 # A generic head in camera-like axes (x right, y down, z away from the camera), millimetre-ish units:
 # nose tip, chin, outer eye corners, mouth corners.  A frontal face then has rotation ~ identity.
@@ -29,5 +28,15 @@ def head_pose(landmarks: np.ndarray, image_shape: tuple[int, int]) -> np.ndarray
                                    flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return np.zeros(3)
-    yaw, pitch, roll = Rotation.from_rotvec(rvec.ravel()).as_euler("YXZ", degrees=True)
+    yaw, pitch, roll = euler_yxz(cv2.Rodrigues(rvec)[0])
     return np.array([yaw, -pitch, roll])
+
+
+def euler_yxz(rotation: np.ndarray) -> tuple[float, float, float]:
+    """Degrees (yaw, pitch, roll) with ``rotation = R_y(yaw) R_x(pitch) R_z(roll)``, |pitch| <= 90: what scipy's
+    ``Rotation.as_euler("YXZ")`` gives, read off the matrix here because importing scipy.spatial costs 0.2 s of a 2 s
+    ``--replace-with blur`` run (issue 25)."""
+    r = rotation
+    pitch = np.arcsin(np.clip(-r[1, 2], -1.0, 1.0))
+    return (float(np.degrees(np.arctan2(r[0, 2], r[2, 2]))), float(np.degrees(pitch)),
+            float(np.degrees(np.arctan2(r[1, 0], r[1, 1]))))
