@@ -17,7 +17,7 @@ import numpy as np
 from anon_model.errors import MissingWeightsError
 
 __all__ = ["AGE_BRACKETS", "FaceAttributes", "AgeGenderEstimator", "age_bracket", "bracket_name", "landmark_box",
-           "optional_estimator", "skin_tone", "skin_lab"]
+           "optional_estimator", "skin_tone", "skin_lab", "greyscale"]
 
 #: Lower edges (years) of the age brackets delegates are matched in: children, teens, then ~15-year spans.
 AGE_BRACKETS = (0, 13, 20, 35, 50, 65)
@@ -117,6 +117,16 @@ def skin_tone(image: np.ndarray, landmarks: np.ndarray) -> float:
     41-55 light, 28-41 intermediate, 10-28 tan, -30-10 brown, < -30 dark (Chardon et al. 1991); NaN for a
     greyscale face, whose skin has no colour to measure."""
     light, red, yellow = skin_lab(image, landmarks)
-    if np.hypot(red, yellow) < GREY_CHROMA:
+    if _colourless(red, yellow):
         return float("nan")
     return float(np.degrees(np.arctan2(light - 50.0, float(yellow))))
+
+
+def greyscale(image: np.ndarray, landmarks: np.ndarray) -> bool:
+    """Whether a face (RGB uint8 image, its 68 landmarks) is greyscale: its skin has no colour to measure."""
+    return _colourless(*skin_lab(image, landmarks)[1:])
+
+
+def _colourless(red: float, yellow: float) -> bool:
+    """A skin's median chroma (a*, b*) is a greyscale photo's."""
+    return bool(np.hypot(red, yellow) < GREY_CHROMA)

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import torch
 
+from anon_model.attributes import greyscale
 from anon_model.conditioning import FaceConditioning
 from anon_model.perception.align import crop_scale, crop_turn
 from anon_model.perception.face import Face, colour_counts
@@ -37,7 +38,7 @@ from anon_model.plausibility import KEPT_SLACK, Plausibility, PlausibilityCheck,
 from anon_model.vca import DelegateDraw
 
 __all__ = ["IdentityGuard", "Verdict", "BestTries", "FaceTry", "GuardOutcome", "References", "ORIGINAL_MARGIN",
-           "GIVE_UP_AFTER", "GIVE_UP_ROOM", "ATTACKS", "LEVELLED_TWIN", "ROLLED", "TURNS_ONLY", "BRIGHTNESS_ONLY",
+           "GREYSCALE_THRESHOLDS", "GIVE_UP_AFTER", "GIVE_UP_ROOM", "ATTACKS", "LEVELLED_TWIN", "ROLLED", "TURNS_ONLY", "BRIGHTNESS_ONLY",
            "view_twins", "upright_roll", "InPhoto", "equalize", "equalizer", "brighten", "rotate", "default_second"]
 
 #: How far beyond each recognizer's verification threshold a result must be from the original (its own units).
@@ -48,6 +49,13 @@ ORIGINAL_MARGIN = 0.02
 #: would have lost 2 faces of one run's 80, 0.05 six).
 GIVE_UP_AFTER = 3
 GIVE_UP_ROOM = 0.12
+#: Each recognizer's verification threshold for a greyscale face (``attributes.greyscale``): the distance at which
+#: it calls two different people the same as often in grey as at its own threshold in colour (1.8 % of pairs for
+#: FaceNet-CASIA, 0.8 % for dlib; the 700 Congress portraits outside the held-out 100, as they are and turned grey:
+#: docs/greyscale.md). Grey, FaceNet-CASIA calls 10.4 % of different people the same at 1.0 (dlib 1.6 % at 0.6):
+#: with the colour thresholds the guard asked a greyscale result to be farther from x than nine strangers in ten
+#: are, and obscured most greyscale faces (40 tune portraits turned grey: 19 anonymized; in colour 35).
+GREYSCALE_THRESHOLDS = {"dlib": 0.58, "facenet-casia": 0.86}
 
 
 @dataclass
@@ -61,12 +69,15 @@ class InPhoto:
     turn: np.ndarray  # (B,) degrees, within 45 of level (``upright_roll``)
     rest: np.ndarray  # (B,3,256) the photo's histogram less the original crop's share (zeros: the crop is the photo)
     weight: np.ndarray  # (B,) photo pixels one crop pixel stands for
+    grey: np.ndarray  # (B,) bool: the face is greyscale (``attributes.greyscale``)
 
     @classmethod
-    def alone(cls, count: int, turn: Sequence[float] | None = None) -> "InPhoto":
-        """Crops that are their own photos (levelled unless ``turn`` says otherwise)."""
+    def alone(cls, count: int, turn: Sequence[float] | None = None,
+              grey: Sequence[bool] | None = None) -> "InPhoto":
+        """Crops that are their own photos (levelled unless ``turn`` says otherwise; in colour unless ``grey``)."""
         turn = np.zeros(count) if turn is None else np.asarray(turn, np.float64)
-        return cls(turn, np.zeros((count, 3, 256)), np.ones(count))
+        grey = np.zeros(count, bool) if grey is None else np.asarray(grey, bool)
+        return cls(turn, np.zeros((count, 3, 256)), np.ones(count), grey)
 
     @classmethod
     def of(cls, faces: Sequence[Face]) -> "InPhoto":
@@ -75,7 +86,8 @@ class InPhoto:
         alone leaves it): a small face on a plain backdrop comes out in two or three flat colours, a view in which a
         stranger's inner face matches x (FaceNet-CASIA 0.3) on the outline and hair alone; an attacker who equalizes
         such a photo crops the face first."""
-        where = cls.alone(len(faces), [upright_roll(crop_turn(f.matrix)) for f in faces])
+        where = cls.alone(len(faces), [upright_roll(crop_turn(f.matrix)) for f in faces],
+                          [greyscale(f.crop, f.crop_landmarks) for f in faces])
         for i, face in enumerate(faces):
             if face.photo_histogram is None:
                 continue
@@ -86,7 +98,7 @@ class InPhoto:
 
     def select(self, faces: list[int]) -> "InPhoto":
         """The entries of some faces, in that order."""
-        return InPhoto(self.turn[faces], self.rest[faces], self.weight[faces])
+        return InPhoto(self.turn[faces], self.rest[faces], self.weight[faces], self.grey[faces])
 
     def histograms(self, images: list[np.ndarray]) -> np.ndarray:
         """(B,3,256) the histogram of each crop's photo with the crop (RGB uint8, ``_images``) in place of the
@@ -294,8 +306,15 @@ class Verdict:
     second: torch.Tensor  # +inf without a second recognizer
     plausibility: Plausibility | None = None
     limit: float = 0.0  # from every bank face: the bank's calibrated intrusion limit
-    original_limit: float = 0.0  # from the original under Psi: its threshold + ORIGINAL_MARGIN
-    second_limit: float = 0.0  # from the original under the second recognizer: its threshold + ORIGINAL_MARGIN
+    original_limit: torch.Tensor | float = 0.0  # (B,) from the original under Psi: its threshold + ORIGINAL_MARGIN
+    second_limit: torch.Tensor | float = 0.0  # (B,) the same under the second recognizer
+    grey: np.ndarray | None = None  # (B,) bool: the face is greyscale, so the limits are its greyscale ones
+
+    def limits_of(self, k: int) -> tuple[float, float, bool]:
+        """Result ``k``'s limits from the original (Psi's, the second recognizer's) and whether they are greyscale."""
+        psi, second = (float(torch.as_tensor(v).expand(len(self.original))[k])
+                       for v in (self.original_limit, self.second_limit))
+        return psi, second, bool(self.grey is not None and self.grey[k])
 
     @functools.cached_property
     def room(self) -> torch.Tensor:
@@ -335,13 +354,29 @@ class IdentityGuard:
 
     @property
     def original_limit(self) -> float:
-        """The smallest distance to the original that passes under Psi."""
+        """The smallest distance to the original of a face in colour that passes under Psi."""
         return float(self.identity.threshold) + self.original_margin
 
     @property
     def second_limit(self) -> float:
-        """The smallest distance to the original that passes under the second recognizer (inf: none)."""
+        """The same under the second recognizer (-inf: none)."""
         return float(self.second.threshold) + self.original_margin if self.second is not None else -float("inf")
+
+    def limits(self, where: InPhoto) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B,) the smallest distances to the original that pass under Psi and under the second recognizer, for
+        faces in colour or greyscale (``where.grey``: ``GREYSCALE_THRESHOLDS``)."""
+        grey = torch.from_numpy(np.asarray(where.grey, bool))
+        psi = torch.where(grey, self._threshold(self.identity, grey=True), float(self.identity.threshold))
+        if self.second is None:
+            return psi + self.original_margin, torch.full_like(psi, -float("inf"))
+        second = torch.where(grey, self._threshold(self.second, grey=True), float(self.second.threshold))
+        return psi + self.original_margin, second + self.original_margin
+
+    @staticmethod
+    def _threshold(net, *, grey: bool) -> float:
+        """A recognizer's verification threshold for greyscale (``grey``) or colour faces; a recognizer not measured
+        in grey keeps its colour threshold there (stricter)."""
+        return GREYSCALE_THRESHOLDS.get(getattr(net, "name", ""), float(net.threshold)) if grey else float(net.threshold)
 
     def name_of(self, nearest: int) -> str:
         """The bank person of face ``nearest``, in words."""
@@ -431,8 +466,9 @@ class IdentityGuard:
                 bank, nearest = (t.cpu() for t in to_others.amin(0).min(1))
         original = original.clone()  # a normal tensor: the attacker's views update it
         second = self._second_distance(crops, [s_hat, s_x], refs)
-        verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
-                          second_limit=self.second_limit)
+        original_limit, second_limit = self.limits(refs.where)
+        verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=original_limit,
+                          second_limit=second_limit, grey=refs.where.grey)
         plausibility = self._plausibility(crops, conds, verdict.room, kept)
         alive = [k for k in (verdict.room >= 0).nonzero().squeeze(1).tolist()
                  if plausibility is None or plausibility.passed[k]]
@@ -445,8 +481,8 @@ class IdentityGuard:
             if found is not None:
                 d2 = np.linalg.norm(found - refs.second[first:, alive], axis=-1).min(0)
                 second[alive] = torch.minimum(second[alive], torch.from_numpy(d2).float())
-            verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=self.original_limit,
-                              second_limit=self.second_limit)
+            verdict = Verdict(original, bank, nearest, second, limit=self.limit, original_limit=original_limit,
+                              second_limit=second_limit, grey=refs.where.grey)
         verdict.plausibility = plausibility
         return verdict
 
@@ -506,6 +542,7 @@ class FaceTry:
     implausible: str = ""  # why it does not look like a natural face (empty when it does)
     room: float = 0.0  # how far beyond the nearer of its limits (negative: within one)
     landmark_error: float | None = None  # the naturalness check's landmark error (None: not checked)
+    limits: tuple[float, float, bool] = (0.0, -float("inf"), False)  # ``Verdict.limits_of``
 
     @property
     def passed(self) -> bool:
@@ -525,7 +562,7 @@ class GuardOutcome:
     distance: float  # of the kept try to the original, in Psi's metric
     bank_distance: float  # of the kept try to the nearest bank face (inf without a bank)
     nearest: int  # that bank face's index (-1 without a bank)
-    threshold: float  # Psi's verification threshold
+    threshold: float  # Psi's verification threshold (for a greyscale face, its greyscale one)
     limit: float  # the bank's calibrated intrusion limit: the distance from every bank face a result needs
     original_limit: float  # threshold + ORIGINAL_MARGIN: the distance from the original it needs under Psi
     attempts: int  # tries made
@@ -538,6 +575,7 @@ class GuardOutcome:
     second_name: str = ""  # the second recognizer ("" without one)
     nearest_name: str = ""  # the bank person of ``nearest``, in words
     gave_up: bool = False  # no more tries were made: the best was too far within a limit (``BestTries.retry``)
+    greyscale: bool = False  # the face is greyscale: its limits are the recognizers' greyscale thresholds + margin
 
     @property
     def room(self) -> float:
@@ -587,7 +625,7 @@ class BestTries:
             attempt = FaceTry(crops[k], delegates[i], float(verdict.original[k]), float(verdict.bank[k]),
                               int(verdict.nearest[k]), self.attempts[i], float(verdict.second[k]),
                               verdict.implausible(k), room=float(verdict.room[k]),
-                              landmark_error=verdict.landmark_error(k))
+                              landmark_error=verdict.landmark_error(k), limits=verdict.limits_of(k))
             if self.best[i] is None or attempt.rank > self.best[i].rank:
                 self.best[i] = attempt
 
@@ -605,13 +643,14 @@ class BestTries:
     def outcome(self, i: int, guard: IdentityGuard) -> GuardOutcome:
         """The guard's conclusion for face ``i``."""
         t = self.best[i]
+        original_limit, second_limit, grey = t.limits
         return GuardOutcome(distance=t.distance, bank_distance=t.bank_distance, nearest=t.nearest,
-                            threshold=float(guard.identity.threshold), limit=guard.limit,
-                            original_limit=guard.original_limit,
+                            threshold=original_limit - guard.original_margin, limit=guard.limit,
+                            original_limit=original_limit, greyscale=grey,
                             attempts=self.attempts[i], kept=t.number,
                             passed=t.passed, implausible=t.implausible,
                             landmark_error=t.landmark_error, second_distance=t.second_distance,
-                            second_limit=guard.second_limit,
+                            second_limit=second_limit,
                             second_name=guard.second.name if guard.second is not None else "",
                             nearest_name=guard.name_of(t.nearest) if t.nearest >= 0 else "",
                             gave_up=i in self.given_up)

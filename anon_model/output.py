@@ -207,10 +207,13 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
 
 
 def guard_checks(guard: GuardOutcome) -> list[GuardCheck]:
-    """The guard's checks of a kept try: far enough from the original under each recognizer (threshold + margin), and
-    from the nearest bank person (the limit calibrated on the bank: nearer than unrelated people come to it)."""
+    """The guard's checks of a kept try: far enough from the original under each recognizer (threshold + margin; a
+    greyscale face's thresholds are the recognizers' greyscale ones), and from the nearest bank person (the limit
+    calibrated on the bank: nearer than unrelated people come to it)."""
+    kind = " for greyscale faces" if guard.greyscale else ""
+
     def parts(limit: float, threshold: float) -> tuple[tuple[str, float], ...]:
-        return ("the recognizer's same-person threshold", threshold), ("a safety margin", limit - threshold)
+        return (f"the recognizer's same-person threshold{kind}", threshold), ("a safety margin", limit - threshold)
 
     checks = [GuardCheck("original", guard.distance, guard.original_limit, parts(guard.original_limit, guard.threshold))]
     if guard.second_name:

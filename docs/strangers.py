@@ -1,10 +1,11 @@
 """Strangers, not mosaics, measured: the offline default on people it has never seen, judged by two recognizers also
 after the simple things an attacker does first.
 
-    python docs/strangers.py            # -> docs/strangers.md (about 10 minutes on 2 cores)
+    python docs/strangers.py            # -> docs/strangers.md (about 25 minutes on 2 cores)
 
 The bank is the 800 portraits less the 100 held-out people (``docs/congress_bank.py``); the photos are those 100
-(one frontal portrait each), plus the group photos of ``docs/second_judge.py`` (insightface's t1.jpg, Grace Hopper:
+(one frontal portrait each), the same turned grey (an old photo's case: the guard judges a greyscale face at the
+recognizers' greyscale thresholds, ``anon_model.guard.GREYSCALE_THRESHOLDS``), plus the group photos of ``docs/second_judge.py`` (insightface's t1.jpg, Grace Hopper:
 faces nobody tuned on, several small). Per face: what it got (anonymized, or obscured and why); for the anonymized
 ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
 the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees either way
@@ -119,7 +120,9 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)
     judge = Judge()
     bank_embeddings = bank.embeddings.numpy()
-    sets = {"held-out portraits": [Image.open(IMAGES / f"{p}.jpg").convert("RGB") for p in held[:limit]],
+    portraits = [Image.open(IMAGES / f"{p}.jpg").convert("RGB") for p in held[:limit]]
+    sets = {"held-out portraits": portraits,
+            "held-out portraits in greyscale": [im.convert("L").convert("RGB") for im in portraits],
             "group photos (t1, Grace Hopper)": [Image.fromarray(im) for im in photos()[::2]]}
     rows = []
     for name, images in sets.items():
@@ -169,7 +172,8 @@ def main() -> None:
         rows.append(f"| {name}: the obscured faces, as the mosaic leaves them | {total - done} | | | "
                     + " / ".join(_pct(hidden[a, r, "same"], hidden[a, r, "n"]) for a in ATTACKS for r in JUDGES)
                     + " |" + " |" * 8)
-    rows.append(_stranger_pairs(judge, sets["held-out portraits"]))
+    rows.append(_stranger_pairs(judge, sets["held-out portraits"], "two different held-out people"))
+    rows.append(_stranger_pairs(judge, sets["held-out portraits in greyscale"], "the same pairs in greyscale"))
     header = ["photos", "faces", "anonymized", "obscured, why",
               "ReID dlib / FaceNet-CASIA: " + ", ".join(ATTACKS), "into the bank", "gender kept",
               f"age kept (±{AGE_TOLERANCE:.0f} y)", "skin ΔE median / 90th pct",
@@ -188,7 +192,7 @@ def _count(reid: Counter, verdicts: dict[str, dict[str, bool | None]]) -> None:
             reid[attack, rec, "same"] += bool(same)
 
 
-def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
+def _stranger_pairs(judge: Judge, images: list[Image.Image], who: str) -> str:
     """The table row of the false-match base rate: each held-out original "found" in the next person's portrait,
     per attack and recognizer (what ReID would be for a result that is simply someone else)."""
     reid = Counter()
@@ -198,7 +202,7 @@ def _stranger_pairs(judge: Judge, images: list[Image.Image]) -> str:
             continue
         _count(reid, judge.reid(a, b, faces[0].box))
     cells = " / ".join(_pct(reid[a, r, "same"], reid[a, r, "n"]) for a in ATTACKS for r in JUDGES)
-    return f"| stranger pairs (base rate: two different held-out people) | {len(images) - 1} | | | {cells} |" + " |" * 8
+    return f"| stranger pairs (base rate: {who}) | {len(images) - 1} | | | {cells} |" + " |" * 8
 
 
 def _median_p90(values: list[float | None], digits: int) -> str:

@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from anon_model import AnonPipeline
-from anon_model.guard import (ATTACKS, BRIGHTNESS_ONLY, GIVE_UP_AFTER, LEVELLED_TWIN, MAX_GAIN, TURNS_ONLY, BestTries,
-                              GuardOutcome, IdentityGuard, InPhoto, Verdict, brighten, equalize, rotate, view_twins)
+from anon_model.guard import (ATTACKS, BRIGHTNESS_ONLY, GIVE_UP_AFTER, GREYSCALE_THRESHOLDS, LEVELLED_TWIN, MAX_GAIN,
+                              TURNS_ONLY, BestTries, GuardOutcome, IdentityGuard, InPhoto, Verdict, brighten, equalize,
+                              rotate, view_twins)
 from anon_model.perception.face import colour_counts
 from anon_model.plausibility import KEPT_SLACK, MAX_NME, Plausibility, default_check, landmark_nme
 
@@ -92,7 +93,8 @@ def _verdict(distance: float | list[float], reason: str = "") -> Verdict:
 def _guard(limit: float = 0.65, original_limit: float = 0.65, second_limit: float = 1.0) -> SimpleNamespace:
     """What ``BestTries.outcome`` reads of a guard."""
     return SimpleNamespace(identity=SimpleNamespace(threshold=0.6), limit=limit, original_limit=original_limit,
-                           second_limit=second_limit, second=SimpleNamespace(name="facenet-casia"),
+                           original_margin=original_limit - 0.6, second_limit=second_limit,
+                           second=SimpleNamespace(name="facenet-casia"),
                            name_of=lambda i: f"bank person P{i}")
 
 
@@ -296,14 +298,15 @@ def test_a_crop_is_equalized_and_brightened_as_its_whole_photo_would_be(real):
     equalizing the whole photo would posterize the face."""
     from PIL import Image, ImageOps
 
-    crops, _ = real
+    crops, conds = real
     as_uint8 = lambda t: (t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # noqa: E731
     x, result = as_uint8(crops[0]), as_uint8(crops[1])  # a stranger's face as the result
     photo = np.random.default_rng(0).normal(190, 45, (700, 900, 3)).clip(0, 255).astype(np.uint8)  # bright, busy
     top, left = 300, 400
     photo[top:top + 256, left:left + 256] = x
     face = SimpleNamespace(matrix=np.array([[1.0, 0, -left], [0, 1.0, -top]]), crop=x,
-                           photo_histogram=colour_counts(photo), mask=np.ones((256, 256), np.float32))
+                           crop_landmarks=conds[0].landmarks.numpy(), photo_histogram=colour_counts(photo),
+                           mask=np.ones((256, 256), np.float32))
     where = InPhoto.of([face])
     pasted = photo.copy()
     pasted[top:top + 256, left:left + 256] = result
@@ -434,3 +437,34 @@ def test_preview_asks_the_runs_own_triage(pipe, example_paths, monkeypatch):
 
     _, entries = preview(pipe, load_image(example_paths[0]), pipe.preprocessor.resolve())
     assert [(e["step2"], e["reason"]) for e in entries] == [(False, "the face's landmarks do not fit it")]
+
+
+def test_a_greyscale_face_is_judged_at_the_recognizers_greyscale_thresholds(pipe, real, analyzer, example_paths):
+    """Grey, both recognizers call different people the same far more often at their colour thresholds, so a
+    greyscale face (found so in its photo) must be beyond their greyscale thresholds, a colour face beyond the colour
+    ones; the face's outcome and its checks say which."""
+    from PIL import Image
+
+    from anon_model.output import guard_checks
+
+    photo = Image.open(example_paths[0]).convert("RGB")
+    faces = [analyzer(np.asarray(im))[0] for im in (photo, photo.convert("L").convert("RGB"))]
+    where = InPhoto.of(faces)
+    assert where.grey.tolist() == [False, True]
+    guard = IdentityGuard(pipe.preprocessor.identity, plausibility=False)
+    psi, second = guard.limits(where)
+    margin = guard.original_margin
+    assert psi.tolist() == pytest.approx([0.6 + margin, GREYSCALE_THRESHOLDS["dlib"] + margin])
+    assert second.tolist() == pytest.approx([1.0 + margin, GREYSCALE_THRESHOLDS["facenet-casia"] + margin])
+    assert GREYSCALE_THRESHOLDS["facenet-casia"] < 1.0 and GREYSCALE_THRESHOLDS["dlib"] < 0.6
+
+    crops, conds = real
+    verdict = guard.verify(crops[[1, 1]], [conds[0], conds[0]], guard.references([conds[0]] * 2, where))
+    tries = BestTries(2)
+    tries.add([0, 1], crops[[1, 1]], [None, None], verdict)
+    colour, grey = tries.outcome(0, guard), tries.outcome(1, guard)
+    assert not colour.greyscale and grey.greyscale
+    assert colour.second_limit == pytest.approx(1.0 + margin) and grey.second_limit == pytest.approx(second[1])
+    assert grey.threshold == pytest.approx(GREYSCALE_THRESHOLDS["dlib"])
+    assert "for greyscale faces" in guard_checks(grey)[0].parts[0][0]
+    assert "greyscale" not in guard_checks(colour)[0].parts[0][0]
