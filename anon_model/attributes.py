@@ -17,7 +17,7 @@ import numpy as np
 from anon_model.errors import MissingWeightsError
 
 __all__ = ["AGE_BRACKETS", "FaceAttributes", "AgeGenderEstimator", "age_bracket", "bracket_name", "landmark_box",
-           "optional_estimator", "skin_tone", "skin_lab", "greyscale"]
+           "optional_estimator", "skin_tone", "skin_lab", "greyscale", "NO_CHROMA"]
 
 #: Lower edges (years) of the age brackets delegates are matched in: children, teens, then ~15-year spans.
 AGE_BRACKETS = (0, 13, 20, 35, 50, 65)
@@ -117,16 +117,19 @@ def skin_tone(image: np.ndarray, landmarks: np.ndarray) -> float:
     41-55 light, 28-41 intermediate, 10-28 tan, -30-10 brown, < -30 dark (Chardon et al. 1991); NaN for a
     greyscale face, whose skin has no colour to measure."""
     light, red, yellow = skin_lab(image, landmarks)
-    if _colourless(red, yellow):
+    if np.hypot(red, yellow) < GREY_CHROMA:
         return float("nan")
     return float(np.degrees(np.arctan2(light - 50.0, float(yellow))))
 
 
+#: Skin whose median chroma is below this has no colour at all: a greyscale photo's (0.0 for the Congress portraits
+#: turned grey and the two of them taken in black and white). Washed-out colour photos stay above it (the tune
+#: portraits at 15-30 % of their saturation: 1.2-5.6), and rightly: to FaceNet-CASIA they are not grey (at 0.86,
+#: 0.7-1.2 % of pairs of different people match against 1.7 % grey; docs/greyscale.md).
+NO_CHROMA = 1.0
+
+
 def greyscale(image: np.ndarray, landmarks: np.ndarray) -> bool:
-    """Whether a face (RGB uint8 image, its 68 landmarks) is greyscale: its skin has no colour to measure."""
-    return _colourless(*skin_lab(image, landmarks)[1:])
+    """Whether a face (RGB uint8 image, its 68 landmarks) is greyscale: its skin has no colour at all."""
+    return bool(np.hypot(*skin_lab(image, landmarks)[1:]) < NO_CHROMA)
 
-
-def _colourless(red: float, yellow: float) -> bool:
-    """A skin's median chroma (a*, b*) is a greyscale photo's."""
-    return bool(np.hypot(red, yellow) < GREY_CHROMA)

@@ -5,9 +5,9 @@ after the simple things an attacker does first.
 
 The bank is the 800 portraits less the 100 held-out people (``docs/congress_bank.py``); the photos are those 100
 (one frontal portrait each), the same turned grey (an old photo's case: the guard judges a greyscale face at the
-recognizers' greyscale thresholds, ``anon_model.guard.GREYSCALE_THRESHOLDS``), plus the group photos of ``docs/second_judge.py`` (insightface's t1.jpg, Grace Hopper:
-faces nobody tuned on, several small). Per face: what it got (anonymized, or obscured and why); for the anonymized
-ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
+recognizers' greyscale thresholds, ``anon_model.guard.GREYSCALE_THRESHOLDS``), plus the group photos of
+``docs/second_judge.py`` (insightface's t1.jpg, Grace Hopper: faces nobody tuned on, several small). Per face: what
+it got (anonymized, or obscured and why); for the anonymized ones, whether dlib (dlib's own ResNet, not the port the pipeline runs) and FaceNet-CASIA still find the original in
 the output, for the photos as they are, brightened, darkened, histogram-equalized and rotated by 15 degrees either way
 (the same done to the original and the output; for the obscured faces too, as the mosaic leaves
 them); whether the output comes nearer to a bank person than the bank's calibrated
