@@ -123,13 +123,12 @@ def skin_tone(image: np.ndarray, landmarks: np.ndarray) -> float:
 
 
 #: Skin whose median chroma is below this has no colour at all: a greyscale photo's (0.0 for the Congress portraits
-#: turned grey and the two of them taken in black and white). Washed-out colour photos stay above it (the tune
-#: portraits at 15-30 % of their saturation: 1.2-5.6), and rightly: to FaceNet-CASIA they are not grey (at 0.86,
-#: 0.7-1.2 % of pairs of different people match against 1.7 % grey; docs/greyscale.md).
+#: turned grey and for those taken in black and white). Faded colour photos stay above it (23 colour tune portraits
+#: at 15 % of their saturation: 2.5-5.3; the bundled photos at 8 %: 1.5-2.4) and keep the identity guard's colour
+#: thresholds, which are stricter for them than for colour faces, not its greyscale ones (docs/greyscale.md).
 NO_CHROMA = 1.0
 
 
 def greyscale(image: np.ndarray, landmarks: np.ndarray) -> bool:
     """Whether a face (RGB uint8 image, its 68 landmarks) is greyscale: its skin has no colour at all."""
     return bool(np.hypot(*skin_lab(image, landmarks)[1:]) < NO_CHROMA)
-

@@ -51,10 +51,10 @@ ORIGINAL_MARGIN = 0.02
 GIVE_UP_AFTER = 3
 GIVE_UP_ROOM = 0.12
 #: Each recognizer's verification threshold for a greyscale face (``attributes.greyscale``). Grey, both see less:
-#: at their colour thresholds FaceNet-CASIA calls 10 % of pairs of different people the same (colour: 1.8 %), dlib
-#: 1.6 % (0.8 %), so holding greyscale results to the colour thresholds obscured most greyscale faces (40 tune
+#: at their colour thresholds FaceNet-CASIA calls 10.8 % of pairs of different people the same (colour: 1.9 %), dlib
+#: 1.7 % (0.9 %), so holding greyscale results to the colour thresholds obscured most greyscale faces (40 tune
 #: portraits turned grey: 19 anonymized; in colour 35). dlib's is where grey pairs match as often as colour ones do
-#: at 0.6, in every view of the guard (docs/greyscale.md). FaceNet-CASIA's equal rate lies at 0.80-0.97 depending on
+#: at 0.6 (0.576-0.586 over the guard's views, docs/greyscale.md). FaceNet-CASIA's lies at 0.80-0.97 depending on
 #: the view (turned: 0.80, as is 0.87, equalized 0.97), so it is set by the judge: 0.94 is the smallest of 0.86, 0.90
 #: and 0.94 at which docs/strangers.py's judge finds grey tune outputs no more often than grey strangers after every
 #: attack (0.86: 12 % equalized and 38 % turned, against 3 % and 26 % for strangers).
