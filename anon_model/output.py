@@ -83,7 +83,8 @@ class FaceRecord:
     z_g: np.ndarray | None = None  # (256, 256) the landmark map of S-hat_x
     # identity guard
     identity_distance: float | None = None  # distance(original, anonymized) in the identity network's metric
-    identity_threshold: float | None = None
+    identity_threshold: float | None = None  # Psi's same-person threshold the guard held it to
+    greyscale: bool = False  # the guard held it to the recognizers' greyscale thresholds (a face with no colour)
     guard_room: float | None = None  # how far beyond the nearer of the guard's limits (original, bank identities)
     landmark_error: float | None = None  # the naturalness check: the result's features vs S-hat_x (None: not checked)
     attempts: int = 1
@@ -200,7 +201,8 @@ def face_record(face: Face, anonymized: np.ndarray, step2: Step2Result | None, *
         cam_distracted=(explained.cams_distracted.detach().float().cpu() / scale).clamp(0, 1).numpy() if use_ifa else None,
         landmarks_delegate_crop=np.asarray(geometry.delegate_landmarks),
         z_g=landmark_map(anon_crop, face.crop.shape[0]),
-        identity_distance=guard.distance, identity_threshold=guard.threshold, guard_room=guard.room,
+        identity_distance=guard.distance, identity_threshold=guard.threshold, greyscale=guard.greyscale,
+        guard_room=guard.room,
         landmark_error=guard.landmark_error, attempts=guard.attempts,
         guard_passed=guard.passed, guard_checks=guard_checks(guard), delegate_draw=step2.delegates, **drawn,
     )

@@ -290,3 +290,17 @@ def test_the_preview_looks_as_the_run_would(pipe, people, upright, recall):
     dark = _hard(recall, "1/8 exposure", people, upright)[0]
     cfg = pipe.preprocessor.config
     assert len(preview(pipe, dark, cfg)[1]) == 2 and len(preview(pipe, dark, cfg, search="upright")[1]) < 2
+
+
+def test_a_black_and_white_photo_is_held_to_the_greyscale_thresholds(pipe, example_paths):
+    """obama.jpg turned grey: every try stayed within FaceNet-CASIA's colour limit (best 1.01 < 1.02, 12 tries), so
+    the face was obscured; held to the greyscale thresholds (grey, different people match far more often) it is
+    anonymized, and its record and manifest line say which thresholds it was held to."""
+    from anon_model.batch.manifest import face_entry
+    from anon_model.guard import GREYSCALE_THRESHOLDS
+
+    obama = Image.open(next(p for p in example_paths if p.stem == "obama")).convert("L").convert("RGB")
+    face = pipe(obama, seed=0).faces[0]
+    assert face.treatment == "anonymized" and face.greyscale
+    assert face_entry(face, 0)["guard"]["greyscale"] is True
+    assert face.identity_threshold == pytest.approx(GREYSCALE_THRESHOLDS["dlib"])

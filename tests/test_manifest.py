@@ -34,7 +34,7 @@ def _write(outdir, output: str, data: bytes = b"png") -> int:
 def test_a_face_line_holds_what_was_done_and_nothing_of_the_face():
     entry = manifest.face_entry(_record(), 2)
     assert entry["face"] == 2 and entry["box"] == [10.0, 20.0, 110.0, 140.0] and entry["treatment"] == "anonymized"
-    assert entry["guard"] == {"distance": 0.9, "threshold": 0.65, "passed": True, "attempts": 1}
+    assert entry["guard"] == {"distance": 0.9, "threshold": 0.65, "greyscale": False, "passed": True, "attempts": 1}
     assert entry["delegates"] == {"appearance": [3, 5], "geometry": 4}
     text = json.dumps(entry)  # plain JSON: no arrays of pixels, landmarks or embeddings
     assert len(text) < 400 and not {"crop", "anonymized", "landmarks", "cam", "feature"} & set(entry)

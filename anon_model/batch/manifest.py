@@ -41,7 +41,7 @@ def face_entry(record: FaceRecord, index: int) -> dict[str, Any]:
     if record.identity_distance is not None:
         guard = {"distance": round(float(record.identity_distance), 4),
                  "threshold": round(float(record.identity_threshold), 4),
-                 "passed": record.guard_passed, "attempts": record.attempts}
+                 "greyscale": record.greyscale, "passed": record.guard_passed, "attempts": record.attempts}
     keep = None if record.keep is None else {
         "kept": record.keep.kept, "reference": record.keep.reference,
         "dlib": None if record.keep.dlib_distance is None else round(record.keep.dlib_distance, 4),
